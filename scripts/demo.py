@@ -1,0 +1,128 @@
+"""`make demo`: three emulated hosts form a Weave mesh, then show their status.
+
+h1 is launched alone, h2 is given h1's address, h3 is given h2's address; peer discovery
+completes the mesh (h1 <-> h3). Everything runs in network namespaces and is torn down at the
+end, also on Ctrl-C. Needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+from weavenet.harness import Cluster, CommandError, Host, wait_for_mesh
+
+N_HOSTS = 3
+MESH_TIMEOUT = 30.0
+
+
+class DemoError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def header(title: str) -> None:
+    say()
+    say(f"==================== {title} ====================")
+
+
+def launch_routers(cluster: Cluster) -> None:
+    """h1 alone, then each next host pointed at the previous one."""
+    previous: Host | None = None
+    for host in cluster.hosts:
+        peers = [previous.ip] if previous is not None else []
+        say(f"launching router on {host.name} ({host.ip}) peers={peers or 'none'}")
+        try:
+            host.launch(*peers)
+        except CommandError as exc:
+            raise DemoError(f"weave launch failed on {host.name}:\n{exc}") from exc
+        previous = host
+
+
+def wait_for_full_mesh(cluster: Cluster) -> None:
+    """Wait until every host has all peers and an established connection to each."""
+    start = time.monotonic()
+    interactive = sys.stdout.isatty()
+
+    def progress(lines: list[str]) -> None:
+        text = f"[{time.monotonic() - start:4.1f}s] " + " | ".join(lines)
+        if interactive:
+            print("\r\033[K" + text, end="", flush=True)
+        else:
+            say(text)
+
+    say(f"waiting (up to {MESH_TIMEOUT:.0f}s) for a full mesh of {N_HOSTS} hosts...")
+    try:
+        wait_for_mesh(cluster.hosts, timeout=MESH_TIMEOUT, progress=progress)
+    except TimeoutError as exc:
+        if interactive:
+            say()
+        raise DemoError(f"the mesh did not form: {exc}") from exc
+    if interactive:
+        say()
+    say(f"full mesh formed in {time.monotonic() - start:.1f}s")
+
+
+def show_status(cluster: Cluster) -> None:
+    for host in cluster.hosts:
+        header(f"{host.name} ({host.ip})")
+        for sub in ((), ("connections",)):
+            say(" ".join(("$ weave status", *sub)))
+            try:
+                say(host.status(*sub).rstrip("\n"))
+            except CommandError as exc:
+                raise DemoError(f"weave status failed on {host.name}:\n{exc}") from exc
+            say()
+
+
+def show_router_log_tails(cluster: Cluster, lines: int = 15) -> None:
+    """On failure: the end of each router's log, to show why."""
+    for host in cluster.hosts:
+        tail = host.log().splitlines()[-lines:]
+        say(f"--- {host.name} weaver.log (last {len(tail)} lines) ---")
+        for line in tail:
+            say(line)
+
+
+def run_demo() -> None:
+    with Cluster(N_HOSTS) as cluster:
+        say(f"built {N_HOSTS} hosts (netns {cluster.prefix}-h1..h{N_HOSTS}) on {cluster.underlay}")
+        try:
+            launch_routers(cluster)
+            wait_for_full_mesh(cluster)
+        except DemoError:
+            show_router_log_tails(cluster)
+            raise
+        show_status(cluster)
+        header("tearing down")
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        say("demo: needs root (it creates network namespaces)")
+        return 2
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        run_demo()
+    except DemoError as exc:
+        say(f"demo FAILED: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ndemo interrupted; everything was torn down")
+        return 130
+    say("done; everything was torn down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

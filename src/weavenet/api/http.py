@@ -1,0 +1,185 @@
+"""The router's HTTP API (``--http-addr``) and read-only status API (``--status-addr``).
+
+Endpoints and responses follow Weave Net 2.8 ``prog/weaver/http.go`` and
+``router/http.go``; see the module docstrings of the renderers for formats.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from weavenet.api.control import RouterControl
+from weavenet.api.gofmt import go_json
+from weavenet.api.metrics import make_registry, render_metrics
+from weavenet.api.status_text import (
+    render_connections,
+    render_dns,
+    render_ipam,
+    render_peers,
+    render_status,
+    render_targets,
+)
+from weavenet.api.template import TemplateError, parse
+
+CONTROL_KEY: web.AppKey[RouterControl] = web.AppKey("control", RouterControl)
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+
+Renderer = Callable[[dict[str, Any]], str]
+# sub-view -> (renderer, report section that must be present or None)
+STATUS_VIEWS: dict[str, tuple[Renderer, str | None]] = {
+    "targets": (render_targets, None),
+    "connections": (render_connections, None),
+    "peers": (render_peers, None),
+    "dns": (render_dns, "DNS"),
+    "ipam": (render_ipam, "IPAM"),
+}
+
+
+def _text(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/plain", charset="utf-8")
+
+
+def _http_error(message: str, status: int) -> web.Response:
+    """Like Go's ``http.Error``: message plus newline, nosniff header."""
+    response = _text(message + "\n", status)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _not_found() -> web.Response:
+    return _http_error("404 page not found", 404)
+
+
+def _control(request: web.Request) -> RouterControl:
+    return request.app[CONTROL_KEY]
+
+
+async def handle_status(request: web.Request) -> web.Response:
+    report = _control(request).report()
+    return _text(render_status(report), 200 if report.get("Ready") else 503)
+
+
+async def handle_status_view(request: web.Request) -> web.Response:
+    view = STATUS_VIEWS.get(request.match_info["view"])
+    if view is None:
+        return _not_found()
+    render, section = view
+    report = _control(request).report()
+    if section is not None and not report.get(section):
+        return _not_found()
+    return _text(render(report), 200 if report.get("Ready") else 503)
+
+
+async def handle_report(request: web.Request) -> web.Response:
+    if "application/json" in request.headers.get("Accept", ""):
+        body = go_json(_control(request).report(), indent=4)
+        return web.Response(body=body.encode(), headers={"Content-Type": "application/json"})
+    formats = request.query.getall("format", [])
+    if len(formats) != 1:
+        return _http_error("error: must supply one format parameter", 400)
+    try:
+        template = parse(formats[0])
+    except TemplateError as exc:
+        return _http_error(str(exc), 400)
+    try:
+        return _text(template.execute(_control(request).report()))
+    except TemplateError:
+        return _http_error("error during template execution", 500)
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    body, content_type = render_metrics(_control(request), request.app[REGISTRY_KEY])
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _form_values(request: web.Request) -> tuple[list[str], str]:
+    """Go ``r.Form``: query parameters plus the url-encoded body."""
+    post = await request.post()
+    peers = list(request.query.getall("peer", []))
+    peers += [str(p) for p in post.getall("peer", [])]
+    replace = str(post.get("replace", request.query.get("replace", "")))
+    return peers, replace
+
+
+async def handle_connect(request: web.Request) -> web.Response:
+    peers, replace = await _form_values(request)
+    errors = _control(request).connect(peers, replace == "true")
+    if errors:
+        return _http_error("\n".join(errors), 400)
+    return web.Response(status=200)
+
+
+async def handle_forget(request: web.Request) -> web.Response:
+    peers, _ = await _form_values(request)
+    _control(request).forget(peers)
+    return web.Response(status=200)
+
+
+def _base_app(control: RouterControl) -> web.Application:
+    app = web.Application()
+    app[CONTROL_KEY] = control
+    app[REGISTRY_KEY] = make_registry(control)
+    app.router.add_get("/status", handle_status)
+    app.router.add_get("/status/{view}", handle_status_view)
+    app.router.add_get("/report", handle_report)
+    app.router.add_get("/metrics", handle_metrics)
+    return app
+
+
+def make_app(control: RouterControl) -> web.Application:
+    """The full control API served on ``--http-addr``."""
+    app = _base_app(control)
+    app.router.add_post("/connect", handle_connect)
+    app.router.add_post("/forget", handle_forget)
+    return app
+
+
+def make_status_app(control: RouterControl) -> web.Application:
+    """Read-only status, report and metrics, for ``--status-addr``."""
+    return _base_app(control)
+
+
+def split_host_port(addr: str) -> tuple[str | None, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid listen address {addr!r}: expected host:port or /path/to/socket")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return (host or None), int(port)
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # left behind by a previous run
+    except FileNotFoundError:
+        pass
+
+
+async def start_http(app: web.Application, addr: str) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` or, when ``addr`` starts with "/", a unix socket.
+
+    The caller owns the returned runner and must ``await runner.cleanup()``.
+    ``runner.addresses`` gives the bound address (useful with port 0).
+    """
+    site_factory: Callable[[web.AppRunner], web.BaseSite]
+    if addr.startswith("/"):
+        _remove_stale_socket(addr)
+        site_factory = lambda r: web.UnixSite(r, addr)  # noqa: E731
+    else:
+        host, port = split_host_port(addr)
+        site_factory = lambda r: web.TCPSite(r, host, port, reuse_address=True)  # noqa: E731
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await site_factory(runner).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner

@@ -1,0 +1,157 @@
+"""Prometheus metrics, compatible with Weave Net 2.8 ``prog/weaver/metrics.go``.
+
+Metric values are read from ``control.report()`` at scrape time. Label names are
+in alphabetical order (encryption, state, type) as the Go client prints them, so
+``grep '^weave_connections.*encryption="yes",state="established"'`` works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from weavenet.api.control import RouterControl
+from weavenet.api.status_text import count_dns_entries
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+_INTEGRAL_VALUE = re.compile(rb"^([^#\n][^\n]* -?\d+)\.0$", re.MULTILINE)
+
+
+def _gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=sorted(labels) if labels else None)
+    family.add_metric([labels[k] for k in sorted(labels)] if labels else [], value)
+    return family
+
+
+def connection_metric(router: dict[str, Any]) -> Metric | None:
+    """``weave_connections{encryption,state,type}``: both encryption values per (state, type)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for conn in router.get("Connections") or []:
+        attrs = conn.get("Attrs") or {}
+        kind = str(attrs.get("name") or "unknown")
+        state = str(conn.get("State", ""))
+        encryption = "yes" if attrs.get("encrypted") else ""
+        for enc in ("", "yes"):
+            counts.setdefault((enc, state, kind), 0)
+        counts[(encryption, state, kind)] += 1
+    if not counts:
+        return None
+    family = GaugeMetricFamily(
+        "weave_connections",
+        "Number of peer-to-peer connections.",
+        labels=["encryption", "state", "type"],
+    )
+    for key in sorted(counts):
+        family.add_metric(list(key), counts[key])
+    return family
+
+
+def _ipam_owners(ipam: dict[str, Any]) -> dict[str, tuple[bool, int]]:
+    owners: dict[str, tuple[bool, int]] = {}
+    for entry in ipam.get("Entries") or []:
+        peer = str(entry.get("Peer"))
+        reachable, ips = owners.get(peer, (bool(entry.get("IsKnownPeer")), 0))
+        owners[peer] = (reachable, ips + int(entry.get("Size", 0)))
+    return owners
+
+
+def ipam_metrics(ipam: dict[str, Any]) -> list[Metric]:
+    """IPAM gauges (only emitted when the IPAM section exists)."""
+    owners = _ipam_owners(ipam)
+    unreachable = [ips for reachable, ips in owners.values() if not reachable]
+    total = int(ipam.get("RangeNumIPs") or 0)
+    percentage = sum(unreachable) * 100.0 / total if total else 0.0
+    return [
+        _gauge(
+            "weave_ipam_pending_allocates",
+            "Number of pending allocates.",
+            len(ipam.get("PendingAllocates") or []),
+        ),
+        _gauge(
+            "weave_ipam_pending_claims",
+            "Number of pending claims.",
+            len(ipam.get("PendingClaims") or []),
+        ),
+        _gauge("weave_ipam_unreachable_count", "Number of unreachable peers.", len(unreachable)),
+        _gauge(
+            "weave_ipam_unreachable_percentage",
+            "Percentage of IP addresses owned  by unreachable peers.",
+            percentage,
+        ),
+        _gauge(
+            "weave_ips",
+            "Number of IP addresses.",
+            int(ipam.get("ActiveIPs") or 0),
+            {"state": "local-used"},
+        ),
+        _gauge("weave_max_ips", "Size of IP address space used by allocator.", total),
+    ]
+
+
+def _flow_count(router: dict[str, Any]) -> int | None:
+    diagnostics = router.get("OverlayDiagnostics") or {}
+    fastdp = diagnostics.get("fastdp") if isinstance(diagnostics, dict) else None
+    if not isinstance(fastdp, dict):
+        return None
+    return len(fastdp.get("Flows") or [])
+
+
+def weave_metrics(report: dict[str, Any]) -> list[Metric]:
+    """All ``weave_*`` families for one report, sorted by name like the Go registry."""
+    router = report.get("Router") or {}
+    families: list[Metric] = [
+        CounterMetricFamily(
+            "weave_connection_terminations",
+            "Number of peer-to-peer connections terminated.",
+            value=int(router.get("TerminationCount") or 0),
+        )
+    ]
+    connections = connection_metric(router)
+    if connections is not None:
+        families.append(connections)
+    dns = report.get("DNS")
+    if dns:
+        entries = count_dns_entries(dns.get("Entries"), origin=router.get("Name"))
+        families.append(_gauge("weave_dns_entries", "Number of DNS entries.", entries))
+    flows = _flow_count(router)
+    if flows is not None:
+        families.append(_gauge("weave_flows", "Number of FastDP flows.", flows))
+    ipam = report.get("IPAM")
+    if ipam:
+        families.extend(ipam_metrics(ipam))
+    return sorted(families, key=lambda f: f.name)
+
+
+class WeaveCollector(Collector):
+    """Reads ``control.report()`` on every scrape."""
+
+    def __init__(self, control: RouterControl) -> None:
+        self.control = control
+
+    def collect(self) -> Iterator[Metric]:
+        yield from weave_metrics(self.control.report())
+
+
+def make_registry(control: RouterControl) -> CollectorRegistry:
+    """A registry with process_* / python_info metrics and the weave collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(WeaveCollector(control))
+    return registry
+
+
+def render_metrics(
+    control: RouterControl, registry: CollectorRegistry | None = None
+) -> tuple[bytes, str]:
+    """Return (body, content type) for ``GET /metrics``."""
+    reg = registry if registry is not None else make_registry(control)
+    # Go prints whole-number samples without a fractional part ("1", not "1.0").
+    body = _INTEGRAL_VALUE.sub(rb"\1", generate_latest(reg))
+    return body, CONTENT_TYPE

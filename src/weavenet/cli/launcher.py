@@ -1,0 +1,218 @@
+"""Starting and stopping the router process for ``weave launch`` / ``weave stop``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from weavenet.cli.client import router_answers
+
+DEFAULT_STATE_DIR = "/var/lib/weave"
+PID_FILE = "weaver.pid"
+LOG_FILE = "weaver.log"
+LAUNCH_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.1
+
+
+class LaunchError(Exception):
+    """The router could not be started; ``exit_code`` is what ``weave`` exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def router_command() -> list[str]:
+    """The command that runs the router (tests replace this)."""
+    return [sys.executable, "-m", "weavenet.daemon"]
+
+
+def take_option(args: Sequence[str], *names: str) -> tuple[str | None, list[str]]:
+    """Remove ``--name X`` / ``--name=X`` (any of ``names``) from ``args``.
+
+    Returns the last value given (None if absent) and the remaining args.
+    """
+    value: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        if name in names and eq:
+            value = inline
+        elif arg in names:
+            if i + 1 >= len(args):
+                raise LaunchError(f"option {arg} needs a value, e.g. {arg} <value>")
+            value = args[i + 1]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return value, rest
+
+
+def _pid_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # our own child, now reaped
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _looks_like_router(pid: int) -> bool:
+    """Guard against a stale pid file whose PID now belongs to something else."""
+    try:
+        return b"weave" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc or no permission: trust the pid file
+
+
+def read_pid(state_dir: str) -> int | None:
+    """The router PID from the pid file, if that process is alive (and a router)."""
+    try:
+        pid = int(Path(state_dir, PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and _pid_alive(pid) and _looks_like_router(pid) else None
+
+
+def _write_pid(state_dir: str, pid: int) -> None:
+    path = Path(state_dir, PID_FILE)
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(f"{pid}\n")
+    tmp.replace(path)
+
+
+def _tail(path: Path, offset: int, lines: int = 20) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+@dataclass
+class LaunchConfig:
+    state_dir: str
+    http_addr: str
+    args: list[str]
+    env: dict[str, str]
+
+
+def spawn(config: LaunchConfig) -> tuple[subprocess.Popen[bytes], Path, int]:
+    """Start the router detached; return (process, log path, log offset at start)."""
+    state = Path(config.state_dir)
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_path = state / LOG_FILE
+    argv = [*router_command(), "--http-addr", config.http_addr]
+    argv += ["--state-dir", config.state_dir, *config.args]
+    with log_path.open("ab") as log:
+        offset = log.tell()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=config.env,
+        )
+    _write_pid(config.state_dir, proc.pid)
+    return proc, log_path, offset
+
+
+def wait_until_up(
+    proc: subprocess.Popen[bytes],
+    config: LaunchConfig,
+    log: tuple[Path, int],
+    progress: TextIO,
+    timeout: float = LAUNCH_TIMEOUT,
+) -> None:
+    """Poll ``GET /status`` until it answers 200; raise LaunchError if the router dies."""
+    progress.write("Waiting for weave router to start...")
+    progress.flush()
+    deadline = time.monotonic() + timeout
+    last_status: int | None = None
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LaunchError(_died_message(proc.returncode, log))
+            last_status = router_answers(config.http_addr, timeout=1.0)
+            if last_status == 200:
+                return
+            progress.write(".")
+            progress.flush()
+            time.sleep(POLL_INTERVAL)
+    finally:
+        progress.write("\n")
+        progress.flush()
+    state = "answers but is not ready" if last_status else "does not answer"
+    raise LaunchError(
+        f"weave router (pid {proc.pid}) {state} on {config.http_addr} after {timeout:g}s; "
+        f"see {log[0]} or stop it with 'weave stop'"
+    )
+
+
+def _died_message(returncode: int, log: tuple[Path, int]) -> str:
+    tail = _tail(*log)
+    message = f"The weave router exited with code {returncode}; see {log[0]} for details."
+    return f"{tail}\n{message}" if tail else message
+
+
+def launch(config: LaunchConfig, progress: TextIO) -> int:
+    """Start the router unless it is already running; return its PID."""
+    if read_pid(config.state_dir) is not None or router_answers(config.http_addr) is not None:
+        raise LaunchError("weave is already running; you can stop it with 'weave stop'.", 3)
+    proc, log_path, offset = spawn(config)
+    try:
+        wait_until_up(proc, config, (log_path, offset), progress)
+    except LaunchError:
+        if proc.poll() is not None:
+            with contextlib.suppress(OSError):
+                Path(config.state_dir, PID_FILE).unlink()
+        raise
+    return proc.pid
+
+
+def _wait_gone(pid: int, timeout: float, sleep: Callable[[float], None] = time.sleep) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return True
+        sleep(POLL_INTERVAL)
+    return not _pid_alive(pid)
+
+
+def stop(state_dir: str, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM the router, SIGKILL after ``timeout``; False if it was not running."""
+    pid = read_pid(state_dir)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, timeout)
+    with contextlib.suppress(OSError):
+        Path(state_dir, PID_FILE).unlink()
+    return True

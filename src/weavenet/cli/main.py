@@ -1,0 +1,185 @@
+"""The ``weave`` command line, compatible with the Weave Net 2.8 script.
+
+Every sub-command talks to the router's HTTP API at ``WEAVE_HTTP_ADDR``
+(default 127.0.0.1:6784); ``launch``/``stop`` use ``WEAVE_STATE_DIR``
+(default /var/lib/weave) for the pid and log files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import click
+
+from weavenet import __version__
+from weavenet.cli import launcher
+from weavenet.cli.client import ClientError, call, http_addr
+
+STATUS_VIEWS = ("targets", "connections", "peers", "dns", "ipam")
+OPTIONAL_SECTIONS = {"dns": "DNS", "ipam": "IPAM"}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one line to stderr and exit."""
+    click.echo(message.rstrip("\n"), err=True)
+    sys.exit(code)
+
+
+class WeaveGroup(click.Group):
+    """A click group whose usage errors are a single line on stderr."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            fail(f"weave: {_usage_message(exc)} (see 'weave --help')")
+        except click.ClickException as exc:
+            fail(f"weave: {exc.format_message()}", exc.exit_code)
+        except click.Abort:
+            fail("weave: aborted")
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        return "missing command"
+    message = exc.format_message().strip().splitlines()[0]
+    if exc.ctx is not None and exc.ctx.command_path != "weave":
+        return f"{exc.ctx.command_path.removeprefix('weave ')}: {message}"
+    return message
+
+
+def _request(method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+    try:
+        return call(method, path, **kwargs)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+def _check(status: int, body: str) -> str:
+    """Like the script's ``http_call``: 2xx returns the body, anything else fails."""
+    if 200 <= status < 300:
+        return body
+    fail(body.strip() or f"weave router answered HTTP {status}")
+
+
+@click.group(
+    cls=WeaveGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+)
+def main() -> None:
+    """Weave Net (Python) command line."""
+
+
+@main.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "allow_interspersed_args": False,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def launch(args: Sequence[str]) -> None:
+    """Start the router: weave launch [--password P] [router flags] [PEER...]."""
+    try:
+        password, rest = launcher.take_option(args, "--password", "-password")
+        state_dir, rest = launcher.take_option(rest, "--state-dir")
+        addr, rest = launcher.take_option(rest, "--http-addr")
+    except launcher.LaunchError as exc:
+        fail(f"weave launch: {exc}")
+    env = dict(os.environ)
+    if password is not None:
+        env["WEAVE_PASSWORD"] = password
+    config = launcher.LaunchConfig(
+        state_dir=state_dir or os.environ.get("WEAVE_STATE_DIR") or launcher.DEFAULT_STATE_DIR,
+        http_addr=addr or http_addr(),
+        args=rest,
+        env=env,
+    )
+    try:
+        pid = launcher.launch(config, sys.stderr)
+    except launcher.LaunchError as exc:
+        fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        fail(f"weave launch: cannot start the router: {exc}")
+    click.echo(pid)
+
+
+@main.command()
+def stop() -> None:
+    """Stop the router."""
+    state_dir = os.environ.get("WEAVE_STATE_DIR") or launcher.DEFAULT_STATE_DIR
+    if not launcher.stop(state_dir):
+        click.echo("Weave is not running.")
+
+
+@main.command()
+@click.argument("view", required=False)
+def status(view: str | None) -> None:
+    """Show router status: weave status [targets|connections|peers|dns|ipam]."""
+    if view is None:
+        code, body = _request("GET", "/status")
+        click.echo("\n" + _check(code, body))
+        return
+    if view not in STATUS_VIEWS:
+        fail(f"Invalid 'weave status' sub-command: {view} (use one of {', '.join(STATUS_VIEWS)})")
+    code, body = _request("GET", f"/status/{view}")
+    if code == 404:
+        reason = ""
+        if view in OPTIONAL_SECTIONS:
+            reason = f" ({OPTIONAL_SECTIONS[view]} is disabled on this router)"
+        fail(f"Invalid 'weave status' sub-command: {view}{reason}")
+    click.echo(_check(code, body), nl=False)
+
+
+@main.command()
+@click.option("-f", "--format", "template", metavar="TEMPLATE", help="Go template to render.")
+def report(template: str | None) -> None:
+    """Print the router report as JSON, or rendered with a Go template."""
+    if template is None:
+        body = _check(*_request("GET", "/report", accept_json=True))
+        click.echo(body, nl=not body.endswith("\n"))
+        return
+    body = _check(*_request("GET", "/report?format=" + quote(template, safe="")))
+    click.echo(body, nl=False)
+
+
+@main.command()
+@click.option("--replace", is_flag=True, help="Make these peers the whole target list.")
+@click.argument("peers", nargs=-1)
+def connect(replace: bool, peers: Sequence[str]) -> None:
+    """Connect to peers: weave connect [--replace] [PEER...]."""
+    form: list[tuple[str, str]] = [("peer", p) for p in peers]
+    if replace:
+        form.append(("replace", "true"))
+    _check(*_request("POST", "/connect", form=form))
+
+
+@main.command()
+@click.argument("peers", nargs=-1, required=True)
+def forget(peers: Sequence[str]) -> None:
+    """Stop (re)connecting to peers: weave forget PEER...."""
+    _check(*_request("POST", "/forget", form=[("peer", p) for p in peers]))
+
+
+@main.command()
+def version() -> None:
+    """Print the script and router versions."""
+    click.echo(f"weave script {__version__}")
+    try:
+        code, body = call("GET", "/report?format=" + quote("{{.Version}}", safe=""))
+    except ClientError:
+        code, body = 0, ""
+    click.echo(f"weave {body}" if code == 200 else "weave router not running")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Which addresses to dial, and when: mesh's connectionMaker as a pure state machine.
+
+Targets come from the user (``direct`` peers, kept in order) and, with discovery on, from
+the topology: every address a peer of ours is connected to and we are not. Failed
+targets back off exponentially with jitter (2 s, x1.5, capped at 6 min; the real delay
+is uniform in [i/2, 3i/2)), so that many routers restarting together do not dial in step.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from weavenet.core.mesh.addresses import host_of, join_host_port, split_host_port
+
+INITIAL_INTERVAL = 2.0
+MAX_INTERVAL = 360.0
+RESET_AFTER = 60.0
+NEVER = float("inf")
+
+
+class TargetState(Enum):
+    WAITING = "waiting"
+    ATTEMPTING = "attempting"
+    CONNECTED = "connected"
+    SUSPENDED = "suspended"
+
+
+@dataclass
+class Target:
+    address: str
+    state: TargetState = TargetState.WAITING
+    try_after: float = 0.0
+    try_interval: float = INITIAL_INTERVAL
+    last_error: str | None = None
+
+    def try_later(self, now: float, rng: random.Random) -> None:
+        self.try_after = now + self.try_interval * (0.5 + rng.random())
+        self.try_interval = min(self.try_interval * 1.5, MAX_INTERVAL)
+
+    def try_now(self) -> None:
+        self.try_after = 0.0
+        self.try_interval = INITIAL_INTERVAL
+
+
+@dataclass(frozen=True)
+class OurConnection:
+    """What the maker needs to know about one of our live connections."""
+
+    remote_name: int
+    remote_address: str
+    outbound: bool
+
+
+@dataclass(frozen=True)
+class KnownConnection:
+    """A connection some other peer reported in its topology entry (for discovery)."""
+
+    remote_name: int
+    remote_address: str
+    outbound: bool
+
+
+@dataclass
+class ConnectionMaker:
+    port: int
+    discovery: bool
+    rng: random.Random
+    conn_limit: int = 0
+    direct: dict[str, str] = field(default_factory=dict)  # as given -> host:port
+    targets: dict[str, Target] = field(default_factory=dict)
+    termination_count: int = 0
+
+    def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
+        """Add (or with ``replace`` set) the direct peers; returns one error per bad address."""
+        parsed, errors = {}, []
+        for peer in peers:
+            try:
+                host, port = split_host_port(peer, self.port)
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            parsed[peer.strip()] = join_host_port(host, port)
+        if errors:
+            return errors
+        if replace:
+            self.direct = {}
+        self.direct.update(parsed)
+        return []
+
+    def forget(self, peers: Iterable[str]) -> None:
+        for peer in peers:
+            self.direct.pop(peer.strip(), None)
+
+    def direct_peers(self) -> list[str]:
+        return list(self.direct)
+
+    def plan(
+        self, now: float, ours: Sequence[OurConnection], known: Iterable[KnownConnection], us: int
+    ) -> list[str]:
+        """Recompute the target table and return the addresses to dial now."""
+        connected_peers = {c.remote_name for c in ours}
+        connected_addrs = {c.remote_address for c in ours}
+        inbound_ips = {host_of(c.remote_address) for c in ours if not c.outbound}
+        valid: set[str] = set()
+        for address in self.direct.values():
+            if not self._already_inbound(address, inbound_ips):
+                self._add_target(address, connected_addrs, valid)
+        if self.discovery and not self._at_limit(len(ours)):
+            for conn in known:
+                if conn.remote_name == us or conn.remote_name in connected_peers:
+                    continue
+                self._add_target(self._discovered_address(conn), connected_addrs, valid)
+        return self._due_targets(now, valid, set(self.direct.values()))
+
+    def _already_inbound(self, address: str, inbound_ips: set[str]) -> bool:
+        host, port = split_host_port(address, self.port)
+        return port == self.port and host in inbound_ips
+
+    def _at_limit(self, count: int) -> bool:
+        return self.conn_limit > 0 and count >= self.conn_limit
+
+    def _discovered_address(self, conn: KnownConnection) -> str:
+        if conn.outbound:
+            return conn.remote_address
+        # the remote end of an inbound connection is an ephemeral port: use the mesh port
+        return join_host_port(host_of(conn.remote_address), self.port)
+
+    def _add_target(self, address: str, connected: set[str], valid: set[str]) -> None:
+        if address in connected:
+            return
+        valid.add(address)
+        self.targets.setdefault(address, Target(address))
+
+    def _due_targets(self, now: float, valid: set[str], direct: set[str]) -> list[str]:
+        due = []
+        for address, target in list(self.targets.items()):
+            if target.state not in (TargetState.WAITING, TargetState.SUSPENDED):
+                continue
+            if address not in valid:
+                if address in direct:
+                    target.state = TargetState.SUSPENDED
+                else:
+                    del self.targets[address]
+                continue
+            if target.try_after <= now:
+                target.state = TargetState.ATTEMPTING
+                due.append(address)
+            else:
+                target.state = TargetState.WAITING
+        return due
+
+    def next_wakeup(self) -> float:
+        waiting = [t.try_after for t in self.targets.values() if t.state == TargetState.WAITING]
+        return min(waiting, default=NEVER)
+
+    def dial_failed(self, address: str, error: str, now: float) -> None:
+        target = self.targets.get(address)
+        if target is not None:
+            target.state = TargetState.WAITING
+            target.last_error = error
+            target.try_later(now, self.rng)
+
+    def connection_added(self, address: str, outbound: bool) -> None:
+        target = self.targets.get(address)
+        if outbound and target is not None:
+            target.state = TargetState.CONNECTED
+
+    def connection_terminated(
+        self, address: str, error: str, now: float, retry: bool = True, counted: bool = True
+    ) -> None:
+        """A connection (or an attempt past the dial) ended; ``retry`` False never retries."""
+        if counted:
+            self.termination_count += 1
+        target = self.targets.get(address)
+        if target is None:
+            return
+        target.state = TargetState.WAITING
+        target.last_error = error
+        if not retry:
+            target.try_after = NEVER
+        elif now > target.try_after + RESET_AFTER:
+            target.try_now()
+        else:
+            target.try_later(now, self.rng)
+
+    def status(self, wall_clock_offset: float) -> list[dict[str, object]]:
+        """Weave's LocalConnectionStatus rows for targets without a live connection."""
+        rows: list[dict[str, object]] = []
+        for address, target in self.targets.items():
+            state, info = _target_status(target, wall_clock_offset)
+            if state:
+                rows.append({"Address": address, "Outbound": True, "State": state, "Info": info})
+        return rows
+
+
+def _target_status(target: Target, wall_clock_offset: float) -> tuple[str, str]:
+    if target.state == TargetState.WAITING:
+        if target.last_error is None:
+            return "connecting", ""
+        when = (
+            "never"
+            if target.try_after == NEVER
+            else _format_time(target.try_after + wall_clock_offset)
+        )
+        return "failed", f"{target.last_error}, retry: {when}"
+    if target.state == TargetState.ATTEMPTING:
+        if target.last_error is None:
+            return "connecting", ""
+        return "retrying", target.last_error
+    return "", ""
+
+
+def _format_time(epoch: float) -> str:
+    """Go's time.Time.String() shape, in UTC: ``2015-08-06 18:55:38.246 +0000 UTC``."""
+    import datetime as _dt
+
+    moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} +0000 UTC"

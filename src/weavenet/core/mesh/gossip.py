@@ -1,0 +1,118 @@
+"""Gossip seams (mesh's Gossiper/GossipData), the surrogate for unknown channels, and
+per-connection send queues that merge pending data instead of piling it up."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from weavenet.core.mesh.protocol import Tag
+
+GOSSIP_INTERVAL = 30.0
+
+
+class GossipData(Protocol):
+    def encode(self) -> list[bytes]:
+        """One or more payloads, each sent as its own protocol message."""
+        ...
+
+    def merge(self, other: GossipData) -> GossipData:
+        """Combine with other pending data for the same destination."""
+        ...
+
+
+class Gossiper(Protocol):
+    """What a channel's owner implements (mesh gossip.go, comments kept)."""
+
+    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+        """A message addressed to us."""
+        ...
+
+    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
+        """Merge a broadcast; return what to pass on, or None."""
+        ...
+
+    def gossip(self) -> GossipData | None:
+        """The complete state, sent periodically and to new connections."""
+        ...
+
+    def on_gossip(self, msg: bytes) -> GossipData | None:
+        """Merge periodic gossip; return everything new we just learnt, or None."""
+        ...
+
+
+@dataclass
+class BytesGossipData:
+    """Opaque payloads relayed as they came (surrogate channels)."""
+
+    payloads: list[bytes]
+
+    def encode(self) -> list[bytes]:
+        return list(self.payloads)
+
+    def merge(self, other: GossipData) -> GossipData:
+        assert isinstance(other, BytesGossipData)
+        merged = list(self.payloads)
+        merged.extend(p for p in other.payloads if p not in merged)
+        return BytesGossipData(merged)
+
+
+@dataclass
+class SurrogateGossiper:
+    """Stands in for a channel we do not implement so that mixed clusters still relay it.
+
+    Unicasts to us are ignored, broadcasts relayed unchanged, and periodic gossip relayed
+    unless an identical payload was seen within the last gossip interval."""
+
+    now: float = 0.0
+    _seen: dict[bytes, float] = field(default_factory=dict)
+
+    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+        return None
+
+    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
+        return BytesGossipData([update])
+
+    def gossip(self) -> GossipData | None:
+        return None
+
+    def on_gossip(self, msg: bytes) -> GossipData | None:
+        digest = hashlib.blake2b(msg, digest_size=16).digest()
+        for key, seen_at in list(self._seen.items()):
+            if self.now - seen_at > GOSSIP_INTERVAL:
+                del self._seen[key]
+        if digest in self._seen:
+            return None
+        self._seen[digest] = self.now
+        return BytesGossipData([msg])
+
+
+@dataclass
+class PendingGossip:
+    """Everything waiting to go down one connection, merged per channel and source."""
+
+    gossip: dict[str, GossipData] = field(default_factory=dict)
+    broadcasts: dict[tuple[str, int], GossipData] = field(default_factory=dict)
+
+    def add_gossip(self, channel: str, data: GossipData) -> None:
+        old = self.gossip.get(channel)
+        self.gossip[channel] = data if old is None else old.merge(data)
+
+    def add_broadcast(self, channel: str, src: int, data: GossipData) -> None:
+        old = self.broadcasts.get((channel, src))
+        self.broadcasts[(channel, src)] = data if old is None else old.merge(data)
+
+    def __bool__(self) -> bool:
+        return bool(self.gossip or self.broadcasts)
+
+    def drain(self) -> list[tuple[Tag, str, int | None, bytes]]:
+        """(tag, channel, broadcast source or None, payload); gossip goes before broadcasts."""
+        out: list[tuple[Tag, str, int | None, bytes]] = []
+        for channel, data in self.gossip.items():
+            out.extend((Tag.GOSSIP, channel, None, p) for p in data.encode())
+        for (channel, src), data in self.broadcasts.items():
+            out.extend((Tag.GOSSIP_BROADCAST, channel, src, p) for p in data.encode())
+        self.gossip.clear()
+        self.broadcasts.clear()
+        return out

@@ -1,0 +1,292 @@
+"""The topology table ("Peers"): every peer we know, merged from gossip (§5).
+
+Mirrors ``mesh:peers.go`` and the local-peer part of ``mesh:local_peer.go``.
+Pure state: the caller decides when to gossip, recompute routes and run GC.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from weavenet.core.errors import LocalProtocolError
+from weavenet.core.mesh.peer import (
+    CONNECTION_SUMMARIES,
+    CONNECTION_SUMMARY,
+    PEER_SUMMARY,
+    SHORT_ID_BITS,
+    ConnectionSummary,
+    Peer,
+    TopologyError,
+    decode_update,
+    encode_peers,
+    supersedes,
+)
+from weavenet.core.mesh.routes import Adjacency, compute_routes
+from weavenet.core.peername import format_peer_name
+
+__all__ = [
+    "CONNECTION_SUMMARIES",
+    "CONNECTION_SUMMARY",
+    "PEER_SUMMARY",
+    "ConnectionSummary",
+    "Peer",
+    "Peers",
+    "TopologyError",
+]
+
+_UINT64_MAX = (1 << 64) - 1
+_SHORT_ID_SPACE = 1 << SHORT_ID_BITS
+_SHORT_ID_RANDOM_TRIES = 10
+
+
+class Peers:
+    """All known peers, including ourself (never removed)."""
+
+    def __init__(self, ourself: Peer, rng: random.Random) -> None:
+        # Go starts at Version 0; a Go peer records us at Version 0 from the
+        # handshake and would ignore an update at that version, so start at 1.
+        ourself.version = max(ourself.version, 1)
+        self._ourself = ourself
+        self._rng = rng
+        self._by_name: dict[int, Peer] = {ourself.name: ourself}
+        self._refs: dict[int, int] = {}
+        self._short_index: dict[int, Peer] | None = None
+
+    # --- lookup -------------------------------------------------------------
+
+    @property
+    def ourself(self) -> Peer:
+        return self._ourself
+
+    def get(self, name: int) -> Peer | None:
+        return self._by_name.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[Peer]:
+        return iter([self._by_name[name] for name in sorted(self._by_name)])
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def names(self) -> set[int]:
+        return set(self._by_name)
+
+    def adjacency(self) -> Adjacency:
+        """Snapshot: name -> {remote name: established} for every known peer."""
+        return {
+            name: {remote: conn.established for remote, conn in peer.connections.items()}
+            for name, peer in self._by_name.items()
+        }
+
+    def get_by_short_id(self, short_id: int) -> Peer | None:
+        """The owner of a ShortID: the lowest-named peer announcing it (fastdp VNI)."""
+        if self._short_index is None:
+            index: dict[int, Peer] = {}
+            for peer in self:  # ascending names: the first holder is the owner
+                if peer.has_short_id:
+                    index.setdefault(peer.short_id, peer)
+            self._short_index = index
+        return self._short_index.get(short_id)
+
+    # --- our own entry --------------------------------------------------------
+
+    def _bump(self) -> None:
+        self._ourself.version = min(self._ourself.version + 1, _UINT64_MAX)
+
+    def add_local_connection(
+        self, remote: int, remote_tcp_addr: str, outbound: bool, established: bool
+    ) -> None:
+        """Record (or replace) our connection to ``remote``; bumps our Version.
+
+        ``remote`` should already be registered with :meth:`fetch_with_default`;
+        if it is unknown a placeholder entry is created for it.
+        """
+        if remote == self._ourself.name:
+            raise LocalProtocolError("cannot add a connection to ourself")
+        if remote not in self._by_name:
+            self._by_name[remote] = Peer.placeholder(remote)
+        conn = ConnectionSummary(remote, remote_tcp_addr, outbound, established)
+        self._ourself.connections[remote] = conn
+        self._bump()
+
+    def set_local_connection_established(self, remote: int) -> None:
+        """Mark our connection to ``remote`` established; bumps our Version.
+
+        A no-op when we have no connection to ``remote``.
+        """
+        conn = self._ourself.connections.get(remote)
+        if conn is None:
+            return
+        self._ourself.connections[remote] = ConnectionSummary(
+            remote, conn.remote_tcp_addr, conn.outbound, True
+        )
+        self._bump()
+
+    def delete_local_connection(self, remote: int) -> None:
+        """Forget our connection to ``remote``; bumps our Version if there was one.
+
+        Call :meth:`garbage_collect` afterwards (Go does so before gossiping).
+        """
+        if self._ourself.connections.pop(remote, None) is not None:
+            self._bump()
+
+    # --- local references -------------------------------------------------------
+
+    def fetch_with_default(self, peer: Peer) -> Peer:
+        """Return the known peer of that name, else insert ``peer``; take a reference."""
+        existing = self._by_name.get(peer.name)
+        if existing is None:
+            self._by_name[peer.name] = peer
+            self._short_index = None
+            existing = peer
+        self.add_ref(peer.name)
+        return existing
+
+    def add_ref(self, name: int) -> None:
+        if name not in self._by_name:
+            raise LocalProtocolError(f"add_ref: unknown peer {format_peer_name(name)}")
+        self._refs[name] = self._refs.get(name, 0) + 1
+
+    def release_ref(self, name: int) -> None:
+        count = self._refs.get(name, 0)
+        if count <= 0:
+            raise LocalProtocolError(f"release_ref: no reference held on {format_peer_name(name)}")
+        if count == 1:
+            del self._refs[name]
+        else:
+            self._refs[name] = count - 1
+
+    def ref_count(self, name: int) -> int:
+        return self._refs.get(name, 0)
+
+    # --- gossip -------------------------------------------------------------------
+
+    def encode(self, names: Iterable[int] | None = None) -> bytes:
+        """Topology payload for ``names`` (None: every peer); unknown names skipped."""
+        wanted = self._by_name.keys() if names is None else set(names)
+        return encode_peers(self._by_name[n] for n in sorted(wanted) if n in self._by_name)
+
+    def apply_update(self, data: bytes) -> tuple[set[int], set[int]]:
+        """Merge a received topology payload (§5.2).
+
+        Returns (names of all received entries, names whose record changed). Our
+        own name is in the second set when an old incarnation of ourselves forced
+        a Version bump. Does not garbage-collect: the caller runs
+        :meth:`garbage_collect` (and should drop removed names from the "new" set).
+        Raises TopologyError/GobError on malformed data, leaving the table unchanged.
+        """
+        decoded = decode_update(data)
+        received = {peer.name for peer in decoded}
+        for peer in decoded:
+            for remote in peer.connections:
+                if remote not in self._by_name and remote not in received:
+                    self._by_name[remote] = Peer.placeholder(remote)
+        changed: set[int] = set()
+        for new in decoded:
+            if self._merge_entry(new):
+                changed.add(new.name)
+        if changed:
+            self._short_index = None
+        return received, changed
+
+    def _merge_entry(self, new: Peer) -> bool:
+        """Apply one decoded entry; return whether it changed our table."""
+        if new.name == self._ourself.name:
+            # An entry about an old incarnation of ourselves: outbid it.
+            if new.uid != self._ourself.uid and new.version >= self._ourself.version:
+                self._ourself.version = min(new.version + 1, _UINT64_MAX)
+                return True
+            return False
+        old = self._by_name.get(new.name)
+        if old is None:
+            self._by_name[new.name] = new
+            return True
+        if not supersedes(new, old):
+            return False
+        old.version = new.version
+        old.uid = new.uid
+        old.nickname = new.nickname
+        old.short_id = new.short_id
+        old.has_short_id = new.has_short_id
+        old.connections = new.connections
+        return True
+
+    # --- housekeeping ---------------------------------------------------------------
+
+    def garbage_collect(self) -> list[Peer]:
+        """Remove peers unreachable from us (over any connection) and unreferenced."""
+        _, reached = compute_routes(self, self._ourself.name, None, False)
+        removed = [
+            peer for peer in self if peer.name not in reached and self._refs.get(peer.name, 0) == 0
+        ]
+        for peer in removed:
+            del self._by_name[peer.name]
+        if removed:
+            self._short_index = None
+        return removed
+
+    def check_short_id_collision(self) -> bool:
+        """Move off our ShortID if a lower-named peer holds it (``peers.go:addByShortID``).
+
+        Returns True when our ShortID (and Version) changed. Returns False when
+        there is no collision, or when every ShortID is taken (retry after GC).
+        """
+        me = self._ourself
+        if not me.has_short_id:
+            return False
+        owner = self.get_by_short_id(me.short_id)
+        if owner is None or owner is me:
+            return False
+        new_id = self._choose_short_id()
+        if new_id is None:
+            return False
+        me.short_id = new_id
+        self._bump()
+        self._short_index = None
+        return True
+
+    def _choose_short_id(self) -> int | None:
+        used = {peer.short_id for peer in self._by_name.values() if peer.has_short_id}
+        for _ in range(_SHORT_ID_RANDOM_TRIES):
+            candidate = self._rng.randrange(_SHORT_ID_SPACE)
+            if candidate not in used:
+                return candidate
+        free = [sid for sid in range(_SHORT_ID_SPACE) if sid not in used]
+        if not free:
+            return None
+        return free[self._rng.randrange(len(free))]
+
+    # --- status ----------------------------------------------------------------------
+
+    def peer_status_list(self) -> list[dict[str, Any]]:
+        """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``)."""
+        return [
+            {
+                "Name": format_peer_name(peer.name),
+                "NickName": peer.nickname,
+                "UID": peer.uid,
+                "ShortID": peer.short_id,
+                "Version": peer.version,
+                "Connections": self._connection_status(peer) or None,
+            }
+            for peer in self
+        ]
+
+    def _connection_status(self, peer: Peer) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = []
+        for remote, conn in sorted(peer.connections.items()):
+            remote_peer = self._by_name.get(remote)
+            result.append(
+                {
+                    "Name": format_peer_name(remote),
+                    "NickName": remote_peer.nickname if remote_peer is not None else "",
+                    "Address": conn.remote_tcp_addr,
+                    "Outbound": conn.outbound,
+                    "Established": conn.established,
+                }
+            )
+        return result

@@ -1,0 +1,104 @@
+"""Protocol messages carried in the framed TCP stream (§3.8) and gossip headers (§4.1).
+
+Every message body is ``tag (1 byte) || payload``. Gossip payloads (tags 4, 5
+and 6) are one gob stream of singleton values: channel name, source peer name,
+[destination peer name for unicasts], data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from weavenet.core.errors import LocalProtocolError
+from weavenet.core.wire.gob import BYTES, STRING, UINT, Decoder, Encoder, GobError
+
+
+class Tag(IntEnum):
+    HEARTBEAT = 0
+    RESERVED1 = 1  # sleeve ConnectionEstablished
+    RESERVED2 = 2  # sleeve FragmentationReceived
+    RESERVED3 = 3  # sleeve PMTUVerified
+    GOSSIP = 4
+    GOSSIP_UNICAST = 5
+    GOSSIP_BROADCAST = 6
+    OVERLAY_CONTROL = 7
+
+
+GOSSIP_TAGS = frozenset({Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST})
+_MAX_UINT64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class GossipMessage:
+    """A decoded gossip header plus its channel data; ``dst`` only for unicasts."""
+
+    channel: str
+    src: int
+    dst: int | None
+    data: bytes
+
+
+def _check_gossip_tag(tag: int) -> None:
+    if tag not in GOSSIP_TAGS:
+        raise LocalProtocolError(f"tag {tag} is not a gossip tag")
+
+
+def encode_gossip(tag: int, msg: GossipMessage) -> bytes:
+    """The payload (after the tag byte) of a gossip message."""
+    _check_gossip_tag(tag)
+    unicast = tag == Tag.GOSSIP_UNICAST
+    if unicast != (msg.dst is not None):
+        raise LocalProtocolError("dst must be given for unicast gossip and only for it")
+    for value in (msg.src, msg.dst or 0):
+        if not 0 <= value <= _MAX_UINT64:
+            raise LocalProtocolError(f"peer name out of range: {value}")
+    enc = Encoder()
+    parts = [enc.encode(STRING, msg.channel), enc.encode(UINT, msg.src)]
+    if msg.dst is not None:
+        parts.append(enc.encode(UINT, msg.dst))
+    parts.append(enc.encode(BYTES, msg.data))
+    return b"".join(parts)
+
+
+def _expect(value: object, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise GobError(f"gossip {what}: expected {kind.__name__}, got {type(value).__name__}")
+
+
+def decode_gossip(tag: int, payload: bytes) -> GossipMessage:
+    """Decode a gossip payload (``mesh:router.go:handleGossip``).
+
+    Raises :class:`GobError` (a :class:`RemoteProtocolError`) on malformed
+    payloads, including a unicast without a destination. Trailing data after
+    the last value is ignored, as in Go.
+    """
+    _check_gossip_tag(tag)
+    dec = Decoder(payload)
+    channel = dec.decode(STRING)
+    _expect(channel, str, "channel")
+    src = dec.decode(UINT)
+    _expect(src, int, "source")
+    dst: object = None
+    if tag == Tag.GOSSIP_UNICAST:
+        dst = dec.decode(UINT)
+        _expect(dst, int, "destination")
+    data = dec.decode(BYTES)
+    _expect(data, bytes, "data")
+    assert isinstance(channel, str) and isinstance(src, int) and isinstance(data, bytes)
+    assert dst is None or isinstance(dst, int)
+    return GossipMessage(channel=channel, src=src, dst=dst, data=data)
+
+
+def encode_message(tag: int, payload: bytes = b"") -> bytes:
+    """A protocol message body: tag byte followed by the payload."""
+    if not 0 <= tag <= 0xFF:
+        raise LocalProtocolError(f"tag out of range: {tag}")
+    return bytes([tag]) + payload
+
+
+def split_message(body: bytes) -> tuple[int, bytes] | None:
+    """``(tag, payload)`` of a message body; None for a blank message (Go ignores it)."""
+    if not body:
+        return None
+    return body[0], body[1:]

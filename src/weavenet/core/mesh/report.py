@@ -1,0 +1,81 @@
+"""The ``Router`` section of Weave's /report JSON, built from the router core's state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from weavenet import __version__
+from weavenet.core.mesh.handshake import PROTOCOL_MAX_VERSION
+from weavenet.core.peername import format_peer_name
+
+if TYPE_CHECKING:
+    from weavenet.core.mesh.conn import MeshConn
+    from weavenet.core.mesh.router import Router
+
+PROTOCOL_MIN_SUPPORTED = 2  # we speak only V2 (every weave >= 1.2 does)
+
+
+def connection_status(router: Router, conn: MeshConn) -> dict[str, Any]:
+    """mesh's LocalConnectionStatus for one registered connection."""
+    attrs: dict[str, Any] | None = None
+    if conn.overlay is not None:
+        attrs = dict(conn.overlay.attrs()) or None
+    name = (attrs or {}).get("name", "none")
+    info = f"{name:<6} {conn.peer_label()}"
+    if router.config.password is not None:
+        if conn.untrusted:
+            info = f"{'encrypted':<11} {info}"
+            if attrs is not None:
+                attrs["encrypted"] = True
+        else:
+            info = f"{'unencrypted':<11} {info}"
+    return {
+        "Address": conn.remote_addr,
+        "Outbound": conn.outbound,
+        "State": "established" if conn.established else "pending",
+        "Info": info,
+        "Attrs": attrs,
+    }
+
+
+def router_report(router: Router, wall_offset: float) -> dict[str, Any]:
+    """``wall_offset`` turns the core's monotonic ``now`` into Unix time for display."""
+    connections = [connection_status(router, c) for c in router.by_peer.values()]
+    for row in router.maker.status(wall_offset):
+        connections.append({**row, "Attrs": None})
+    targets = router.maker.direct_peers()
+    return {
+        "Protocol": "weave",
+        "ProtocolMinVersion": PROTOCOL_MIN_SUPPORTED,
+        "ProtocolMaxVersion": PROTOCOL_MAX_VERSION,
+        "Encryption": router.config.password is not None,
+        "PeerDiscovery": router.config.discovery,
+        "Name": format_peer_name(router.name),
+        "NickName": router.config.nickname,
+        "Port": router.config.port,
+        "Peers": router.peers.peer_status_list(),
+        "UnicastRoutes": router.routes.unicast_status(),
+        "BroadcastRoutes": router.routes.broadcast_status(router.peers),
+        "Connections": connections,
+        "TerminationCount": router.maker.termination_count,
+        "Targets": targets or None,
+        "OverlayDiagnostics": router.overlay.diagnostics(),
+        "TrustedSubnets": [str(net) for net in router.config.trusted_subnets],
+        "Interface": "",
+        "CaptureStats": None,
+        "MACs": None,
+    }
+
+
+def full_report(router: Router, wall_offset: float) -> dict[str, Any]:
+    return {
+        "Ready": True,
+        "Version": __version__,
+        "VersionCheck": {
+            "Enabled": False,
+            "Success": False,
+            "NewVersion": "",
+            "NextCheckAt": "0001-01-01T00:00:00Z",
+        },
+        "Router": router_report(router, wall_offset),
+    }

@@ -1,0 +1,374 @@
+"""The mesh router core: connections, gossip, topology and targets, with no I/O.
+
+The shell feeds it socket events with ``now`` and executes the effects it returns
+(:mod:`weavenet.core.effects`). One event loop owns it; nothing here locks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+from dataclasses import dataclass, field
+
+from weavenet.core.effects import Dial, Effect, PersistTargets, Send
+from weavenet.core.errors import RemoteProtocolError
+from weavenet.core.mesh import lifecycle
+from weavenet.core.mesh.addresses import host_of, split_host_port
+from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
+from weavenet.core.mesh.connection_maker import ConnectionMaker, KnownConnection, OurConnection
+from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, Gossiper, SurrogateGossiper
+from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
+from weavenet.core.mesh.overlay import NullOverlay, Overlay
+from weavenet.core.mesh.peers import Peer, Peers
+from weavenet.core.mesh.protocol import GossipMessage, Tag, decode_gossip, encode_gossip
+from weavenet.core.mesh.routes import Routes
+from weavenet.core.mesh.topology_gossip import (
+    TOPOLOGY_CHANNEL,
+    TopologyGossipData,
+    TopologyGossiper,
+)
+from weavenet.core.peername import format_peer_name
+
+log = logging.getLogger("weavenet.mesh")
+
+TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
+GC_DELAY = 1.0
+ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 20, 0.05
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    name: int
+    nickname: str
+    port: int = 6783
+    password: bytes | None = None
+    discovery: bool = True
+    conn_limit: int = 200
+    trusted_subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass
+class _Timers:
+    topology_update_at: float = float("inf")
+    gc_at: float = float("inf")
+    gossip_at: float = 0.0
+    accept_tokens: float = ACCEPT_TOKENS
+    accept_refill_at: float = 0.0
+    pending_names: set[int] = field(default_factory=set)
+
+
+class Router:
+    """Mesh state for one peer. Entry points end by flushing output into effects."""
+
+    def __init__(
+        self, config: RouterConfig, rng: random.Random, now: float, overlay: Overlay | None = None
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.overlay: Overlay = overlay or NullOverlay()
+        self.uid = rng.getrandbits(64) or 1
+        ourself = Peer(config.name, config.nickname, self.uid, 1, rng.randrange(4096), True, {})
+        self.peers = Peers(ourself, rng)
+        self.maker = ConnectionMaker(config.port, config.discovery, rng, config.conn_limit)
+        self.conns: dict[int, MeshConn] = {}
+        self.by_peer: dict[int, MeshConn] = {}
+        self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
+        self.effects: list[Effect] = []
+        self._routes: Routes | None = None
+        self.channels: dict[str, Gossiper] = {
+            TOPOLOGY_CHANNEL: TopologyGossiper(self.peers, self._topology_changed)
+        }
+
+    @property
+    def name(self) -> int:
+        return self.config.name
+
+    @property
+    def routes(self) -> Routes:
+        if self._routes is None:
+            self._routes = Routes.compute(self.peers)
+        return self._routes
+
+    # ---- control -------------------------------------------------------------------
+    def connect(self, peers: list[str], replace: bool, now: float) -> list[str]:
+        self._now = now
+        errors = self.maker.connect(peers, replace)
+        if not errors:
+            self.effects.append(PersistTargets(tuple(self.maker.direct_peers())))
+            self._plan_connections(now)
+        return errors
+
+    def forget(self, peers: list[str], now: float) -> None:
+        self._now = now
+        self.maker.forget(peers)
+        self.effects.append(PersistTargets(tuple(self.maker.direct_peers())))
+        self._plan_connections(now)
+
+    def take_effects(self) -> list[Effect]:
+        self._flush()
+        effects, self.effects = self.effects, []
+        return effects
+
+    # ---- socket events -------------------------------------------------------------
+    def accept_allowed(self, now: float) -> bool:
+        """Token bucket on inbound connections (20 tokens, one per 50 ms)."""
+        t = self.timers
+        refill = (now - t.accept_refill_at) / ACCEPT_TOKEN_DELAY
+        t.accept_tokens = min(ACCEPT_TOKENS, t.accept_tokens + refill)
+        t.accept_refill_at = now
+        if t.accept_tokens < 1:
+            return False
+        t.accept_tokens -= 1
+        return True
+
+    def connection_opened(
+        self, conn_id: int, outbound: bool, local: str, remote: str, target: str | None, now: float
+    ) -> None:
+        self._now = now
+        our_conn_id = self.rng.getrandbits(64)
+        features = build_features(
+            self.name,
+            self.config.nickname,
+            self.uid,
+            our_conn_id,
+            self.peers.ourself.short_id,
+            self._trusts(remote),
+            None,
+        )
+        self.overlay.add_features(features)
+        config = HandshakeConfig(
+            features=features, outbound=outbound, password=self.config.password
+        )
+        conn = MeshConn(
+            conn_id,
+            outbound,
+            local,
+            remote,
+            target,
+            our_conn_id,
+            Handshake(config),
+            now + HEADER_TIMEOUT,
+        )
+        conn.out += conn.handshake.data_to_send()
+        self.conns[conn_id] = conn
+        if not outbound:
+            log.info("%s connection accepted", conn.describe())
+
+    def dial_failed(self, address: str, error: str, now: float) -> None:
+        self._now = now
+        log.info("->[%s] error during connection attempt: %s", address, error)
+        self.maker.dial_failed(address, error, now)
+
+    def data_received(self, conn_id: int, data: bytes, now: float) -> None:
+        self._now = now
+        conn = self.conns.get(conn_id)
+        if conn is None:
+            return
+        try:
+            bodies = conn.receive(data, now)
+            if conn.handshake_done:
+                bodies = lifecycle.handshake_completed(self, conn, now)
+            for body in bodies:
+                if self.conns.get(conn_id) is not conn:
+                    return
+                self._handle_message(conn, body, now)
+        except RemoteProtocolError as exc:
+            lifecycle.terminate(self, conn, str(exc), now)
+
+    def connection_closed(self, conn_id: int, reason: str, now: float) -> None:
+        self._now = now
+        conn = self.conns.get(conn_id)
+        if conn is not None:
+            lifecycle.terminate(self, conn, reason, now)
+
+    def set_writable(self, conn_id: int, writable: bool) -> None:
+        conn = self.conns.get(conn_id)
+        if conn is not None:
+            conn.writable = writable
+
+    # ---- messages ------------------------------------------------------------------
+    def _handle_message(self, conn: MeshConn, body: bytes, now: float) -> None:
+        if not body:
+            return  # Go ignores blank messages
+        tag, payload = body[0], body[1:]
+        if tag == Tag.HEARTBEAT:
+            return
+        if tag in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST):
+            self._handle_gossip(conn, Tag(tag), decode_gossip(Tag(tag), payload), body, now)
+        elif tag in (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL):
+            if conn.overlay is not None:
+                conn.overlay.control_message(tag, payload, now)
+                lifecycle.pump_overlay(self, conn, now)
+        else:
+            log.debug("%s ignoring unknown protocol tag %d", conn.describe(), tag)
+
+    def _channel(self, name: str, now: float) -> Gossiper:
+        gossiper = self.channels.get(name)
+        if gossiper is None:
+            gossiper = self.channels[name] = SurrogateGossiper()
+        if isinstance(gossiper, SurrogateGossiper):
+            gossiper.now = now
+        return gossiper
+
+    def _handle_gossip(
+        self, conn: MeshConn, tag: Tag, msg: GossipMessage, body: bytes, now: float
+    ) -> None:
+        gossiper = self._channel(msg.channel, now)
+        if tag == Tag.GOSSIP_UNICAST:
+            if msg.dst == self.name:
+                gossiper.on_gossip_unicast(msg.src, msg.data)
+            else:
+                self._relay_unicast(msg, body)
+        elif tag == Tag.GOSSIP_BROADCAST:
+            data = gossiper.on_gossip_broadcast(msg.src, msg.data)
+            if data is not None:
+                for conn_to in self._connections_to(self.routes.broadcast_all(msg.src)):
+                    conn_to.pending.add_broadcast(msg.channel, msg.src, data)
+        else:
+            data = gossiper.on_gossip(msg.data)
+            if data is not None:
+                for conn_to in self._connections_to(
+                    self.routes.random_neighbours(msg.src, self.rng)
+                ):
+                    conn_to.pending.add_gossip(msg.channel, data)
+
+    def _connections_to(self, names: list[int]) -> list[MeshConn]:
+        return [self.by_peer[n] for n in names if n in self.by_peer]
+
+    def _relay_unicast(self, msg: GossipMessage, body: bytes) -> None:
+        hop = self.routes.lookup_all(msg.dst or 0)
+        conn = self.by_peer.get(hop) if hop else None
+        if conn is None:
+            log.info(
+                "dropping gossip unicast for unknown destination %s", format_peer_name(msg.dst or 0)
+            )
+            return
+        conn.send(body)
+
+    def gossip_unicast(self, channel: str, dst: int, data: bytes) -> bool:
+        """Send channel data to one peer along the unicast-all routes."""
+        body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
+            Tag.GOSSIP_UNICAST, GossipMessage(channel, self.name, dst, data)
+        )
+        hop = self.routes.lookup_all(dst)
+        conn = self.by_peer.get(hop) if hop else None
+        if conn is None:
+            return False
+        conn.send(body)
+        return True
+
+    def send_all_gossip_down(self, conn: MeshConn) -> None:
+        for channel, gossiper in self.channels.items():
+            data = gossiper.gossip()
+            if data is not None:
+                conn.pending.add_gossip(channel, data)
+
+    # ---- topology ------------------------------------------------------------------
+    def _topology_changed(self) -> None:
+        self._routes = None
+        if self.peers.check_short_id_collision():
+            self.schedule_topology_update(set(), self._now)
+        self.timers.gc_at = min(self.timers.gc_at, self._now + GC_DELAY)
+        self._plan_connections(self._now)
+
+    def schedule_topology_update(self, names: set[int], now: float) -> None:
+        """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
+        self._routes = None
+        self.timers.pending_names |= names | {self.name}
+        self.timers.topology_update_at = min(
+            self.timers.topology_update_at, now + TOPOLOGY_UPDATE_DELAY
+        )
+        self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
+
+    def _send_topology_update(self) -> None:
+        names, self.timers.pending_names = self.timers.pending_names, set()
+        self.timers.topology_update_at = float("inf")
+        data = TopologyGossipData(self.peers, names)
+        for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
+            conn.pending.add_gossip(TOPOLOGY_CHANNEL, data)
+
+    def _garbage_collect(self) -> None:
+        self.timers.gc_at = float("inf")
+        for peer in self.peers.garbage_collect():
+            self._routes = None
+            log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
+
+    def _plan_connections(self, now: float) -> None:
+        ours = [
+            OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in self.by_peer.values()
+        ]
+        known = [
+            KnownConnection(remote, summary.remote_tcp_addr, summary.outbound)
+            for peer in self.peers
+            if peer.name != self.name
+            for remote, summary in peer.connections.items()
+        ]
+        for address in self.maker.plan(now, ours, known, self.name):
+            host, port = split_host_port(address, self.config.port)
+            log.info("->[%s] attempting connection", address)
+            self.effects.append(Dial(address, host, port))
+
+    # ---- time ----------------------------------------------------------------------
+    _now: float = 0.0
+
+    def tick(self, now: float) -> None:
+        self._now = now
+        for conn in list(self.conns.values()):
+            if now >= conn.read_deadline:
+                lifecycle.terminate(
+                    self, conn, "read timeout: no message from the peer for too long", now
+                )
+            elif conn.registered and now >= conn.next_heartbeat:
+                conn.send(bytes([Tag.HEARTBEAT]))
+                conn.next_heartbeat = now + HEARTBEAT_INTERVAL
+            if conn.overlay is not None and now >= conn.overlay_wakeup:
+                conn.overlay_wakeup = conn.overlay.tick(now)
+                lifecycle.pump_overlay(self, conn, now)
+        if now >= self.timers.topology_update_at:
+            self._send_topology_update()
+        if now >= self.timers.gc_at:
+            self._garbage_collect()
+            self._plan_connections(now)
+        if now >= self.timers.gossip_at:
+            self.timers.gossip_at = now + GOSSIP_INTERVAL
+            self._periodic_gossip()
+        if now >= self.maker.next_wakeup():
+            self._plan_connections(now)
+
+    def _periodic_gossip(self) -> None:
+        for channel, gossiper in self.channels.items():
+            data = gossiper.gossip()
+            if data is None:
+                continue
+            for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
+                conn.pending.add_gossip(channel, data)
+
+    def next_wakeup(self) -> float:
+        candidates = [
+            self.timers.topology_update_at,
+            self.timers.gc_at,
+            self.timers.gossip_at,
+            self.maker.next_wakeup(),
+        ]
+        for conn in self.conns.values():
+            candidates += [conn.read_deadline, conn.next_heartbeat, conn.overlay_wakeup]
+        return min(candidates)
+
+    # ---- output --------------------------------------------------------------------
+    def _flush(self) -> None:
+        for conn in self.conns.values():
+            if conn.registered and conn.writable and conn.pending:
+                for tag, channel, src, payload in conn.pending.drain():
+                    origin = self.name if src is None else src
+                    msg = GossipMessage(channel, origin, None, payload)
+                    conn.send(bytes([tag]) + encode_gossip(tag, msg))
+            if conn.out:
+                self.effects.append(Send(conn.id, conn.take_output()))
+
+    def _trusts(self, remote: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host_of(remote))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.config.trusted_subnets)

@@ -1,0 +1,163 @@
+"""Route computation over the topology (§5.3; ``mesh:peer.go:routes``, ``mesh:routes.go``).
+
+Every peer must compute exactly the same routes from the same topology, or
+broadcasts loop or get lost, so the widening below follows Go step by step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from weavenet.core.peername import UNKNOWN_PEER_NAME, format_peer_name
+
+if TYPE_CHECKING:
+    from weavenet.core.mesh.peers import Peers
+
+# name -> {remote name: that connection's Established flag}, as announced by `name`.
+Adjacency = Mapping[int, Mapping[int, bool]]
+
+_EMPTY: Mapping[int, bool] = {}
+
+
+def _usable(adj: Adjacency, cur: int, remote: int, established: bool, symmetric: bool) -> bool:
+    """``forEachConnectedPeer``'s filter, minus the exclusion set."""
+    if not symmetric:
+        return True
+    return established and adj.get(remote, _EMPTY).get(cur, False)
+
+
+def _widen(
+    adj: Adjacency, start: int, stop_at: int | None, symmetric: bool
+) -> tuple[bool, dict[int, int]]:
+    routes: dict[int, int] = {start: UNKNOWN_PEER_NAME}
+    next_work = [start]
+    while next_work:
+        work = sorted(next_work)
+        next_work = []
+        for cur in work:
+            if cur == stop_at:
+                return True, routes
+            for remote, established in adj.get(cur, _EMPTY).items():
+                if symmetric and not established:
+                    continue
+                if remote in routes:
+                    continue
+                if not _usable(adj, cur, remote, established, symmetric):
+                    continue
+                next_work.append(remote)
+                routes[remote] = remote if cur == start else routes[cur]
+    return False, routes
+
+
+def compute_routes(
+    peers: Peers | Adjacency,
+    start: int,
+    stop_at: int | None,
+    established_and_symmetric: bool,
+) -> tuple[bool, dict[int, int]]:
+    """Breadth-first widening from ``start``: (reached ``stop_at``?, dest -> next hop).
+
+    ``start`` maps to UNKNOWN_PEER_NAME. With ``established_and_symmetric`` only
+    connections both ends report as established are followed.
+    """
+    adj = peers if isinstance(peers, Mapping) else peers.adjacency()
+    return _widen(adj, start, stop_at, established_and_symmetric)
+
+
+def _freeze(adj: Adjacency) -> dict[int, dict[int, bool]]:
+    return {name: dict(conns) for name, conns in adj.items()}
+
+
+class Routes:
+    """Routes of one peer (``ourself``) over a snapshot of the topology."""
+
+    def __init__(self, ourself: int, adjacency: Adjacency) -> None:
+        self.ourself = ourself
+        self._adj = _freeze(adjacency)
+        self.unicast: dict[int, int] = _widen(self._adj, ourself, None, True)[1]
+        self.unicast_all: dict[int, int] = _widen(self._adj, ourself, None, False)[1]
+        self._broadcast: dict[int, list[int]] = {}
+        self._broadcast_all: dict[int, list[int]] = {}
+
+    @classmethod
+    def compute(cls, peers: Peers) -> Routes:
+        return cls(peers.ourself.name, peers.adjacency())
+
+    def lookup(self, dest: int) -> int | None:
+        """Next hop for data-plane traffic (ourself -> UNKNOWN_PEER_NAME); None: no route."""
+        return self.unicast.get(dest)
+
+    def lookup_all(self, dest: int) -> int | None:
+        """Next hop for gossip unicast, over all connections."""
+        return self.unicast_all.get(dest)
+
+    def broadcast(self, src: int) -> list[int]:
+        """Where to pass on a data-plane broadcast originated by ``src`` (sorted)."""
+        return self._memo(self._broadcast, src, True)
+
+    def broadcast_all(self, src: int) -> list[int]:
+        """Where to pass on a gossip broadcast originated by ``src`` (sorted)."""
+        return self._memo(self._broadcast_all, src, False)
+
+    def _memo(self, cache: dict[int, list[int]], src: int, symmetric: bool) -> list[int]:
+        hops = cache.get(src)
+        if hops is None:
+            hops = self._calculate_broadcast(src, symmetric)
+            cache[src] = hops
+        return list(hops)
+
+    def _calculate_broadcast(self, src: int, symmetric: bool) -> list[int]:
+        if src not in self._adj:
+            return []
+        found, reached = _widen(self._adj, src, self.ourself, symmetric)
+        if not found:
+            return []
+        return sorted(
+            remote
+            for remote, established in self._adj.get(self.ourself, _EMPTY).items()
+            if remote not in reached
+            and _usable(self._adj, self.ourself, remote, established, symmetric)
+        )
+
+    def random_neighbours(self, except_name: int, rng: random.Random) -> list[int]:
+        """Gossip targets: min(floor(2*log2(#peers)), #neighbours) distinct neighbours.
+
+        Each neighbour is weighted by how many destinations ``unicast_all`` routes
+        through it (entries routed via ``except_name`` are not counted), then
+        drawn by weighted sampling without replacement.
+        """
+        weights: dict[int, int] = {}
+        for hop in self.unicast_all.values():
+            if hop not in (UNKNOWN_PEER_NAME, except_name):
+                weights[hop] = weights.get(hop, 0) + 1
+        needed = int(min(2 * math.log2(len(self.unicast_all)), len(weights)))
+        total = sum(weights.values())
+        chosen: list[int] = []
+        while len(chosen) < needed:
+            point = rng.randrange(total)
+            for hop in sorted(weights):
+                if point < weights[hop]:
+                    chosen.append(hop)
+                    total -= weights.pop(hop)
+                    break
+                point -= weights[hop]
+        return chosen
+
+    def unicast_status(self) -> list[dict[str, Any]]:
+        """The /report ``UnicastRoutes`` array, sorted by destination."""
+        return [
+            {"Dest": format_peer_name(dest), "Via": format_peer_name(via)}
+            for dest, via in sorted(self.unicast.items())
+        ]
+
+    def broadcast_status(self, peers: Peers) -> list[dict[str, Any]]:
+        """The /report ``BroadcastRoutes`` array: one entry per known peer."""
+        result: list[dict[str, Any]] = []
+        for peer in peers:
+            hops = self.broadcast(peer.name)
+            via = [format_peer_name(hop) for hop in hops] if hops else None
+            result.append({"Source": format_peer_name(peer.name), "Via": via})
+        return result

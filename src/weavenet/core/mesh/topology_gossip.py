@@ -1,0 +1,54 @@
+"""The ``topology`` gossip channel: topology is just another Gossiper (mesh router.go)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from weavenet.core.mesh.gossip import GossipData
+from weavenet.core.mesh.peers import Peers
+
+TOPOLOGY_CHANNEL = "topology"
+
+
+@dataclass
+class TopologyGossipData:
+    """A set of peer names; encoded from the live table at send time, so it is never stale."""
+
+    peers: Peers
+    names: set[int]
+
+    def encode(self) -> list[bytes]:
+        return [self.peers.encode(self.names)]
+
+    def merge(self, other: GossipData) -> GossipData:
+        assert isinstance(other, TopologyGossipData)
+        return TopologyGossipData(self.peers, self.names | other.names)
+
+
+class TopologyGossiper:
+    """Applies topology updates to the peer table; ``on_change`` runs after any news."""
+
+    def __init__(self, peers: Peers, on_change: Callable[[], None]) -> None:
+        self.peers = peers
+        self.on_change = on_change
+
+    def _apply(self, update: bytes) -> tuple[set[int], set[int]]:
+        received, new = self.peers.apply_update(update)
+        if new:
+            self.on_change()
+        return received, new
+
+    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+        return None  # Go never sends topology unicasts
+
+    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
+        received, _ = self._apply(update)
+        return TopologyGossipData(self.peers, received) if received else None
+
+    def gossip(self) -> GossipData | None:
+        return TopologyGossipData(self.peers, {p.name for p in self.peers})
+
+    def on_gossip(self, msg: bytes) -> GossipData | None:
+        _, new = self._apply(msg)
+        return TopologyGossipData(self.peers, new) if new else None

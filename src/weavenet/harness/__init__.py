@@ -1,0 +1,29 @@
+"""Network-namespace test harness for integration tests, benchmarks and the demo."""
+
+from weavenet.harness.mesh import MeshView, established_addresses, mesh_view, wait_for_mesh
+from weavenet.harness.netns import Cluster, Container, Host, Netns
+from weavenet.harness.util import (
+    CommandError,
+    CommandTimeout,
+    random_prefix,
+    run_cmd,
+    venv_bin,
+    wait_until,
+)
+
+__all__ = [
+    "Cluster",
+    "CommandError",
+    "CommandTimeout",
+    "Container",
+    "Host",
+    "MeshView",
+    "Netns",
+    "established_addresses",
+    "mesh_view",
+    "random_prefix",
+    "run_cmd",
+    "venv_bin",
+    "wait_for_mesh",
+    "wait_until",
+]

@@ -1,0 +1,186 @@
+"""The asyncio shell around the mesh router core: TCP sockets, one timer, effects.
+
+No protocol decisions are made here. Every socket event becomes a call into the core
+with ``now = loop.time()``, followed by executing the effects the core returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from weavenet.core.effects import Close, Dial, PersistTargets, Send
+from weavenet.core.mesh.report import full_report
+from weavenet.core.mesh.router import Router
+
+log = logging.getLogger("weavenet.shell")
+
+DIAL_TIMEOUT = 10.0
+
+
+def _addr(sockaddr: Any) -> str:
+    if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
+        host, port = sockaddr[0], sockaddr[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(sockaddr)
+
+
+class MeshShell:
+    """Owns the listening socket, the connections and the router's timer."""
+
+    def __init__(
+        self,
+        router: Router,
+        host: str,
+        port: int,
+        persist_targets: Callable[[list[str]], None],
+    ) -> None:
+        self.router = router
+        self.host = host
+        self.port = port
+        self.persist_targets = persist_targets
+        self.loop = asyncio.get_running_loop()
+        self.transports: dict[int, asyncio.Transport] = {}
+        self._next_id = 1
+        self._timer: asyncio.TimerHandle | None = None
+        self._server: asyncio.Server | None = None
+        self._dials: set[asyncio.Task[None]] = set()
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def wall_offset(self) -> float:
+        return time.time() - self.loop.time()
+
+    async def start(self) -> None:
+        self._server = await self.loop.create_server(
+            lambda: MeshProtocol(self, None), self.host or None, self.port, reuse_address=True
+        )
+        self.run_effects()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._server is not None:
+            self._server.close()
+        for task in self._dials:
+            task.cancel()
+        for transport in list(self.transports.values()):
+            transport.abort()
+        self.transports.clear()
+
+    def register(self, transport: asyncio.Transport) -> int:
+        conn_id = self._next_id
+        self._next_id += 1
+        self.transports[conn_id] = transport
+        return conn_id
+
+    # ---- effects -------------------------------------------------------------------
+    def run_effects(self) -> None:
+        for effect in self.router.take_effects():
+            if isinstance(effect, Send):
+                transport = self.transports.get(effect.conn)
+                if transport is not None:
+                    transport.write(effect.data)
+            elif isinstance(effect, Close):
+                transport = self.transports.pop(effect.conn, None)
+                if transport is not None:
+                    transport.close()
+            elif isinstance(effect, Dial):
+                task = self.loop.create_task(self._dial(effect))
+                self._dials.add(task)
+                task.add_done_callback(self._dials.discard)
+            elif isinstance(effect, PersistTargets):
+                self.persist_targets(list(effect.targets))
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        when = self.router.next_wakeup()
+        if self._timer is not None:
+            if self._timer.when() == when:
+                return
+            self._timer.cancel()
+        self._timer = None
+        if when != float("inf"):
+            self._timer = self.loop.call_at(max(when, self.now()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.router.tick(self.now())
+        self.run_effects()
+
+    async def _dial(self, dial: Dial) -> None:
+        local = (self.host, 0) if self.host else None
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: MeshProtocol(self, dial.address), dial.host, dial.port, local_addr=local
+                ),
+                DIAL_TIMEOUT,
+            )
+        except (OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            self.router.dial_failed(dial.address, f"dial tcp {dial.address}: {reason}", self.now())
+            self.run_effects()
+
+    # ---- the control API ----------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        return full_report(self.router, self.wall_offset())
+
+    def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
+        errors = self.router.connect(list(peers), replace, self.now())
+        self.run_effects()
+        return errors
+
+    def forget(self, peers: Sequence[str]) -> None:
+        self.router.forget(list(peers), self.now())
+        self.run_effects()
+
+
+class MeshProtocol(asyncio.Protocol):
+    def __init__(self, shell: MeshShell, target: str | None) -> None:
+        self.shell = shell
+        self.target = target
+        self.conn_id = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        shell, router = self.shell, self.shell.router
+        outbound = self.target is not None
+        if not outbound and not router.accept_allowed(shell.now()):
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn_id = shell.register(transport)
+        local = _addr(transport.get_extra_info("sockname"))
+        remote = _addr(transport.get_extra_info("peername"))
+        router.connection_opened(self.conn_id, outbound, local, remote, self.target, shell.now())
+        shell.run_effects()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn_id:
+            self.shell.router.data_received(self.conn_id, data, self.shell.now())
+            self.shell.run_effects()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.conn_id or self.shell.transports.pop(self.conn_id, None) is None:
+            return
+        reason = "EOF" if exc is None else (str(exc) or type(exc).__name__)
+        self.shell.router.connection_closed(self.conn_id, reason, self.shell.now())
+        self.shell.run_effects()
+
+    def pause_writing(self) -> None:
+        self.shell.router.set_writable(self.conn_id, False)
+
+    def resume_writing(self) -> None:
+        self.shell.router.set_writable(self.conn_id, True)
+        self.shell.run_effects()

@@ -1,0 +1,179 @@
+"""An in-process network for many router cores: simulated time, delays, drops, resets.
+
+Each connection is a pair of conn ids (one per router) delivering bytes in order with
+random latency, so messages on different connections reorder freely. ``drop`` loses
+whole post-handshake messages (on unencrypted meshes: a lost message is still a valid
+stream) and refuses dials; ``reset`` breaks established connections at random.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from weavenet.core.effects import Close, Dial, PersistTargets, Send
+from weavenet.core.mesh.router import Router, RouterConfig
+from weavenet.core.peername import format_peer_name
+
+
+@dataclass
+class Link:
+    router: int  # index of the router owning this end
+    peer_conn: int  # conn id of the other end
+    last_delivery: float = 0.0
+
+
+@dataclass
+class SimNet:
+    n: int
+    seed: int
+    drop: float = 0.0
+    reset: float = 0.0
+    max_delay: float = 0.02
+    discovery: bool = True
+    password: bytes | None = None
+    now: float = 0.0
+    routers: list[Router] = field(default_factory=list)
+    links: dict[int, Link] = field(default_factory=dict)
+    events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        for i in range(self.n):
+            config = RouterConfig(
+                name=i + 1,
+                nickname=f"r{i}",
+                discovery=self.discovery,
+                password=self.password,
+            )
+            self.routers.append(Router(config, random.Random(self.seed * 1000 + i), self.now))
+
+    def address(self, i: int) -> str:
+        return f"10.0.{i // 250}.{i % 250 + 1}:6783"
+
+    def index_of(self, address: str) -> int | None:
+        for i in range(self.n):
+            if self.address(i) == address:
+                return i
+        return None
+
+    def connect(self, i: int, targets: list[int]) -> None:
+        self.routers[i].connect([self.address(t) for t in targets], False, self.now)
+        self._effects(i)
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self.events, (when, next(self._ids), action))
+
+    # ---- effects -------------------------------------------------------------------
+    def _effects(self, i: int) -> None:
+        for effect in self.routers[i].take_effects():
+            if isinstance(effect, Send):
+                self._send(i, effect)
+            elif isinstance(effect, Close):
+                self._close(effect.conn)
+            elif isinstance(effect, Dial):
+                delay = self.rng.uniform(0.001, self.max_delay)
+                self.at(self.now + delay, lambda i=i, d=effect: self._dial(i, d))
+            else:
+                assert isinstance(effect, PersistTargets)
+
+    def _send(self, i: int, effect: Send) -> None:
+        link = self.links.get(effect.conn)
+        if link is None:
+            return
+        conn = self.routers[i].conns.get(effect.conn)
+        established = conn is not None and conn.registered and self.password is None
+        if established and self.rng.random() < self.drop:
+            return
+        if established and self.rng.random() < self.reset:
+            self._close(effect.conn)
+            self.routers[i].connection_closed(effect.conn, "simulated reset", self.now)
+            self._effects(i)
+            return
+        when = max(link.last_delivery, self.now + self.rng.uniform(0.0005, self.max_delay))
+        link.last_delivery = when
+        self.at(when, lambda: self._deliver(link.peer_conn, effect.data))
+
+    def _deliver(self, conn_id: int, data: bytes) -> None:
+        link = self.links.get(conn_id)
+        if link is not None:
+            self.routers[link.router].data_received(conn_id, data, self.now)
+            self._effects(link.router)
+
+    def _close(self, conn_id: int) -> None:
+        link = self.links.pop(conn_id, None)
+        if link is None:
+            return
+        peer_link = self.links.pop(link.peer_conn, None)
+        if peer_link is not None:
+            other = peer_link.router
+            when = self.now + self.rng.uniform(0.0005, self.max_delay)
+
+            def lost() -> None:
+                self.routers[other].connection_closed(link.peer_conn, "EOF", self.now)
+                self._effects(other)
+
+            self.at(max(when, peer_link.last_delivery), lost)
+
+    def _dial(self, i: int, dial: Dial) -> None:
+        j = self.index_of(dial.address)
+        if j is None or self.rng.random() < self.drop:
+            self.routers[i].dial_failed(dial.address, "connection refused", self.now)
+            self._effects(i)
+            return
+        if not self.routers[j].accept_allowed(self.now):
+            self.routers[i].dial_failed(dial.address, "connection reset", self.now)
+            self._effects(i)
+            return
+        a, b = next(self._ids), next(self._ids)
+        self.links[a] = Link(i, b)
+        self.links[b] = Link(j, a)
+        local_i, local_j = self.address(i).replace(":6783", f":{40000 + a}"), self.address(j)
+        self.routers[j].connection_opened(b, False, local_j, local_i, None, self.now)
+        self.routers[i].connection_opened(a, True, local_i, local_j, dial.address, self.now)
+        self._effects(j)
+        self._effects(i)
+
+    # ---- running -------------------------------------------------------------------
+    def run_until(self, done: Callable[[], bool], limit: float) -> bool:
+        """Advance simulated time until ``done()`` or ``limit`` seconds have passed."""
+        deadline = self.now + limit
+        while self.now <= deadline:
+            if done():
+                return True
+            wake = min(r.next_wakeup() for r in self.routers)
+            event_at = self.events[0][0] if self.events else float("inf")
+            step = min(wake, event_at, deadline + 1)
+            self.now = max(self.now, step)
+            if event_at <= wake:
+                if not self.events:
+                    break
+                _, _, action = heapq.heappop(self.events)
+                action()
+            else:
+                for i, router in enumerate(self.routers):
+                    if router.next_wakeup() <= self.now:
+                        router.tick(self.now)
+                        self._effects(i)
+        return done()
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(lambda: False, seconds)
+
+    # ---- observations --------------------------------------------------------------
+    def topology(self, i: int) -> dict[str, tuple[int, int, tuple[tuple[str, bool], ...]]]:
+        """Router i's view: name -> (uid, version, sorted (remote, established))."""
+        view = {}
+        for peer in self.routers[i].peers:
+            conns = tuple(
+                sorted((format_peer_name(r), c.established) for r, c in peer.connections.items())
+            )
+            view[format_peer_name(peer.name)] = (peer.uid, peer.version, conns)
+        return view
+
+    def established_counts(self) -> list[int]:
+        return [sum(c.established for c in r.by_peer.values()) for r in self.routers]
