@@ -30,7 +30,11 @@ def addr(control: FakeRouterControl) -> Iterator[str]:
 
 
 def request(
-    addr: str, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None
+    addr: str,
+    method: str,
+    path: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], str]:
     host, port = split_host_port(addr)
     conn = http.client.HTTPConnection(host or "127.0.0.1", port, timeout=5)

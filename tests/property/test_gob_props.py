@@ -68,7 +68,9 @@ def values(typ: GobType, in_struct: bool = False) -> st.SearchStrategy[object]:
         strategy = st.dictionaries(keys(typ.key), values(typ.elem), max_size=3)
     else:
         assert isinstance(typ, Struct)
-        optional = {name: values(ft, in_struct=True) for name, ft in typ.fields}
+        optional: dict[object, st.SearchStrategy[object]] = {
+            name: values(ft, in_struct=True) for name, ft in typ.fields
+        }
         strategy = st.fixed_dictionaries({}, optional=optional)
     return st.one_of(st.none(), strategy) if in_struct else strategy
 

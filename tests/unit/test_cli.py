@@ -58,8 +58,8 @@ def one_line_error(result: Result) -> str:
     [
         (["bogus"], "No such command 'bogus'"),
         ([], "missing command"),
-        (["report", "--nope"], "report: No such option: --nope"),
-        (["report", "-f"], "report: Option '-f' requires an argument"),
+        (["report", "--nope"], "report: No such option '--nope' (see"),
+        (["report", "-f"], "report: Option '-f' requires an argument (see"),
         (["forget"], "forget: Missing argument 'PEERS...'"),
         (["status", "a", "b"], "status: Got unexpected extra argument (b)"),
     ],
@@ -172,7 +172,8 @@ FAKE_WEAVER = textwrap.dedent(
         sys.exit(1)
 
     async def serve():
-        runner = await start_http(make_app(FakeRouterControl()), args[args.index("--http-addr") + 1])
+        addr = args[args.index("--http-addr") + 1]
+        runner = await start_http(make_app(FakeRouterControl()), addr)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()

@@ -241,10 +241,10 @@ def test_deep_nesting_is_capped() -> None:
         (Struct("S", (("A", UINT),)), {"A": 1}, Struct("S", (("B", UINT),))),
     ],
 )
-def test_type_mismatch_raises(typ: object, value: object, wrong: object) -> None:
-    stream = encode_value(typ, value)  # type: ignore[arg-type]
+def test_type_mismatch_raises(typ: GobType, value: object, wrong: GobType) -> None:
+    stream = encode_value(typ, value)
     with pytest.raises(GobError):
-        decode_value(stream, wrong)  # type: ignore[arg-type]
+        decode_value(stream, wrong)
 
 
 def test_field_types_are_checked_even_when_absent_from_the_value() -> None:
@@ -330,6 +330,9 @@ def test_type_definitions_may_follow_their_use_in_any_order() -> None:
         (INT, 1 << 63),
         (INT, "1"),
         (UINT, True),
+        (INT, False),
+        (BOOL, 0),
+        (STRING, b""),
         (BOOL, 1),
         (STRING, b"x"),
         (BYTES, "x"),
@@ -337,14 +340,16 @@ def test_type_definitions_may_follow_their_use_in_any_order() -> None:
         (Slice(UINT), {1}),
         (Map(STRING, UINT), [("a", 1)]),
         (Struct("S", (("A", UINT),)), {"B": 1}),
+        (Struct("S", (("A", UINT),)), {"A": False}),
+        (Struct("S", (("A", STRING),)), {"A": b""}),
         (Struct("S", (("A", UINT),)), [1]),
         (Struct("S", (("A", UINT),)), None),
         (Slice(Struct("S", (("A", UINT),))), [None]),
     ],
 )
-def test_encoder_rejects_values_that_do_not_fit(typ: object, value: object) -> None:
+def test_encoder_rejects_values_that_do_not_fit(typ: GobType, value: object) -> None:
     with pytest.raises(GobEncodeError):
-        encode_value(typ, value)  # type: ignore[arg-type]
+        encode_value(typ, value)
 
 
 def test_failed_encode_leaves_the_stream_unchanged() -> None:

@@ -33,9 +33,7 @@ def test_weave_metrics_match_reference_router_plain_and_encrypted() -> None:
         ours = weave_lines(scrape(fixture_report(f"{sample}-report.json")))
         reference = (FIXTURES / f"{sample}-metrics.txt").read_text()
         # The reference prints 1048576 as 1.048576e+06: compare values numerically.
-        assert [_normalise(ln) for ln in ours] == [
-            _normalise(ln) for ln in weave_lines(reference)
-        ]
+        assert [_normalise(ln) for ln in ours] == [_normalise(ln) for ln in weave_lines(reference)]
 
 
 def _normalise(line: str) -> str:

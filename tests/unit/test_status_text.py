@@ -180,7 +180,7 @@ def test_version_check_text(check: dict[str, Any] | None, expected: str) -> None
 
 
 def ipam(**fields: Any) -> dict[str, Any]:
-    base = copy.deepcopy(sample_report()["IPAM"])
+    base: dict[str, Any] = copy.deepcopy(sample_report()["IPAM"])
     base.update(fields)
     return base
 

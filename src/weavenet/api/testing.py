@@ -65,17 +65,15 @@ def _ipam_entry(token: str, peer: str, nick: str) -> dict[str, Any]:
     }
 
 
-def _router(me: str, other: str) -> dict[str, Any]:
-    def peer(name: str, nick: str, conn: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Name": name,
-            "NickName": nick,
-            "UID": 1,
-            "ShortID": 1,
-            "Version": 2,
-            "Connections": [conn],
-        }
+def _peer(name: str, nick: str, to: tuple[str, str, str], outbound: bool) -> dict[str, Any]:
+    """A peer with one established connection ``to`` = (name, nick, address)."""
+    conn: dict[str, Any] = {"Name": to[0], "NickName": to[1], "Address": to[2]}
+    conn |= {"Outbound": outbound, "Established": True}
+    return {"Name": name, "NickName": nick, "UID": 1, "ShortID": 1, "Version": 2,
+            "Connections": [conn]}  # fmt: skip
 
+
+def _router(me: str, other: str) -> dict[str, Any]:
     return {
         "Protocol": "weave",
         "ProtocolMinVersion": 1,
@@ -86,28 +84,8 @@ def _router(me: str, other: str) -> dict[str, Any]:
         "NickName": "host1",
         "Port": 6783,
         "Peers": [
-            peer(
-                me,
-                "host1",
-                {
-                    "Name": other,
-                    "NickName": "host2",
-                    "Address": "10.0.0.2:40000",
-                    "Outbound": False,
-                    "Established": True,
-                },
-            ),
-            peer(
-                other,
-                "host2",
-                {
-                    "Name": me,
-                    "NickName": "host1",
-                    "Address": "10.0.0.1:6783",
-                    "Outbound": True,
-                    "Established": True,
-                },
-            ),
+            _peer(me, "host1", (other, "host2", "10.0.0.2:40000"), outbound=False),
+            _peer(other, "host2", (me, "host1", "10.0.0.1:6783"), outbound=True),
         ],
         "UnicastRoutes": [],
         "BroadcastRoutes": [],

@@ -32,12 +32,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
 class WeaveGroup(click.Group):
     """A click group whose usage errors are a single line on stderr."""
 
+    command_name: str | None = None  # the sub-command being parsed, for error messages
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        self.command_name = name
+        return name, cmd, rest
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        kwargs["prog_name"] = "weave"
+        self.command_name = None
         try:
             result = super().main(*args, **kwargs)
         except click.UsageError as exc:
-            fail(f"weave: {_usage_message(exc)} (see 'weave --help')")
+            fail(f"weave: {_usage_message(exc, self.command_name)} (see 'weave --help')")
         except click.ClickException as exc:
             fail(f"weave: {exc.format_message()}", exc.exit_code)
         except click.Abort:
@@ -45,13 +56,11 @@ class WeaveGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _usage_message(exc: click.UsageError) -> str:
+def _usage_message(exc: click.UsageError, command: str | None) -> str:
     if isinstance(exc, click.exceptions.NoArgsIsHelpError):
         return "missing command"
-    message = exc.format_message().strip().splitlines()[0]
-    if exc.ctx is not None and exc.ctx.command_path != "weave":
-        return f"{exc.ctx.command_path.removeprefix('weave ')}: {message}"
-    return message
+    message = exc.format_message().strip().splitlines()[0].rstrip(".")
+    return f"{command}: {message}" if command else message
 
 
 def _request(method: str, path: str, **kwargs: Any) -> tuple[int, str]:
@@ -109,7 +118,10 @@ def launch(args: Sequence[str]) -> None:
     except launcher.LaunchError as exc:
         fail(str(exc), exc.exit_code)
     except OSError as exc:
-        fail(f"weave launch: cannot start the router: {exc}")
+        fail(
+            f"weave launch: cannot start the router: {exc} "
+            "(run as root, or set WEAVE_STATE_DIR/--state-dir to a writable directory)"
+        )
     click.echo(pid)
 
 

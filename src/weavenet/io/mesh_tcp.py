@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,15 @@ def _addr(sockaddr: Any) -> str:
         host, port = sockaddr[0], sockaddr[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(sockaddr)
+
+
+def _describe(exc: BaseException) -> str:
+    """Go-style error text: ``connection refused`` rather than ``[Errno 111] ...``."""
+    if isinstance(exc, TimeoutError):
+        return "i/o timeout"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
 
 
 class MeshShell:
@@ -123,8 +133,8 @@ class MeshShell:
                 DIAL_TIMEOUT,
             )
         except (OSError, TimeoutError) as exc:
-            reason = str(exc) or type(exc).__name__
-            self.router.dial_failed(dial.address, f"dial tcp {dial.address}: {reason}", self.now())
+            reason = f"dial tcp4 {dial.address}: connect: {_describe(exc)}"
+            self.router.dial_failed(dial.address, reason, self.now())
             self.run_effects()
 
     # ---- the control API ----------------------------------------------------------
@@ -174,7 +184,7 @@ class MeshProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.conn_id or self.shell.transports.pop(self.conn_id, None) is None:
             return
-        reason = "EOF" if exc is None else (str(exc) or type(exc).__name__)
+        reason = "EOF" if exc is None else f"read: {_describe(exc)}"
         self.shell.router.connection_closed(self.conn_id, reason, self.shell.now())
         self.shell.run_effects()
 

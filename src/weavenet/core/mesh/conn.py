@@ -49,8 +49,12 @@ class MeshConn:
             if bodies:
                 self.read_deadline = now + READ_TIMEOUT
             return bodies
-        self.handshake.receive_data(data)
-        self.out += self.handshake.data_to_send()
+        try:
+            self.handshake.receive_data(data)
+        finally:
+            # what we owe the peer goes out even if its part was bad: Go writes its side
+            # of every step concurrently, so a password mismatch is noticed on both ends
+            self.out += self.handshake.data_to_send()
         if self.handshake.stage != self._stage:
             self._stage = self.handshake.stage
             self.read_deadline = now + READ_TIMEOUT

@@ -7,7 +7,7 @@ for every peer in the update, a ``peerSummary`` value followed by a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from weavenet.core.errors import RemoteProtocolError
@@ -131,6 +131,47 @@ def encode_peers(peers: Iterable[Peer], first_id: int = 65) -> bytes:
     return bytes(out)
 
 
+class EncodedPeers:
+    """Caches each peer's encoded value messages, so that a topology payload is mostly a
+    join of cached bytes: full-state gossip is sent down every new connection."""
+
+    def __init__(self) -> None:
+        self._primed = Encoder()  # has sent the type definitions: encodes values only
+        placeholder = Peer.placeholder(1)
+        self._primed.encode(PEER_SUMMARY, _summary_value(placeholder))
+        self._primed.encode(CONNECTION_SUMMARIES, _connections_value(placeholder))
+        self._cache: dict[int, tuple[tuple[object, ...], bytes]] = {}
+
+    def encode(self, peers: list[Peer]) -> bytes:
+        """Same stream as :func:`encode_peers` with first_id 65."""
+        if not peers:
+            return b""
+        out = bytearray(encode_peers(peers[:1]))
+        for peer in peers[1:]:
+            out += self._values(peer)
+        return bytes(out)
+
+    def _values(self, peer: Peer) -> bytes:
+        key = (
+            peer.uid,
+            peer.version,
+            peer.nickname,
+            peer.short_id,
+            peer.has_short_id,
+            len(peer.connections),
+        )
+        hit = self._cache.get(peer.name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = self._primed.encode(PEER_SUMMARY, _summary_value(peer))
+        data += self._primed.encode(CONNECTION_SUMMARIES, _connections_value(peer))
+        self._cache[peer.name] = (key, data)
+        return data
+
+    def forget(self, name: int) -> None:
+        self._cache.pop(name, None)
+
+
 # --- decoding ---------------------------------------------------------------
 
 
@@ -202,19 +243,28 @@ def _decode_connections(conns: object) -> dict[int, ConnectionSummary]:
     return result
 
 
-def decode_update(data: bytes) -> list[Peer]:
+def decode_update(
+    data: bytes, unchanged: Callable[[Peer], bool] | None = None
+) -> tuple[list[Peer], set[int]]:
     """Decode a whole topology payload into peer records (with their connections).
 
+    Entries for which ``unchanged(summary)`` holds have their connection list skipped
+    undecoded (they are returned by name only): most gossip repeats what we know.
     Raises TopologyError (or GobError) on malformed input; never returns partial data.
     """
     dec = Decoder(data)
     peers: list[Peer] = []
+    skipped: set[int] = set()
     while not dec.at_end():
-        if len(peers) >= MAX_UPDATE_PEERS:
+        if len(peers) + len(skipped) >= MAX_UPDATE_PEERS:
             raise TopologyError(f"topology update holds more than {MAX_UPDATE_PEERS} peers")
         peer = _decode_peer(dec.decode(PEER_SUMMARY))
         if dec.at_end():
             raise TopologyError(f"peer {peer} has no connection list")
+        if unchanged is not None and unchanged(peer):
+            dec.skip()
+            skipped.add(peer.name)
+            continue
         peer.connections = _decode_connections(dec.decode(CONNECTION_SUMMARIES))
         peers.append(peer)
-    return peers
+    return peers, skipped

@@ -17,10 +17,10 @@ from weavenet.core.mesh.peer import (
     PEER_SUMMARY,
     SHORT_ID_BITS,
     ConnectionSummary,
+    EncodedPeers,
     Peer,
     TopologyError,
     decode_update,
-    encode_peers,
     supersedes,
 )
 from weavenet.core.mesh.routes import Adjacency, compute_routes
@@ -53,6 +53,7 @@ class Peers:
         self._by_name: dict[int, Peer] = {ourself.name: ourself}
         self._refs: dict[int, int] = {}
         self._short_index: dict[int, Peer] | None = None
+        self._encoded = EncodedPeers()
 
     # --- lookup -------------------------------------------------------------
 
@@ -168,7 +169,9 @@ class Peers:
     def encode(self, names: Iterable[int] | None = None) -> bytes:
         """Topology payload for ``names`` (None: every peer); unknown names skipped."""
         wanted = self._by_name.keys() if names is None else set(names)
-        return encode_peers(self._by_name[n] for n in sorted(wanted) if n in self._by_name)
+        return self._encoded.encode(
+            [self._by_name[n] for n in sorted(wanted) if n in self._by_name]
+        )
 
     def apply_update(self, data: bytes) -> tuple[set[int], set[int]]:
         """Merge a received topology payload (§5.2).
@@ -179,8 +182,8 @@ class Peers:
         :meth:`garbage_collect` (and should drop removed names from the "new" set).
         Raises TopologyError/GobError on malformed data, leaving the table unchanged.
         """
-        decoded = decode_update(data)
-        received = {peer.name for peer in decoded}
+        decoded, skipped = decode_update(data, self._already_known)
+        received = {peer.name for peer in decoded} | skipped
         for peer in decoded:
             for remote in peer.connections:
                 if remote not in self._by_name and remote not in received:
@@ -192,6 +195,16 @@ class Peers:
         if changed:
             self._short_index = None
         return received, changed
+
+    def _already_known(self, summary: Peer) -> bool:
+        """An entry identical in identity and version to ours merges to nothing."""
+        old = self._by_name.get(summary.name)
+        return (
+            old is not None
+            and old is not self._ourself
+            and (old.uid, old.version, old.has_short_id)
+            == (summary.uid, summary.version, summary.has_short_id)
+        )
 
     def _merge_entry(self, new: Peer) -> bool:
         """Apply one decoded entry; return whether it changed our table."""

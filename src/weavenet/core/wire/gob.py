@@ -229,6 +229,8 @@ def _as_map(typ: Map, value: object) -> Mapping[object, object]:
 def _is_omitted_zero(typ: GobType, value: object) -> bool:
     """Go leaves zero basics and empty slices out of structs (maps only when nil)."""
     if isinstance(typ, Basic):
+        if (typ.id == 1) != isinstance(value, bool):
+            return False  # a bool for a number or vice versa: let _basic reject it
         return value == zero_value(typ)
     if isinstance(typ, Slice):
         return isinstance(value, list | tuple) and len(value) == 0

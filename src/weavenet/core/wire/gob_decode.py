@@ -283,6 +283,11 @@ class Decoder:
         self._finish(reader)
         return value
 
+    def skip(self) -> None:
+        """Pass over the next value without decoding it (its types must be defined)."""
+        _, reader = self._next_value(False)
+        self._pos = reader.end
+
     def _finish(self, reader: _Reader) -> None:
         if reader.remaining():
             raise GobError(f"gob: {reader.remaining()} extra bytes after value")

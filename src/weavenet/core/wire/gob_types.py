@@ -37,7 +37,7 @@ class GobType:
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Basic(GobType):
     """A predefined gob type with a fixed wire id."""
 
