@@ -203,7 +203,9 @@ def _start_once(workdir: Path, index: int, peers: list[str], extra: list[str]) -
 
 
 @contextmanager
-def router_pair(workdir: Path, extra: list[str] | None = None) -> Iterator[tuple[RouterProc, ...]]:
+def router_pair(
+    workdir: Path, extra: list[str] | None = None
+) -> Iterator[tuple[RouterProc, RouterProc]]:
     """Routers A and B (B given A as its peer), yielded once A-B is established."""
     started: list[RouterProc] = []
     try:

@@ -29,10 +29,27 @@ def garbage() -> bytes:
     return data if not data.startswith(b"w") else b"x" + data[1:]
 
 
+Pair = tuple[RouterProc, RouterProc]
+
+
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterProc, RouterProc]]:
-    with router_pair(tmp_path_factory.mktemp("bad-input")) as (a, b):
-        yield a, b
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    with router_pair(tmp_path_factory.mktemp("bad-input")) as routers:
+        yield routers
+
+
+@pytest.fixture(scope="module")
+def encrypted_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    extra = ["--password", "bad-input-secret"]
+    with router_pair(tmp_path_factory.mktemp("bad-input-enc"), extra) as routers:
+        yield routers
+
+
+@pytest.fixture
+def flood_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """A pair of its own: the flood drains the accept token bucket."""
+    with router_pair(tmp_path_factory.mktemp("bad-input-flood")) as routers:
+        yield routers
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> float:
@@ -58,7 +75,7 @@ def shutdown_lines(router: RouterProc, local: tuple[str, int] | None = None) -> 
 class Attack:
     """One raw connection to A's mesh port; remembers A's state before it."""
 
-    def __init__(self, pair: tuple[RouterProc, RouterProc]) -> None:
+    def __init__(self, pair: Pair) -> None:
         self.a, self.b = pair
         self.links_before = self.a.established()
         assert self.b.name in self.links_before
@@ -87,8 +104,17 @@ class Attack:
 
 
 @pytest.fixture
-def attack(pair: tuple[RouterProc, RouterProc]) -> Iterator[Attack]:
+def attack(pair: Pair) -> Iterator[Attack]:
     att = Attack(pair)
+    try:
+        yield att
+    finally:
+        att.close()
+
+
+@pytest.fixture
+def encrypted_attack(encrypted_pair: Pair) -> Iterator[Attack]:
+    att = Attack(encrypted_pair)
     try:
         yield att
     finally:
@@ -132,26 +158,40 @@ def test_silent_peer_is_dropped_after_the_header_timeout(attack: Attack) -> None
     assert "during handshake" in line
 
 
-def _garbage_connection(a: RouterProc) -> tuple[str, int] | None:
-    """Connect, send garbage, close. None if A refused or reset us at once."""
+def test_plaintext_peer_to_an_encrypted_router(encrypted_attack: Attack) -> None:
+    encrypted_attack.sock.sendall(HEADER + b"\x00")
+    assert read_until_closed(encrypted_attack.sock, 5.0) < 5.0
+    line = encrypted_attack.check_aftermath()
+    assert "unencrypted" in line
+
+
+def test_oversized_frame_after_a_public_key(encrypted_attack: Attack) -> None:
+    key = os.urandom(32)
+    encrypted_attack.sock.sendall(HEADER + b"\x01" + key + struct.pack(">I", 0xFFFFFFFF))
+    assert read_until_closed(encrypted_attack.sock, 5.0) < 5.0
+    encrypted_attack.check_aftermath()
+
+
+def _garbage_connection(a: RouterProc) -> bool:
+    """Connect, send garbage, close. False if A refused or reset us at once."""
     try:
         with socket.create_connection((a.host, a.port), timeout=5) as sock:
-            local: tuple[str, int] = sock.getsockname()[:2]
             sock.sendall(garbage())
-            return local
+            return True
     except OSError:
-        return None
+        return False
 
 
-def test_a_flood_of_garbage_connections(pair: tuple[RouterProc, RouterProc]) -> None:
-    a, b = pair
+def test_a_flood_of_garbage_connections(flood_pair: Pair) -> None:
+    a, b = flood_pair
     links_before = a.established()
     terminations_before = a.terminations()
     log_offset = len(a.log())
-    sent = [_garbage_connection(a) for _ in range(200)]
+    sent = sum(_garbage_connection(a) for _ in range(200))
 
-    # The accept token bucket may reset some connections before the router sees them;
-    # every one it did accept must end in exactly one shutdown line and one termination.
+    # The accept token bucket (20 burst, one per 50 ms) may reset or delay connections
+    # beyond the burst; every one the router did accept must end in exactly one shutdown
+    # line and one termination. (30 s leaves room for a router that delays accepts.)
     def settled() -> int | None:
         new = a.log()[log_offset:]
         accepted, closed = new.count("connection accepted"), new.count(SHUTDOWN)
@@ -159,14 +199,14 @@ def test_a_flood_of_garbage_connections(pair: tuple[RouterProc, RouterProc]) -> 
             return accepted
         return None
 
-    accepted = wait_for(settled, 15.0, "every accepted garbage connection to be closed")
-    assert 20 <= accepted <= 200, (accepted, sum(1 for s in sent if s))
+    accepted = wait_for(settled, 30.0, "every accepted garbage connection to be closed")
+    assert 10 <= accepted <= 200, (accepted, sent)
     assert a.alive()
     assert a.established() == links_before
     assert a.name in b.established()
 
 
-def test_the_routers_survived_everything(pair: tuple[RouterProc, RouterProc]) -> None:
-    a, b = pair
-    assert a.alive() and b.alive()
-    assert "Traceback" not in a.log() + b.log()
+def test_the_routers_survived_everything(pair: Pair, encrypted_pair: Pair) -> None:
+    for router in (*pair, *encrypted_pair):
+        assert router.alive()
+        assert "Traceback" not in router.log()

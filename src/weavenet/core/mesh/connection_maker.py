@@ -8,6 +8,7 @@ is uniform in [i/2, 3i/2)), so that many routers restarting together do not dial
 
 from __future__ import annotations
 
+import datetime
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -215,7 +216,5 @@ def _target_status(target: Target, wall_clock_offset: float) -> tuple[str, str]:
 
 def _format_time(epoch: float) -> str:
     """Go's time.Time.String() shape, in UTC: ``2015-08-06 18:55:38.246 +0000 UTC``."""
-    import datetime as _dt
-
-    moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC)
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} +0000 UTC"
