@@ -47,6 +47,20 @@ _PEERS = re.compile(r"^\s*Peers: (\d+)(?: \(with (\d+) established)?", re.M)
 _CONNS = re.compile(r"^\s*Connections: \d+(?: \((\d+) established)?", re.M)
 
 
+# cProfile with a CPU-time clock: 50 processes share 2 cores, so wall time would mostly
+# measure waiting for a core. Writes the stats when the router exits on SIGTERM.
+_PROFILED = """
+import cProfile, sys, time
+from weavenet.daemon import main
+out, sys.argv = sys.argv[1], ["weaver", *sys.argv[2:]]
+prof = cProfile.Profile(time.process_time)
+try:
+    prof.runcall(main)
+finally:
+    prof.dump_stats(out)
+"""
+
+
 class BenchError(RuntimeError):
     """The run itself failed (not merely missed a target)."""
 
@@ -137,8 +151,7 @@ def weaver_argv(i: int, workdir: Path, args: argparse.Namespace) -> list[str]:
     host = host_of(i)
     argv = [weaver_bin()]
     if args.profile and i == args.routers // 2:  # diagnostic: one router under cProfile
-        python = str(Path(argv[0]).parent / "python")
-        argv = [python, "-m", "cProfile", "-o", str(args.profile), "-m", "weavenet.daemon"]
+        argv = [str(Path(argv[0]).parent / "python"), "-c", _PROFILED, str(args.profile)]
     argv += ["--name", f"02:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}", "--nickname", f"r{i}"]
     argv += ["--host", host, "--port", str(PORT), "--state-dir", str(workdir / f"r{i}")]
     argv += ["--http-addr", f"{host}:{HTTP_PORT}"]

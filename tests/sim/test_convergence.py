@@ -103,3 +103,37 @@ def test_gossip_unicast_is_relayed_along_the_chain() -> None:
     net._effects(0)
     assert net.run_until(lambda: bool(received), limit=5)
     assert received == [(net.routers[0].name, b"hello")]
+
+
+class _Recorder:
+    """A channel owner that remembers what reached it."""
+
+    def __init__(self) -> None:
+        self.broadcasts: list[tuple[int, bytes]] = []
+
+    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+        return None
+
+    def on_gossip_broadcast(self, src: int, update: bytes) -> None:
+        self.broadcasts.append((src, update))
+        return None
+
+    def gossip(self) -> None:
+        return None
+
+    def on_gossip(self, msg: bytes) -> None:
+        return None
+
+
+def test_unknown_channel_broadcast_is_relayed_by_a_surrogate() -> None:
+    from weavenet.core.mesh.gossip import BytesGossipData, SurrogateGossiper
+
+    net = _chain(3)
+    recorder = _Recorder()
+    net.routers[2].channels["nameserver"] = recorder  # type: ignore[assignment]
+    net.routers[0].gossip_broadcast("nameserver", BytesGossipData([b"entry"]))
+    net._effects(0)
+    assert net.run_until(lambda: bool(recorder.broadcasts), limit=5)
+    assert recorder.broadcasts == [(net.routers[0].name, b"entry")]
+    # the middle router knows nothing of the channel, yet passed it on
+    assert isinstance(net.routers[1].channels["nameserver"], SurrogateGossiper)

@@ -17,7 +17,7 @@ from weavenet.core.mesh import lifecycle
 from weavenet.core.mesh.addresses import host_of, split_host_port
 from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
 from weavenet.core.mesh.connection_maker import ConnectionMaker, KnownConnection, OurConnection
-from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, Gossiper, SurrogateGossiper
+from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper, SurrogateGossiper
 from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
 from weavenet.core.mesh.overlay import NullOverlay, Overlay
 from weavenet.core.mesh.peers import Peer, Peers
@@ -257,6 +257,11 @@ class Router:
             return False
         conn.send(body)
         return True
+
+    def gossip_broadcast(self, channel: str, data: GossipData) -> None:
+        """Send channel data to every peer along our broadcast-all tree."""
+        for conn in self._connections_to(self.routes.broadcast_all(self.name)):
+            conn.pending.add_broadcast(channel, self.name, data)
 
     def send_all_gossip_down(self, conn: MeshConn) -> None:
         for channel, gossiper in self.channels.items():
