@@ -15,30 +15,29 @@ Exit status: 0 all targets met, 1 a target missed, 2 the run failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
-import platform
 import random
 import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Event
 from types import FrameType
 from typing import Any
 from urllib.parse import urlencode
 
-TARGET_CONVERGENCE_S = 10.0
-TARGET_RSS_MB = 60.0
-TARGET_CPU_PCT = 1.0
-GO_RSS_MB = 57.0
+from mesh_report import build_result, print_result
+
 PORT, HTTP_PORT = 6783, 6784
 FIRST_HOST = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -158,20 +157,31 @@ def weaver_argv(i: int, workdir: Path, args: argparse.Namespace) -> list[str]:
     return argv + (["--password", args.password] if args.password else [])
 
 
-def start_all(workdir: Path, args: argparse.Namespace) -> list[Node]:
-    nodes = []
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _unblock_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+def start_all(workdir: Path, args: argparse.Namespace, nodes: list[Node]) -> None:
+    """Appends each router as soon as it is spawned, so an interrupt can't orphan one."""
     for i in range(args.routers):
         log_path = workdir / f"r{i}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                weaver_argv(i, workdir, args),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        nodes.append(Node(i, host_of(i), proc, log_path))
-    return nodes
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # Ctrl-C waits until it's listed
+        try:
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(
+                    weaver_argv(i, workdir, args),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    preexec_fn=_unblock_signals,  # the child must not inherit the mask
+                )
+            nodes.append(Node(i, host_of(i), proc, log_path))
+        finally:
+            _unblock_signals()
 
 
 def answers_status(node: Node) -> bool:
@@ -213,6 +223,7 @@ def connect_tree(nodes: list[Node], rng: random.Random) -> list[tuple[int, int]]
 
 def is_converged(node: Node, n: int) -> bool:
     node.check_alive()
+    node.stats["polls"] = node.stats.get("polls", 0) + 1
     asked = time.monotonic()
     try:
         text = request(node.host, "GET", "/status")
@@ -232,26 +243,39 @@ def is_converged(node: Node, n: int) -> bool:
     )
 
 
-def wait_converged(nodes: list[Node], start: float, timeout: float) -> float:
-    """Poll round-robin until every router is converged, confirmed by one more sweep."""
-    n = len(nodes)
-    while True:
-        pending = [node for node in nodes if node.converged_s is None]
-        for node in pending:
-            if is_converged(node, n):
-                node.converged_s = time.monotonic() - start
-        elapsed = time.monotonic() - start
-        done = sum(node.converged_s is not None for node in nodes)
-        progress(f"convergence: {done}/{n} routers converged, {elapsed:.1f} s")
-        if done == n:
-            regressed = [node for node in nodes if not is_converged(node, n)]
-            if not regressed:
-                break
-            for node in regressed:
-                node.converged_s = None  # keep waiting for it
-        if elapsed > timeout:
-            raise BenchError(f"only {done}/{n} routers converged after {timeout} s")
-        time.sleep(0.05)
+def poll_until_converged(node: Node, n: int, start: float, poll: float, stop: Event) -> None:
+    while not stop.is_set():
+        if is_converged(node, n):
+            node.converged_s = time.monotonic() - start
+            return
+        stop.wait(poll)
+
+
+def wait_converged(nodes: list[Node], start: float, args: argparse.Namespace) -> float:
+    """Poll every unconverged router concurrently, each at most every --poll seconds (a
+    /status costs the router a few ms of CPU), then confirm with one more sweep."""
+    n, stop = len(nodes), Event()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        try:
+            jobs = [
+                pool.submit(poll_until_converged, nd, n, start, args.poll, stop) for nd in nodes
+            ]
+            while (busy := sum(not job.done() for job in jobs)) > 0:
+                elapsed = time.monotonic() - start
+                progress(f"convergence: {n - busy}/{n} routers converged, {elapsed:.1f} s")
+                if elapsed > args.timeout:
+                    raise BenchError(
+                        f"only {n - busy}/{n} routers converged after {args.timeout} s"
+                    )
+                wait(jobs, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for job in jobs:
+                    if job.done():
+                        job.result()  # re-raise a router's death
+        finally:
+            stop.set()
+    regressed = [node.index for node in nodes if not is_converged(node, n)]
+    if regressed:
+        raise BenchError(f"routers {regressed} lost convergence again")
     total = max(node.converged_s or 0.0 for node in nodes)
     progress(f"convergence: all {n} routers converged in {total:.2f} s", final=True)
     return total
@@ -275,123 +299,43 @@ def measure_idle(nodes: list[Node], seconds: float) -> None:
     progress(f"idle: measured {elapsed:.1f} s", final=True)
 
 
+def _signal_group(node: Node, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.proc.pid, sig)
+
+
 def stop_all(nodes: list[Node]) -> None:
     for node in nodes:
         if node.proc.poll() is None:
-            os.killpg(node.proc.pid, signal.SIGTERM)
+            _signal_group(node, signal.SIGTERM)
     deadline = time.monotonic() + 10
     for node in nodes:
         try:
             node.proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(node.proc.pid, signal.SIGKILL)
+            _signal_group(node, signal.SIGKILL)
             node.proc.wait()
-
-
-# ---- report --------------------------------------------------------------------------
-def spread(values: list[float]) -> dict[str, float]:
-    return {
-        "min": min(values),
-        "median": statistics.median(values),
-        "max": max(values),
-    }
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def build_result(
-    args: argparse.Namespace, nodes: list[Node], times: dict[str, float]
-) -> dict[str, Any]:
-    def col(key: str) -> list[float]:
-        return [node.stats[key] for node in nodes]
-
-    summary = {key: spread(col(key)) for key in nodes[0].stats}
-    summary["converge_cpu_s"] = spread(col("converge_cpu_s"))
-    checks = {
-        "convergence_s": times["convergence_s"] < TARGET_CONVERGENCE_S,
-        "rss_mb": summary["rss_mb"]["max"] <= TARGET_RSS_MB,
-        "idle_cpu_pct": summary["idle_cpu_pct"]["max"] < TARGET_CPU_PCT,
-    }
-    return {
-        "routers": len(nodes),
-        "idle_s": args.idle,
-        "encrypted": bool(args.password),
-        "machine": machine(),
-        **times,
-        "summary": summary,
-        "targets": {
-            "convergence_s": TARGET_CONVERGENCE_S,
-            "rss_mb": TARGET_RSS_MB,
-            "idle_cpu_pct": TARGET_CPU_PCT,
-            "go_rss_mb": GO_RSS_MB,
-        },
-        "pass": checks,
-        "per_router": [
-            {
-                "index": nd.index,
-                "host": nd.host,
-                "ready_s": nd.ready_s,
-                "converged_s": nd.converged_s,
-                **nd.stats,
-            }
-            for nd in nodes
-        ],
-    }
-
-
-def print_result(result: dict[str, Any]) -> None:
-    m, s, ok = result["machine"], result["summary"], result["pass"]
-    enc = "encrypted" if result["encrypted"] else "unencrypted"
-    title = f"{result['routers']} routers, {enc}, idle window {result['idle_s']:g} s"
-    print(f"\nMesh control plane: {title}")
-    print(f"machine: {m['cpus']} vCPU {m['cpu_model']}, kernel {m['kernel']}, Python {m['python']}")
-    print(f"start-up (all answering /status): {result['startup_s']:.2f} s")
-    mark = "PASS" if ok["convergence_s"] else "FAIL"
-    print(
-        f"convergence (full mesh):           {result['convergence_s']:.2f} s"
-        f"   target < {TARGET_CONVERGENCE_S:g} s  {mark}"
-    )
-    print(f"\n{'per router':<30}{'min':>9}{'median':>9}{'max':>9}   target")
-    rows = [
-        ("RSS at end (MB)", "rss_mb", f"<= {TARGET_RSS_MB:g} (Go {GO_RSS_MB:g})", ok["rss_mb"]),
-        ("peak RSS (MB)", "rss_peak_mb", "", None),
-        ("RSS after start-up (MB)", "rss_start_mb", "", None),
-        ("idle CPU (%)", "idle_cpu_pct", f"< {TARGET_CPU_PCT:g}", ok["idle_cpu_pct"]),
-        ("CPU during convergence (s)", "converge_cpu_s", "", None),
-        ("slowest /status reply (s)", "status_max_s", "", None),
-    ]
-    for label, key, target, passed in rows:
-        v = s[key]
-        mark = "" if passed is None else ("PASS" if passed else "FAIL")
-        print(f"{label:<30}{v['min']:>9.2f}{v['median']:>9.2f}{v['max']:>9.2f}   {target} {mark}")
-    print(f"\noverall: {'PASS' if all(ok.values()) else 'FAIL'}")
 
 
 # ---- main ----------------------------------------------------------------------------
 def run(args: argparse.Namespace, workdir: Path, nodes: list[Node]) -> dict[str, Any]:
     start = time.monotonic()
-    nodes.extend(start_all(workdir, args))
+    start_all(workdir, args, nodes)
     startup = wait_ready(nodes, start, args.timeout)
     ticks = {node.index: cpu_ticks(node.proc.pid) for node in nodes}
     start = time.monotonic()
     connect_tree(nodes, random.Random(args.seed))
-    convergence = wait_converged(nodes, start, args.timeout)
+    convergence = wait_converged(nodes, start, args)
     for node in nodes:
         node.stats["converge_cpu_s"] = (cpu_ticks(node.proc.pid) - ticks[node.index]) / CLK_TCK
     measure_idle(nodes, args.idle)
-    return build_result(args, nodes, {"startup_s": startup, "convergence_s": convergence})
+    rows = [
+        {"index": nd.index, "host": nd.host, "ready_s": nd.ready_s,
+         "converged_s": nd.converged_s, **nd.stats}
+        for nd in nodes
+    ]  # fmt: skip
+    params = {"routers": args.routers, "idle_s": args.idle, "encrypted": bool(args.password)}
+    return build_result(params, rows, {"startup_s": startup, "convergence_s": convergence})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -401,6 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--password", help="run an encrypted mesh with this password")
     parser.add_argument("--timeout", type=float, default=180.0, help="per-phase limit, s")
+    parser.add_argument(
+        "--poll", type=float, default=0.5, help="min seconds between polls of one router"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed for the random tree")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     parser.add_argument(
@@ -419,6 +366,7 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
     try:
         check_addresses_free(args.routers)
     except BenchError as exc:
@@ -429,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args, workdir, nodes)
     except BenchError as exc:
-        print(f"\nbench-mesh failed: {exc}\n(logs in {workdir})", file=sys.stderr)
+        print(f"\nbench-mesh failed: {exc}", file=sys.stderr)
         args.keep = True
         return 2
     except KeyboardInterrupt:

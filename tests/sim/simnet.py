@@ -125,10 +125,10 @@ class SimNet:
             self.routers[i].dial_failed(dial.address, "connection refused", self.now)
             self._effects(i)
             return
-        if not self.routers[j].accept_allowed(self.now):
-            self.routers[i].dial_failed(dial.address, "connection reset", self.now)
-            self._effects(i)
-            return
+        delay = self.routers[j].accept_delay(self.now)
+        self.at(self.now + delay, lambda: self._open_pair(i, j, dial))
+
+    def _open_pair(self, i: int, j: int, dial: Dial) -> None:
         a, b = next(self._ids), next(self._ids)
         self.links[a] = Link(i, b)
         self.links[b] = Link(j, a)

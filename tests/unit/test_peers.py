@@ -434,3 +434,34 @@ def test_corrupted_vector_only_raises_remote_errors(pos: int, byte: int) -> None
         peers.apply_update(bytes(data))
     except RemoteProtocolError:
         assert snapshot(peers) == before
+
+
+def test_cached_encoding_is_the_exact_go_stream() -> None:
+    import random as _random
+
+    from weavenet.core.mesh.peer import EncodedPeers, encode_peers
+
+    rng = _random.Random(5)
+    peers = [
+        Peer(
+            n,
+            f"p{n}",
+            rng.getrandbits(64),
+            rng.randrange(1, 9),
+            rng.randrange(4096),
+            True,
+            {
+                m: ConnectionSummary(m, f"10.0.0.{m}:6783", m < n, bool(m % 2))
+                for m in range(1, 6)
+                if m != n
+            },
+        )
+        for n in range(1, 6)
+    ]
+    cache = EncodedPeers()
+    assert cache.encode(peers) == encode_peers(peers)
+    assert cache.encode(peers[2:]) == encode_peers(peers[2:])  # cached values reused
+    peers[3].version += 1
+    peers[3].connections.pop(1, None)
+    assert cache.encode(peers) == encode_peers(peers)
+    assert cache.encode([]) == b""

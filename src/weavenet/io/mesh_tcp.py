@@ -94,7 +94,7 @@ class MeshShell:
         for effect in self.router.take_effects():
             if isinstance(effect, Send):
                 transport = self.transports.get(effect.conn)
-                if transport is not None:
+                if transport is not None and not transport.is_closing():
                     transport.write(effect.data)
             elif isinstance(effect, Close):
                 transport = self.transports.pop(effect.conn, None)
@@ -159,18 +159,29 @@ class MeshProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        shell, router = self.shell, self.shell.router
-        outbound = self.target is not None
-        if not outbound and not router.accept_allowed(shell.now()):
-            transport.abort()
-            return
+        shell = self.shell
+        self.conn_id = shell.register(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn_id = shell.register(transport)
+        delay = 0.0 if self.target is not None else shell.router.accept_delay(shell.now())
+        if delay > 0:  # over the accept rate: hold it, as Go's accept loop does
+            transport.pause_reading()
+            shell.loop.call_later(delay, self._open, transport)
+        else:
+            self._open(transport)
+
+    def _open(self, transport: asyncio.Transport) -> None:
+        shell = self.shell
+        if shell.transports.get(self.conn_id) is not transport:
+            return  # closed while waiting for its turn
         local = _addr(transport.get_extra_info("sockname"))
         remote = _addr(transport.get_extra_info("peername"))
-        router.connection_opened(self.conn_id, outbound, local, remote, self.target, shell.now())
+        outbound = self.target is not None
+        shell.router.connection_opened(
+            self.conn_id, outbound, local, remote, self.target, shell.now()
+        )
+        transport.resume_reading()
         shell.run_effects()
 
     def data_received(self, data: bytes) -> None:

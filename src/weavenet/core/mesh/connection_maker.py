@@ -20,6 +20,10 @@ INITIAL_INTERVAL = 2.0
 MAX_INTERVAL = 360.0
 RESET_AFTER = 60.0
 NEVER = float("inf")
+# Both ends of a pair usually discover each other at the same moment. The end with the
+# higher name waits a little before dialling, so that normally only the lower end dials:
+# no duplicate connections to resolve, and still a connection when only one end can dial.
+DISCOVERY_DEFER = 2.0
 
 
 class TargetState(Enum):
@@ -113,7 +117,13 @@ class ConnectionMaker:
             for conn in known:
                 if conn.remote_name == us or conn.remote_name in connected_peers:
                     continue
-                self._add_target(self._discovered_address(conn), connected_addrs, valid)
+                address = self._discovered_address(conn)
+                fresh = address not in self.targets
+                self._add_target(address, connected_addrs, valid)
+                if fresh and address in self.targets and us > conn.remote_name:
+                    self.targets[address].try_after = now + DISCOVERY_DEFER * (
+                        1 + self.rng.random()
+                    )
         return self._due_targets(now, valid, set(self.direct.values()))
 
     def _already_inbound(self, address: str, inbound_ips: set[str]) -> bool:

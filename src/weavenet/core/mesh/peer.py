@@ -132,26 +132,44 @@ def encode_peers(peers: Iterable[Peer], first_id: int = 65) -> bytes:
 
 
 class EncodedPeers:
-    """Caches each peer's encoded value messages, so that a topology payload is mostly a
-    join of cached bytes: full-state gossip is sent down every new connection."""
+    """Caches each peer's encoded value messages, so that a topology payload is a join of
+    cached bytes: full-state gossip goes down every new connection. The output is the
+    exact stream :func:`encode_peers` (first_id 65) writes: type definitions go just
+    before their first use, as Go's encoder puts them."""
 
     def __init__(self) -> None:
         self._primed = Encoder()  # has sent the type definitions: encodes values only
         placeholder = Peer.placeholder(1)
-        self._primed.encode(PEER_SUMMARY, _summary_value(placeholder))
-        self._primed.encode(CONNECTION_SUMMARIES, _connections_value(placeholder))
-        self._cache: dict[int, tuple[tuple[object, ...], bytes]] = {}
+        self._encode_values(placeholder)  # sends the definitions: later calls are values only
+        fresh = Encoder()
+        summary, connections = self._encode_values(placeholder)
+        self._summary_defs = fresh.encode(PEER_SUMMARY, _summary_value(placeholder))[
+            : -len(summary)
+        ]
+        self._connection_defs = fresh.encode(CONNECTION_SUMMARIES, _connections_value(placeholder))[
+            : -len(connections)
+        ]
+        self._cache: dict[int, tuple[tuple[object, ...], bytes, bytes]] = {}
+
+    def _encode_values(self, peer: Peer) -> tuple[bytes, bytes]:
+        return (
+            self._primed.encode(PEER_SUMMARY, _summary_value(peer)),
+            self._primed.encode(CONNECTION_SUMMARIES, _connections_value(peer)),
+        )
 
     def encode(self, peers: list[Peer]) -> bytes:
-        """Same stream as :func:`encode_peers` with first_id 65."""
         if not peers:
             return b""
-        out = bytearray(encode_peers(peers[:1]))
-        for peer in peers[1:]:
-            out += self._values(peer)
-        return bytes(out)
+        parts = []
+        for index, peer in enumerate(peers):
+            summary, connections = self._values(peer)
+            if index == 0:
+                parts += [self._summary_defs, summary, self._connection_defs, connections]
+            else:
+                parts += [summary, connections]
+        return b"".join(parts)
 
-    def _values(self, peer: Peer) -> bytes:
+    def _values(self, peer: Peer) -> tuple[bytes, bytes]:
         key = (
             peer.uid,
             peer.version,
@@ -162,11 +180,10 @@ class EncodedPeers:
         )
         hit = self._cache.get(peer.name)
         if hit is not None and hit[0] == key:
-            return hit[1]
-        data = self._primed.encode(PEER_SUMMARY, _summary_value(peer))
-        data += self._primed.encode(CONNECTION_SUMMARIES, _connections_value(peer))
-        self._cache[peer.name] = (key, data)
-        return data
+            return hit[1], hit[2]
+        summary, connections = self._encode_values(peer)
+        self._cache[peer.name] = (key, summary, connections)
+        return summary, connections
 
     def forget(self, name: int) -> None:
         self._cache.pop(name, None)

@@ -34,7 +34,8 @@ log = logging.getLogger("weavenet.mesh")
 
 TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
 GC_DELAY = 1.0
-ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 20, 0.05
+ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
+PLAN_DELAY = 0.1  # coalesce connection planning after topology news
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class _Timers:
     gossip_at: float = 0.0
     accept_tokens: float = ACCEPT_TOKENS
     accept_refill_at: float = 0.0
+    plan_at: float = float("inf")
     pending_names: set[int] = field(default_factory=set)
 
 
@@ -111,16 +113,17 @@ class Router:
         return effects
 
     # ---- socket events -------------------------------------------------------------
-    def accept_allowed(self, now: float) -> bool:
-        """Token bucket on inbound connections (20 tokens, one per 50 ms)."""
+    def accept_delay(self, now: float) -> float:
+        """Seconds to hold a newly accepted connection before serving it.
+
+        A token bucket as in mesh: bursts of 100 are served at once, then 10 a second.
+        Connections beyond that wait their turn rather than being reset, so dialers do
+        not back off for nothing."""
         t = self.timers
         refill = (now - t.accept_refill_at) / ACCEPT_TOKEN_DELAY
-        t.accept_tokens = min(ACCEPT_TOKENS, t.accept_tokens + refill)
+        t.accept_tokens = min(ACCEPT_TOKENS, t.accept_tokens + refill) - 1
         t.accept_refill_at = now
-        if t.accept_tokens < 1:
-            return False
-        t.accept_tokens -= 1
-        return True
+        return max(0.0, -t.accept_tokens * ACCEPT_TOKEN_DELAY)
 
     def connection_opened(
         self, conn_id: int, outbound: bool, local: str, remote: str, target: str | None, now: float
@@ -275,7 +278,7 @@ class Router:
         if self.peers.check_short_id_collision():
             self.schedule_topology_update(set(), self._now)
         self.timers.gc_at = min(self.timers.gc_at, self._now + GC_DELAY)
-        self._plan_connections(self._now)
+        self.timers.plan_at = min(self.timers.plan_at, self._now + PLAN_DELAY)
 
     def schedule_topology_update(self, names: set[int], now: float) -> None:
         """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
@@ -300,14 +303,17 @@ class Router:
             log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
 
     def _plan_connections(self, now: float) -> None:
+        self.timers.plan_at = float("inf")
         ours = [
             OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in self.by_peer.values()
         ]
+        # only connections to peers we are not connected to matter for discovery
         known = [
             KnownConnection(remote, summary.remote_tcp_addr, summary.outbound)
             for peer in self.peers
             if peer.name != self.name
             for remote, summary in peer.connections.items()
+            if remote != self.name and remote not in self.by_peer
         ]
         for address in self.maker.plan(now, ours, known, self.name):
             host, port = split_host_port(address, self.config.port)
@@ -335,6 +341,8 @@ class Router:
         if now >= self.timers.gc_at:
             self._garbage_collect()
             self._plan_connections(now)
+        if now >= self.timers.plan_at:
+            self._plan_connections(now)
         if now >= self.timers.gossip_at:
             self.timers.gossip_at = now + GOSSIP_INTERVAL
             self._periodic_gossip()
@@ -354,6 +362,7 @@ class Router:
             self.timers.topology_update_at,
             self.timers.gc_at,
             self.timers.gossip_at,
+            self.timers.plan_at,
             self.maker.next_wakeup(),
         ]
         for conn in self.conns.values():
