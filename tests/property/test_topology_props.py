@@ -7,13 +7,14 @@ which only decides the ShortID field).
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weavenet.core.mesh.peer import encode_peers
-from weavenet.core.mesh.peers import ConnectionSummary, Peer, Peers
+from weavenet.core.mesh.peers import ConnectionSummary, Peer, Peers, TopologyError
 
 US = 0xFEFEFEFEFEFE  # ourself: never among the generated peers
 OUR_UID = 1000
@@ -135,3 +136,59 @@ def test_old_incarnations_of_ourself_commute(
     expected = max(1, max(v for _, v in stale) + 1)
     assert first.ourself.version == second.ourself.version == expected
     assert first.ourself.uid == OUR_UID
+
+
+# The straight-line connection-list codec must agree with the generic gob codec.
+_conn_lists = st.lists(
+    st.builds(
+        ConnectionSummary,
+        st.integers(1, (1 << 48) - 1),
+        st.text(max_size=30),
+        st.booleans(),
+        st.booleans(),
+    ),
+    max_size=20,
+)
+
+
+@settings(deadline=None, max_examples=150)
+@given(_conn_lists)
+def test_fast_connection_list_codec_matches_generic_gob(conns: list[ConnectionSummary]) -> None:
+    from weavenet.core.mesh.peer import CONNECTION_SUMMARIES, connections_from_value
+    from weavenet.core.mesh.topology_codec import (
+        MAX_PEER_CONNECTIONS,
+        encode_connection_list,
+        parse_connection_list,
+    )
+    from weavenet.core.wire.gob import Decoder, Encoder
+
+    by_name = {c.remote: c for c in conns}
+    ordered = [by_name[n] for n in sorted(by_name)]
+    value = [
+        {
+            "NameByte": c.remote.to_bytes(6, "big"),
+            "RemoteTCPAddr": c.remote_tcp_addr,
+            "Outbound": c.outbound,
+            "Established": c.established,
+        }
+        for c in ordered
+    ]
+    enc = Encoder()
+    enc.encode(CONNECTION_SUMMARIES, [])  # definitions out of the way
+    generic = enc.encode(CONNECTION_SUMMARIES, value)
+    id_bytes = enc.encode(CONNECTION_SUMMARIES, [])[1:-2]
+    assert encode_connection_list(id_bytes, ordered) == generic
+    stream = Encoder().encode(CONNECTION_SUMMARIES, value)
+    dec = Decoder(stream)
+    dec.next_layout()
+    fast = parse_connection_list(dec.take_raw(), MAX_PEER_CONNECTIONS)
+    assert fast == connections_from_value(Decoder(stream).decode(CONNECTION_SUMMARIES)) == by_name
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.binary(max_size=200))
+def test_fast_connection_list_parser_raises_only_topology_errors(body: bytes) -> None:
+    from weavenet.core.mesh.topology_codec import parse_connection_list
+
+    with contextlib.suppress(TopologyError):
+        parse_connection_list(body, 100)

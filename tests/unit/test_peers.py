@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
-from weavenet.core.mesh import peer as peer_module
 from weavenet.core.mesh.peer import encode_peers
 from weavenet.core.mesh.peers import ConnectionSummary, Peer, Peers, TopologyError
 from weavenet.core.peername import parse_peer_name
@@ -402,7 +401,9 @@ def test_missing_connection_list_is_a_topology_error() -> None:
 
 
 def test_update_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(peer_module, "MAX_UPDATE_PEERS", 3)
+    from weavenet.core.mesh import topology_codec
+
+    monkeypatch.setattr(topology_codec, "MAX_UPDATE_PEERS", 3)
     peers = new_table()
     peers.apply_update(encode_peers([make_peer(n) for n in (1, 2, 3)]))
     with pytest.raises(TopologyError):
@@ -439,7 +440,8 @@ def test_corrupted_vector_only_raises_remote_errors(pos: int, byte: int) -> None
 def test_cached_encoding_is_the_exact_go_stream() -> None:
     import random as _random
 
-    from weavenet.core.mesh.peer import EncodedPeers, encode_peers
+    from weavenet.core.mesh.peer import encode_peers
+    from weavenet.core.mesh.topology_codec import EncodedPeers
 
     rng = _random.Random(5)
     peers = [

@@ -38,6 +38,8 @@ class MeshConn:
     overlay_wakeup: float = float("inf")
     next_heartbeat: float = float("inf")
     writable: bool = True
+    gossip_ready_at: float = 0.0  # pending gossip waits until then (batching)
+    wakeup_for_gossip: bool = False
     pending: PendingGossip = field(default_factory=PendingGossip)
     out: bytearray = field(default_factory=bytearray)
     _stage: str = "header"

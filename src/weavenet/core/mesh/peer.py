@@ -7,7 +7,7 @@ for every peer in the update, a ``peerSummary`` value followed by a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from weavenet.core.errors import RemoteProtocolError
@@ -18,7 +18,7 @@ from weavenet.core.peername import (
     peer_name_from_bytes,
     peer_name_to_bytes,
 )
-from weavenet.core.wire.gob import BOOL, BYTES, STRING, UINT, Decoder, Encoder, Slice, Struct
+from weavenet.core.wire.gob import BOOL, BYTES, STRING, UINT, Encoder, Slice, Struct
 
 # Bounds on the work one received update may cause.
 MAX_UPDATE_PEERS = 10_000
@@ -98,7 +98,7 @@ def supersedes(new: Peer, old: Peer) -> bool:
 # --- encoding ---------------------------------------------------------------
 
 
-def _summary_value(peer: Peer) -> dict[str, object]:
+def summary_value(peer: Peer) -> dict[str, object]:
     return {
         "NameByte": peer_name_to_bytes(peer.name),
         "NickName": peer.nickname,
@@ -109,7 +109,7 @@ def _summary_value(peer: Peer) -> dict[str, object]:
     }
 
 
-def _connections_value(peer: Peer) -> list[object]:
+def connections_value(peer: Peer) -> list[object]:
     return [
         {
             "NameByte": peer_name_to_bytes(conn.remote),
@@ -126,67 +126,9 @@ def encode_peers(peers: Iterable[Peer], first_id: int = 65) -> bytes:
     enc = Encoder(first_id=first_id)
     out = bytearray()
     for peer in peers:
-        out += enc.encode(PEER_SUMMARY, _summary_value(peer))
-        out += enc.encode(CONNECTION_SUMMARIES, _connections_value(peer))
+        out += enc.encode(PEER_SUMMARY, summary_value(peer))
+        out += enc.encode(CONNECTION_SUMMARIES, connections_value(peer))
     return bytes(out)
-
-
-class EncodedPeers:
-    """Caches each peer's encoded value messages, so that a topology payload is a join of
-    cached bytes: full-state gossip goes down every new connection. The output is the
-    exact stream :func:`encode_peers` (first_id 65) writes: type definitions go just
-    before their first use, as Go's encoder puts them."""
-
-    def __init__(self) -> None:
-        self._primed = Encoder()  # has sent the type definitions: encodes values only
-        placeholder = Peer.placeholder(1)
-        self._encode_values(placeholder)  # sends the definitions: later calls are values only
-        fresh = Encoder()
-        summary, connections = self._encode_values(placeholder)
-        self._summary_defs = fresh.encode(PEER_SUMMARY, _summary_value(placeholder))[
-            : -len(summary)
-        ]
-        self._connection_defs = fresh.encode(CONNECTION_SUMMARIES, _connections_value(placeholder))[
-            : -len(connections)
-        ]
-        self._cache: dict[int, tuple[tuple[object, ...], bytes, bytes]] = {}
-
-    def _encode_values(self, peer: Peer) -> tuple[bytes, bytes]:
-        return (
-            self._primed.encode(PEER_SUMMARY, _summary_value(peer)),
-            self._primed.encode(CONNECTION_SUMMARIES, _connections_value(peer)),
-        )
-
-    def encode(self, peers: list[Peer]) -> bytes:
-        if not peers:
-            return b""
-        parts = []
-        for index, peer in enumerate(peers):
-            summary, connections = self._values(peer)
-            if index == 0:
-                parts += [self._summary_defs, summary, self._connection_defs, connections]
-            else:
-                parts += [summary, connections]
-        return b"".join(parts)
-
-    def _values(self, peer: Peer) -> tuple[bytes, bytes]:
-        key = (
-            peer.uid,
-            peer.version,
-            peer.nickname,
-            peer.short_id,
-            peer.has_short_id,
-            len(peer.connections),
-        )
-        hit = self._cache.get(peer.name)
-        if hit is not None and hit[0] == key:
-            return hit[1], hit[2]
-        summary, connections = self._encode_values(peer)
-        self._cache[peer.name] = (key, summary, connections)
-        return summary, connections
-
-    def forget(self, name: int) -> None:
-        self._cache.pop(name, None)
 
 
 # --- decoding ---------------------------------------------------------------
@@ -230,7 +172,7 @@ def _as_dict(value: object, what: str) -> dict[str, object]:
     return value
 
 
-def _decode_peer(summary: object) -> Peer:
+def peer_from_summary(summary: object) -> Peer:
     value = _as_dict(summary, "peerSummary")
     return Peer(
         name=_name(value, "peerSummary"),
@@ -242,7 +184,7 @@ def _decode_peer(summary: object) -> Peer:
     )
 
 
-def _decode_connections(conns: object) -> dict[int, ConnectionSummary]:
+def connections_from_value(conns: object) -> dict[int, ConnectionSummary]:
     if not isinstance(conns, list):
         raise TopologyError("connection list is not a slice")
     if len(conns) > MAX_PEER_CONNECTIONS:
@@ -258,30 +200,3 @@ def _decode_connections(conns: object) -> dict[int, ConnectionSummary]:
             _bool(value, "Established"),
         )
     return result
-
-
-def decode_update(
-    data: bytes, unchanged: Callable[[Peer], bool] | None = None
-) -> tuple[list[Peer], set[int]]:
-    """Decode a whole topology payload into peer records (with their connections).
-
-    Entries for which ``unchanged(summary)`` holds have their connection list skipped
-    undecoded (they are returned by name only): most gossip repeats what we know.
-    Raises TopologyError (or GobError) on malformed input; never returns partial data.
-    """
-    dec = Decoder(data)
-    peers: list[Peer] = []
-    skipped: set[int] = set()
-    while not dec.at_end():
-        if len(peers) + len(skipped) >= MAX_UPDATE_PEERS:
-            raise TopologyError(f"topology update holds more than {MAX_UPDATE_PEERS} peers")
-        peer = _decode_peer(dec.decode(PEER_SUMMARY))
-        if dec.at_end():
-            raise TopologyError(f"peer {peer} has no connection list")
-        if unchanged is not None and unchanged(peer):
-            dec.skip()
-            skipped.add(peer.name)
-            continue
-        peer.connections = _decode_connections(dec.decode(CONNECTION_SUMMARIES))
-        peers.append(peer)
-    return peers, skipped

@@ -17,13 +17,12 @@ from weavenet.core.mesh.peer import (
     PEER_SUMMARY,
     SHORT_ID_BITS,
     ConnectionSummary,
-    EncodedPeers,
     Peer,
     TopologyError,
-    decode_update,
     supersedes,
 )
 from weavenet.core.mesh.routes import Adjacency, compute_routes
+from weavenet.core.mesh.topology_codec import EncodedPeers, decode_update
 from weavenet.core.peername import format_peer_name
 
 __all__ = [

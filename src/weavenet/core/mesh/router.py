@@ -36,6 +36,10 @@ TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.1  # coalesce connection planning after topology news
+# Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
+# mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
+# many small deltas.
+GOSSIP_BATCH = 0.1
 
 
 @dataclass(frozen=True)
@@ -367,12 +371,18 @@ class Router:
         ]
         for conn in self.conns.values():
             candidates += [conn.read_deadline, conn.next_heartbeat, conn.overlay_wakeup]
+            if conn.wakeup_for_gossip:
+                candidates.append(conn.gossip_ready_at)
         return min(candidates)
 
     # ---- output --------------------------------------------------------------------
     def _flush(self) -> None:
         for conn in self.conns.values():
-            if conn.registered and conn.writable and conn.pending:
+            if conn.pending and self._now < conn.gossip_ready_at:
+                conn.wakeup_for_gossip = True
+            elif conn.registered and conn.writable and conn.pending:
+                conn.gossip_ready_at = self._now + GOSSIP_BATCH
+                conn.wakeup_for_gossip = False
                 for tag, channel, src, payload in conn.pending.drain():
                     origin = self.name if src is None else src
                     msg = GossipMessage(channel, origin, None, payload)

@@ -251,6 +251,22 @@ def _ref(value: object) -> int:
     return value
 
 
+# Peers re-send the same few type definitions in every payload: parse each once.
+# (A pure memo of a pure function; bounded, so hostile input cannot grow it.)
+_DEFINITIONS: dict[bytes, Wire] = {}
+_MAX_CACHED_DEFINITIONS = 256
+
+
+def _parse_definition(reader: _Reader) -> Wire:
+    boot = _Reader(reader.data, reader.pos, reader.end, _BOOT, False)
+    definition = boot.value(16, WIRE_TYPE, 0)
+    assert isinstance(definition, dict)
+    wire = _wire_from_def(definition)
+    if boot.remaining():
+        raise GobError("gob: extra data after type definition")
+    return wire
+
+
 class Decoder:
     """Reads a complete gob stream held in memory (each weave payload is a fresh stream)."""
 
@@ -282,6 +298,21 @@ class Decoder:
         value = reader.top(wid, None)
         self._finish(reader)
         return value
+
+    def next_layout(self) -> tuple[int, Wire | None]:
+        """Read any type definitions ahead of the next value; return its type id and wire
+        type (None for basic types) without consuming the value."""
+        wid, _ = self._next_value(False)  # leaves the position at the value message
+        return wid, self._types.get(wid)
+
+    def wire_type(self, tid: int) -> Wire | None:
+        return self._types.get(tid)
+
+    def take_raw(self) -> bytes:
+        """Consume the next value message; return its bytes after the type id."""
+        _, reader = self._next_value(False)
+        self._pos = reader.end
+        return reader.data[reader.pos : reader.end]
 
     def skip(self) -> None:
         """Pass over the next value without decoding it (its types must be defined)."""
@@ -316,14 +347,15 @@ class Decoder:
     def _define(self, tid: int, reader: _Reader) -> None:
         if tid < FIRST_USER_ID or tid > MAX_TYPE_ID or tid in self._types:
             raise GobError(f"gob: duplicate or invalid type id {tid} received")
-        boot = _Reader(reader.data, reader.pos, reader.end, _BOOT, False)
-        definition = boot.value(16, WIRE_TYPE, 0)
-        assert isinstance(definition, dict)
-        wire = _wire_from_def(definition)
-        if boot.remaining():
-            raise GobError("gob: extra data after type definition")
+        body = reader.data[reader.pos : reader.end]
+        wire = _DEFINITIONS.get(body)
+        if wire is None:
+            wire = _parse_definition(reader)
+            if len(_DEFINITIONS) >= _MAX_CACHED_DEFINITIONS:
+                _DEFINITIONS.clear()
+            _DEFINITIONS[body] = wire
         self._types[tid] = wire
-        self._pos = boot.end
+        self._pos = reader.end
 
     def _check_defined(self, tid: int) -> None:
         """Every id reachable from ``tid`` must be known (Go checks this when compiling).
