@@ -192,3 +192,42 @@ def test_fast_connection_list_parser_raises_only_topology_errors(body: bytes) ->
 
     with contextlib.suppress(TopologyError):
         parse_connection_list(body, 100)
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    st.builds(
+        Peer,
+        st.integers(1, (1 << 48) - 1),
+        st.text(max_size=20),
+        st.integers(0, (1 << 64) - 1),
+        st.integers(0, (1 << 64) - 1),
+        st.integers(0, 0xFFFF),
+        st.booleans(),
+    )
+)
+def test_fast_summary_parser_matches_generic_gob(peer: Peer) -> None:
+    from weavenet.core.mesh.peer import PEER_SUMMARY, peer_from_summary, summary_value
+    from weavenet.core.mesh.topology_codec import parse_summary
+    from weavenet.core.wire.gob import Decoder, Encoder
+
+    stream = Encoder().encode(PEER_SUMMARY, summary_value(peer))
+    dec = Decoder(stream)
+    dec.next_layout()
+    fast = parse_summary(dec.take_raw())
+    assert fast == peer_from_summary(Decoder(stream).decode(PEER_SUMMARY))
+    assert (fast.name, fast.nickname, fast.uid, fast.version) == (
+        peer.name,
+        peer.nickname,
+        peer.uid,
+        peer.version,
+    )
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.binary(max_size=100))
+def test_fast_summary_parser_raises_only_topology_errors(body: bytes) -> None:
+    from weavenet.core.mesh.topology_codec import parse_summary
+
+    with contextlib.suppress(TopologyError):
+        parse_summary(body)

@@ -37,7 +37,7 @@ def test_twenty_routers_converge_despite_drops_and_reordering(seed: int) -> None
     net.drop = net.reset = 0.0
     assert net.run_until(lambda: _converged(net), limit=120)
     for i, router in enumerate(net.routers):
-        unicast = router.routes.unicast
+        unicast = router.fresh_routes().unicast
         assert unicast[router.name] == UNKNOWN_PEER_NAME
         assert {d: v for d, v in unicast.items() if d != router.name} == {
             p.name: p.name for p in router.peers if p.name != router.name
@@ -69,14 +69,14 @@ def test_chain_without_discovery_routes_through_intermediate_peers() -> None:
     names = [r.name for r in net.routers]
     first, last = net.routers[0], net.routers[-1]
     # unicast from one end to the other goes hop by hop
-    assert first.routes.lookup(names[3]) == names[1]
-    assert net.routers[1].routes.lookup(names[3]) == names[2]
-    assert last.routes.lookup(names[0]) == names[2]
+    assert first.fresh_routes().lookup(names[3]) == names[1]
+    assert net.routers[1].fresh_routes().lookup(names[3]) == names[2]
+    assert last.fresh_routes().lookup(names[0]) == names[2]
     # a broadcast from r0 is passed along the chain, each peer once
-    assert first.routes.broadcast(names[0]) == [names[1]]
-    assert net.routers[1].routes.broadcast(names[0]) == [names[2]]
-    assert net.routers[2].routes.broadcast(names[0]) == [names[3]]
-    assert last.routes.broadcast(names[0]) == []
+    assert first.fresh_routes().broadcast(names[0]) == [names[1]]
+    assert net.routers[1].fresh_routes().broadcast(names[0]) == [names[2]]
+    assert net.routers[2].fresh_routes().broadcast(names[0]) == [names[3]]
+    assert last.fresh_routes().broadcast(names[0]) == []
     # no connection was made beyond the chain
     assert net.established_counts() == [1, 2, 2, 1]
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 PEER_NAME_FLAVOUR = "mac"
 NAME_SIZE = 6
 UNKNOWN_PEER_NAME = 0
 _MAX = (1 << 48) - 1
 
 
+@functools.lru_cache(maxsize=8192)
 def format_peer_name(name: int) -> str:
-    """``0xaabbccddeeff`` -> ``"aa:bb:cc:dd:ee:ff"``."""
-    return ":".join(f"{b:02x}" for b in name.to_bytes(NAME_SIZE, "big"))
+    """``0xaabbccddeeff`` -> ``"aa:bb:cc:dd:ee:ff"`` (memoised: status lists repeat names)."""
+    return name.to_bytes(NAME_SIZE, "big").hex(":")
 
 
 def parse_peer_name(text: str) -> int:

@@ -36,6 +36,7 @@ TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.1  # coalesce connection planning after topology news
+ROUTES_RECALC_DELAY = 0.1
 # Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
 # mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
 # many small deltas.
@@ -82,6 +83,8 @@ class Router:
         self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
         self.effects: list[Effect] = []
         self._routes: Routes | None = None
+        self._routes_at = now
+        self._routes_dirty = False
         self.channels: dict[str, Gossiper] = {
             TOPOLOGY_CHANNEL: TopologyGossiper(self.peers, self._topology_changed)
         }
@@ -92,9 +95,19 @@ class Router:
 
     @property
     def routes(self) -> Routes:
-        if self._routes is None:
+        """Routes for forwarding gossip. After topology news they are recomputed at most
+        every ROUTES_RECALC_DELAY (as mesh defers recalculation), so a burst of updates
+        costs one computation; local connection changes take effect at once."""
+        due = self._routes_dirty and self._now >= self._routes_at + ROUTES_RECALC_DELAY
+        if self._routes is None or due:
             self._routes = Routes.compute(self.peers)
+            self._routes_at, self._routes_dirty = self._now, False
         return self._routes
+
+    def fresh_routes(self) -> Routes:
+        if self._routes_dirty:
+            self._routes = None
+        return self.routes
 
     # ---- control -------------------------------------------------------------------
     def connect(self, peers: list[str], replace: bool, now: float) -> list[str]:
@@ -278,7 +291,7 @@ class Router:
 
     # ---- topology ------------------------------------------------------------------
     def _topology_changed(self) -> None:
-        self._routes = None
+        self._routes_dirty = True
         if self.peers.check_short_id_collision():
             self.schedule_topology_update(set(), self._now)
         self.timers.gc_at = min(self.timers.gc_at, self._now + GC_DELAY)

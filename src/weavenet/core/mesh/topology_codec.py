@@ -33,6 +33,64 @@ from weavenet.core.wire.gob_types import put_uint
 CONNECTION_FIELDS = (("NameByte", 5), ("RemoteTCPAddr", 6), ("Outbound", 1), ("Established", 1))
 
 
+# mesh's peerSummary: NameByte []byte, NickName string, UID/Version/ShortID uint, HasShortID bool
+SUMMARY_FIELDS = (
+    ("NameByte", 5),
+    ("NickName", 6),
+    ("UID", 3),
+    ("Version", 3),
+    ("ShortID", 3),
+    ("HasShortID", 1),
+)
+_SHORT_ID_MAX = 0xFFFF
+
+
+def parse_summary(body: bytes) -> Peer:
+    """Parse a top-level peerSummary value (fields, then the 0 terminator)."""
+    cur = _Cursor(body)
+    values: list[object] = [b"", "", 0, 0, 0, False]
+    field = -1
+    try:
+        while (delta := cur.uint()) != 0:
+            field += delta
+            if field == 0:
+                values[0] = cur.bytes(cur.uint())
+            elif field == 1:
+                values[1] = cur.bytes(cur.uint()).decode("utf-8", "surrogateescape")
+            elif field in (2, 3, 4):
+                values[field] = cur.uint()
+            elif field == 5:
+                values[5] = cur.uint() != 0
+            else:
+                raise TopologyError(f"unknown peerSummary field {field}")
+    except IndexError as exc:
+        raise TopologyError("truncated peerSummary") from exc
+    if cur.pos != len(body):
+        raise TopologyError("extra bytes after a peerSummary")
+    short_id = values[4]
+    assert isinstance(short_id, int)
+    if short_id > _SHORT_ID_MAX:
+        raise TopologyError(f"peerSummary ShortID {short_id} does not fit 16 bits")
+    return Peer(
+        _checked_name(values[0], "peerSummary"),
+        str(values[1]),
+        int(values[2]),  # type: ignore[call-overload]
+        int(values[3]),  # type: ignore[call-overload]
+        short_id,
+        bool(values[5]),
+    )
+
+
+def _checked_name(raw: object, what: str) -> int:
+    assert isinstance(raw, bytes)
+    if len(raw) != NAME_SIZE:
+        raise TopologyError(f"{what} NameByte must be {NAME_SIZE} bytes, got {len(raw)}")
+    name = int.from_bytes(raw, "big")
+    if name == UNKNOWN_PEER_NAME:
+        raise TopologyError(f"{what} has the reserved peer name 00:00:00:00:00:00")
+    return name
+
+
 def is_connection_list(wire: Wire | None, elem: Wire | None) -> bool:
     return (
         isinstance(wire, WSlice)
@@ -129,13 +187,7 @@ def _parse_element(cur: _Cursor) -> ConnectionSummary:
             values[field] = cur.uint() != 0
         else:
             raise TopologyError(f"unknown connectionSummary field {field}")
-    raw = values[0]
-    assert isinstance(raw, bytes)
-    if len(raw) != NAME_SIZE:
-        raise TopologyError(f"connectionSummary NameByte must be {NAME_SIZE} bytes")
-    remote = int.from_bytes(raw, "big")
-    if remote == UNKNOWN_PEER_NAME:
-        raise TopologyError("connectionSummary has the reserved peer name 00:00:00:00:00:00")
+    remote = _checked_name(values[0], "connectionSummary")
     return ConnectionSummary(remote, str(values[1]), bool(values[2]), bool(values[3]))
 
 
@@ -154,7 +206,7 @@ def decode_update(
     while not dec.at_end():
         if len(peers) + len(skipped) >= MAX_UPDATE_PEERS:
             raise TopologyError(f"topology update holds more than {MAX_UPDATE_PEERS} peers")
-        peer = peer_from_summary(dec.decode(PEER_SUMMARY))
+        peer = _decode_summary(dec)
         if dec.at_end():
             raise TopologyError(f"peer {peer} has no connection list")
         if unchanged is not None and unchanged(peer):
@@ -164,6 +216,13 @@ def decode_update(
         peer.connections = _decode_connection_list(dec)
         peers.append(peer)
     return peers, skipped
+
+
+def _decode_summary(dec: Decoder) -> Peer:
+    _, wire = dec.next_layout()
+    if isinstance(wire, WStruct) and wire.fields == SUMMARY_FIELDS:
+        return parse_summary(dec.take_raw())
+    return peer_from_summary(dec.decode(PEER_SUMMARY))
 
 
 def _type_id_bytes(empty_list_message: bytes) -> bytes:
