@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.mesh.crypto import MessageCodec
-from weavenet.core.mesh.gossip import PendingGossip
+from weavenet.core.mesh.gossip import GossipData, PendingGossip
 from weavenet.core.mesh.handshake import Handshake, RemoteFeatures
 from weavenet.core.mesh.overlay import OverlayConnection
 from weavenet.core.peername import format_peer_name
@@ -39,13 +39,16 @@ class MeshConn:
     next_heartbeat: float = float("inf")
     writable: bool = True
     gossip_ready_at: float = 0.0  # pending gossip waits until then (batching)
-    wakeup_for_gossip: bool = False
     pending: PendingGossip = field(default_factory=PendingGossip)
     out: bytearray = field(default_factory=bytearray)
+    # ids of connections with output or pending gossip, shared with the router, so that
+    # flushing costs nothing for the many idle connections
+    touched: set[int] = field(default_factory=set)
     _stage: str = "header"
 
     def receive(self, data: bytes, now: float) -> list[bytes]:
         """Feed bytes; return complete message bodies. Raises RemoteProtocolError."""
+        self.touched.add(self.id)
         if self.codec is not None:
             bodies = self.codec.feed(data)
             if bodies:
@@ -70,6 +73,15 @@ class MeshConn:
         if self.codec is None:
             raise LocalProtocolError("send before the handshake completed")
         self.out += self.codec.encode(body)
+        self.touched.add(self.id)
+
+    def add_gossip(self, channel: str, data: GossipData) -> None:
+        self.pending.add_gossip(channel, data)
+        self.touched.add(self.id)
+
+    def add_broadcast(self, channel: str, src: int, data: GossipData) -> None:
+        self.pending.add_broadcast(channel, src, data)
+        self.touched.add(self.id)
 
     def take_output(self) -> bytes:
         data = bytes(self.out)

@@ -59,13 +59,9 @@ class OurConnection:
     outbound: bool
 
 
-@dataclass(frozen=True)
-class KnownConnection:
-    """A connection some other peer reported in its topology entry (for discovery)."""
-
-    remote_name: int
-    remote_address: str
-    outbound: bool
+# A connection some other peer reported in its topology entry (for discovery):
+# (remote peer name, remote address as that peer saw it, whether that peer dialled it).
+KnownConnection = tuple[int, str, bool]
 
 
 @dataclass
@@ -114,13 +110,13 @@ class ConnectionMaker:
             if not self._already_inbound(address, inbound_ips):
                 self._add_target(address, connected_addrs, valid)
         if self.discovery and not self._at_limit(len(ours)):
-            for conn in known:
-                if conn.remote_name == us or conn.remote_name in connected_peers:
+            for remote_name, remote_address, outbound in known:
+                if remote_name == us or remote_name in connected_peers:
                     continue
-                address = self._discovered_address(conn)
+                address = self._discovered_address(remote_address, outbound)
                 fresh = address not in self.targets
                 self._add_target(address, connected_addrs, valid)
-                if fresh and address in self.targets and us > conn.remote_name:
+                if fresh and address in self.targets and us > remote_name:
                     self.targets[address].try_after = now + DISCOVERY_DEFER * (
                         1 + self.rng.random()
                     )
@@ -133,11 +129,11 @@ class ConnectionMaker:
     def _at_limit(self, count: int) -> bool:
         return self.conn_limit > 0 and count >= self.conn_limit
 
-    def _discovered_address(self, conn: KnownConnection) -> str:
-        if conn.outbound:
-            return conn.remote_address
+    def _discovered_address(self, remote_address: str, outbound: bool) -> str:
+        if outbound:
+            return remote_address
         # the remote end of an inbound connection is an ephemeral port: use the mesh port
-        return join_host_port(host_of(conn.remote_address), self.port)
+        return join_host_port(host_of(remote_address), self.port)
 
     def _add_target(self, address: str, connected: set[str], valid: set[str]) -> None:
         if address in connected:

@@ -125,6 +125,7 @@ def _start_overlay(router: Router, conn: MeshConn, now: float) -> None:
     conn.overlay = router.overlay.prepare_connection(params)
     conn.overlay.confirm(now)
     conn.overlay_wakeup = conn.overlay.tick(now)
+    router.note_wakeup(conn.overlay_wakeup)
     pump_overlay(router, conn, now)
 
 

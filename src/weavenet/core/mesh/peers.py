@@ -69,6 +69,10 @@ class Peers:
     def __iter__(self) -> Iterator[Peer]:
         return iter([self._by_name[name] for name in sorted(self._by_name)])
 
+    def unordered(self) -> Iterable[Peer]:
+        """Every peer, in no particular order (cheaper than iterating, which sorts)."""
+        return self._by_name.values()
+
     def __len__(self) -> int:
         return len(self._by_name)
 

@@ -16,7 +16,7 @@ from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh import lifecycle
 from weavenet.core.mesh.addresses import host_of, split_host_port
 from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
-from weavenet.core.mesh.connection_maker import ConnectionMaker, KnownConnection, OurConnection
+from weavenet.core.mesh.connection_maker import ConnectionMaker, OurConnection
 from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper, SurrogateGossiper
 from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
 from weavenet.core.mesh.overlay import NullOverlay, Overlay
@@ -37,6 +37,7 @@ GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.1  # coalesce connection planning after topology news
 ROUTES_RECALC_DELAY = 0.1
+SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
 # Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
 # mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
 # many small deltas.
@@ -62,6 +63,8 @@ class _Timers:
     accept_tokens: float = ACCEPT_TOKENS
     accept_refill_at: float = 0.0
     plan_at: float = float("inf")
+    sweep_at: float = 0.0
+    conn_wakeup: float = float("inf")
     pending_names: set[int] = field(default_factory=set)
 
 
@@ -82,6 +85,7 @@ class Router:
         self.by_peer: dict[int, MeshConn] = {}
         self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
         self.effects: list[Effect] = []
+        self._touched: set[int] = set()
         self._routes: Routes | None = None
         self._routes_at = now
         self._routes_dirty = False
@@ -169,8 +173,10 @@ class Router:
             our_conn_id,
             Handshake(config),
             now + HEADER_TIMEOUT,
+            touched=self._touched,
         )
         conn.out += conn.handshake.data_to_send()
+        self._touched.add(conn_id)
         self.conns[conn_id] = conn
         if not outbound:
             log.info("%s connection accepted", conn.describe())
@@ -244,14 +250,14 @@ class Router:
             data = gossiper.on_gossip_broadcast(msg.src, msg.data)
             if data is not None:
                 for conn_to in self._connections_to(self.routes.broadcast_all(msg.src)):
-                    conn_to.pending.add_broadcast(msg.channel, msg.src, data)
+                    conn_to.add_broadcast(msg.channel, msg.src, data)
         else:
             data = gossiper.on_gossip(msg.data)
             if data is not None:
                 for conn_to in self._connections_to(
                     self.routes.random_neighbours(msg.src, self.rng)
                 ):
-                    conn_to.pending.add_gossip(msg.channel, data)
+                    conn_to.add_gossip(msg.channel, data)
 
     def _connections_to(self, names: list[int]) -> list[MeshConn]:
         return [self.by_peer[n] for n in names if n in self.by_peer]
@@ -281,13 +287,13 @@ class Router:
     def gossip_broadcast(self, channel: str, data: GossipData) -> None:
         """Send channel data to every peer along our broadcast-all tree."""
         for conn in self._connections_to(self.routes.broadcast_all(self.name)):
-            conn.pending.add_broadcast(channel, self.name, data)
+            conn.add_broadcast(channel, self.name, data)
 
     def send_all_gossip_down(self, conn: MeshConn) -> None:
         for channel, gossiper in self.channels.items():
             data = gossiper.gossip()
             if data is not None:
-                conn.pending.add_gossip(channel, data)
+                conn.add_gossip(channel, data)
 
     # ---- topology ------------------------------------------------------------------
     def _topology_changed(self) -> None:
@@ -311,7 +317,7 @@ class Router:
         self.timers.topology_update_at = float("inf")
         data = TopologyGossipData(self.peers, names)
         for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
-            conn.pending.add_gossip(TOPOLOGY_CHANNEL, data)
+            conn.add_gossip(TOPOLOGY_CHANNEL, data)
 
     def _garbage_collect(self) -> None:
         self.timers.gc_at = float("inf")
@@ -324,14 +330,16 @@ class Router:
         ours = [
             OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in self.by_peer.values()
         ]
-        # only connections to peers we are not connected to matter for discovery
-        known = [
-            KnownConnection(remote, summary.remote_tcp_addr, summary.outbound)
-            for peer in self.peers
-            if peer.name != self.name
+        # only connections to peers we are not connected to matter for discovery; the set
+        # folds the many reports of one connection into one candidate
+        us, connected = self.name, self.by_peer
+        known = {
+            (remote, summary.remote_tcp_addr, summary.outbound)
+            for peer in self.peers.unordered()
+            if peer.name != us
             for remote, summary in peer.connections.items()
-            if remote != self.name and remote not in self.by_peer
-        ]
+            if remote != us and remote not in connected
+        }
         for address in self.maker.plan(now, ours, known, self.name):
             host, port = split_host_port(address, self.config.port)
             log.info("->[%s] attempting connection", address)
@@ -342,17 +350,11 @@ class Router:
 
     def tick(self, now: float) -> None:
         self._now = now
-        for conn in list(self.conns.values()):
-            if now >= conn.read_deadline:
-                lifecycle.terminate(
-                    self, conn, "read timeout: no message from the peer for too long", now
-                )
-            elif conn.registered and now >= conn.next_heartbeat:
-                conn.send(bytes([Tag.HEARTBEAT]))
-                conn.next_heartbeat = now + HEARTBEAT_INTERVAL
-            if conn.overlay is not None and now >= conn.overlay_wakeup:
-                conn.overlay_wakeup = conn.overlay.tick(now)
-                lifecycle.pump_overlay(self, conn, now)
+        if now >= self.timers.sweep_at:
+            self.timers.sweep_at = now + SWEEP_INTERVAL
+            self._sweep_connections(now)
+        elif now >= self.timers.conn_wakeup:
+            self._wake_connections(now)
         if now >= self.timers.topology_update_at:
             self._send_topology_update()
         if now >= self.timers.gc_at:
@@ -366,36 +368,63 @@ class Router:
         if now >= self.maker.next_wakeup():
             self._plan_connections(now)
 
+    def _sweep_connections(self, now: float) -> None:
+        """Coarse timers, checked once a second: read deadlines and heartbeats."""
+        for conn in list(self.conns.values()):
+            if now >= conn.read_deadline:
+                reason = "read timeout: no message from the peer for too long"
+                lifecycle.terminate(self, conn, reason, now)
+            elif conn.registered and now >= conn.next_heartbeat:
+                conn.send(bytes([Tag.HEARTBEAT]))
+                conn.next_heartbeat = now + HEARTBEAT_INTERVAL
+        self._wake_connections(now)
+
+    def _wake_connections(self, now: float) -> None:
+        """Fine timers: overlay timers and batched gossip that is due."""
+        self.timers.conn_wakeup = float("inf")
+        for conn in list(self.conns.values()):
+            if conn.overlay is not None and now >= conn.overlay_wakeup:
+                conn.overlay_wakeup = conn.overlay.tick(now)
+                lifecycle.pump_overlay(self, conn, now)
+            if conn.pending:
+                self._touched.add(conn.id)
+            self.note_wakeup(conn.overlay_wakeup)
+
+    def note_wakeup(self, when: float) -> None:
+        self.timers.conn_wakeup = min(self.timers.conn_wakeup, when)
+
     def _periodic_gossip(self) -> None:
         for channel, gossiper in self.channels.items():
             data = gossiper.gossip()
             if data is None:
                 continue
             for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
-                conn.pending.add_gossip(channel, data)
+                conn.add_gossip(channel, data)
 
     def next_wakeup(self) -> float:
-        candidates = [
-            self.timers.topology_update_at,
-            self.timers.gc_at,
-            self.timers.gossip_at,
-            self.timers.plan_at,
+        t = self.timers
+        return min(
+            t.topology_update_at,
+            t.gc_at,
+            t.gossip_at,
+            t.plan_at,
+            t.sweep_at,
+            t.conn_wakeup,
             self.maker.next_wakeup(),
-        ]
-        for conn in self.conns.values():
-            candidates += [conn.read_deadline, conn.next_heartbeat, conn.overlay_wakeup]
-            if conn.wakeup_for_gossip:
-                candidates.append(conn.gossip_ready_at)
-        return min(candidates)
+        )
 
     # ---- output --------------------------------------------------------------------
     def _flush(self) -> None:
-        for conn in self.conns.values():
+        touched = list(self._touched)  # every connection shares this one set
+        self._touched.clear()
+        for conn_id in touched:
+            conn = self.conns.get(conn_id)
+            if conn is None:
+                continue
             if conn.pending and self._now < conn.gossip_ready_at:
-                conn.wakeup_for_gossip = True
+                self.note_wakeup(conn.gossip_ready_at)
             elif conn.registered and conn.writable and conn.pending:
                 conn.gossip_ready_at = self._now + GOSSIP_BATCH
-                conn.wakeup_for_gossip = False
                 for tag, channel, src, payload in conn.pending.drain():
                     origin = self.name if src is None else src
                     msg = GossipMessage(channel, origin, None, payload)

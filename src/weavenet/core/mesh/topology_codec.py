@@ -162,13 +162,44 @@ def parse_connection_list(body: bytes, limit: int) -> dict[int, ConnectionSummar
             raise TopologyError(f"too many connections in one peer entry: {count}")
         result: dict[int, ConnectionSummary] = {}
         for _ in range(count):
-            conn = _parse_element(cur)
+            conn = _parse_usual_element(cur) or _parse_element(cur)
             result[conn.remote] = conn  # a repeated remote: the last one wins, as in Go
     except IndexError as exc:
         raise TopologyError("truncated connection list") from exc
     if cur.pos != len(body):
         raise TopologyError("extra bytes after a connection list")
     return result
+
+
+_BOOL_TAILS = {  # the bytes after the address: (outbound, established)
+    b"\x00": (False, False),
+    b"\x01\x01\x00": (True, False),
+    b"\x02\x01\x00": (False, True),
+    b"\x01\x01\x01\x01\x00": (True, True),
+}
+
+
+def _parse_usual_element(cur: _Cursor) -> ConnectionSummary | None:
+    """The shape every peer sends (name, short address, flags), without per-field calls;
+    None (cursor untouched) for anything else."""
+    data, pos = cur.data, cur.pos
+    if data[pos : pos + 2] != b"\x01\x06" or data[pos + 8] != 1 or data[pos + 9] >= 0x80:
+        return None
+    end = pos + 10 + data[pos + 9]
+    if end > len(data):
+        return None
+    for size in (1, 3, 5):
+        flags = _BOOL_TAILS.get(data[end : end + size])
+        if flags is not None:
+            break
+    else:
+        return None
+    remote = int.from_bytes(data[pos + 2 : pos + 8], "big")
+    if remote == UNKNOWN_PEER_NAME:
+        return None
+    cur.pos = end + size
+    addr = data[pos + 10 : end].decode("utf-8", "surrogateescape")
+    return ConnectionSummary(remote, addr, flags[0], flags[1])
 
 
 def _parse_element(cur: _Cursor) -> ConnectionSummary:
