@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.protocol import (
@@ -126,3 +128,26 @@ def test_encode_and_split_message() -> None:
     assert split_message(b"") is None
     with pytest.raises(LocalProtocolError):
         encode_message(256, b"")
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.sampled_from([Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST]),
+    st.text(max_size=300),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, (1 << 64) - 1),
+    st.binary(max_size=300),
+)
+def test_direct_header_coding_matches_the_generic_gob_codec(
+    tag: Tag, channel: str, src: int, dst: int, data: bytes
+) -> None:
+    unicast = tag == Tag.GOSSIP_UNICAST
+    msg = GossipMessage(channel, src, dst if unicast else None, data)
+    enc = Encoder()
+    parts = [enc.encode(STRING, channel), enc.encode(UINT, src)]
+    if unicast:
+        parts.append(enc.encode(UINT, dst))
+    parts.append(enc.encode(BYTES, data))
+    generic = b"".join(parts)
+    assert encode_gossip(tag, msg) == generic
+    assert decode_gossip(tag, generic) == msg

@@ -109,9 +109,12 @@ class MeshShell:
         self._reschedule()
 
     def _reschedule(self) -> None:
+        """Keep one timer armed for the core's next wake-up. A timer that would fire too
+        early is left alone (the core simply finds nothing due and we re-arm), which
+        saves re-creating it after every socket event."""
         when = self.router.next_wakeup()
         if self._timer is not None:
-            if self._timer.when() == when:
+            if self._timer.when() <= when:
                 return
             self._timer.cancel()
         self._timer = None

@@ -23,7 +23,7 @@ NEVER = float("inf")
 # Both ends of a pair usually discover each other at the same moment. The end with the
 # higher name waits a little before dialling, so that normally only the lower end dials:
 # no duplicate connections to resolve, and still a connection when only one end can dial.
-DISCOVERY_DEFER = 2.0
+DISCOVERY_DEFER = 5.0
 
 
 class TargetState(Enum):
@@ -73,9 +73,11 @@ class ConnectionMaker:
     direct: dict[str, str] = field(default_factory=dict)  # as given -> host:port
     targets: dict[str, Target] = field(default_factory=dict)
     termination_count: int = 0
+    _wakeup: float | None = None  # next_wakeup's memo; None after any target change
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
         """Add (or with ``replace`` set) the direct peers; returns one error per bad address."""
+        self._wakeup = None
         parsed, errors = {}, []
         for peer in peers:
             try:
@@ -92,6 +94,7 @@ class ConnectionMaker:
         return []
 
     def forget(self, peers: Iterable[str]) -> None:
+        self._wakeup = None
         for peer in peers:
             self.direct.pop(peer.strip(), None)
 
@@ -102,6 +105,7 @@ class ConnectionMaker:
         self, now: float, ours: Sequence[OurConnection], known: Iterable[KnownConnection], us: int
     ) -> list[str]:
         """Recompute the target table and return the addresses to dial now."""
+        self._wakeup = None
         connected_peers = {c.remote_name for c in ours}
         connected_addrs = {c.remote_address for c in ours}
         inbound_ips = {host_of(c.remote_address) for c in ours if not c.outbound}
@@ -160,10 +164,16 @@ class ConnectionMaker:
         return due
 
     def next_wakeup(self) -> float:
-        waiting = [t.try_after for t in self.targets.values() if t.state == TargetState.WAITING]
-        return min(waiting, default=NEVER)
+        """When a waiting target is next due (memoised: asked after every event)."""
+        if self._wakeup is None:
+            self._wakeup = min(
+                (t.try_after for t in self.targets.values() if t.state == TargetState.WAITING),
+                default=NEVER,
+            )
+        return self._wakeup
 
     def dial_failed(self, address: str, error: str, now: float) -> None:
+        self._wakeup = None
         target = self.targets.get(address)
         if target is not None:
             target.state = TargetState.WAITING
@@ -171,6 +181,7 @@ class ConnectionMaker:
             target.try_later(now, self.rng)
 
     def connection_added(self, address: str, outbound: bool) -> None:
+        self._wakeup = None
         target = self.targets.get(address)
         if outbound and target is not None:
             target.state = TargetState.CONNECTED
@@ -179,6 +190,7 @@ class ConnectionMaker:
         self, address: str, error: str, now: float, retry: bool = True, counted: bool = True
     ) -> None:
         """A connection (or an attempt past the dial) ended; ``retry`` False never retries."""
+        self._wakeup = None
         if counted:
             self.termination_count += 1
         target = self.targets.get(address)

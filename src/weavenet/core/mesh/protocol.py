@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from weavenet.core.errors import LocalProtocolError
-from weavenet.core.wire.gob import BYTES, STRING, UINT, Decoder, Encoder, GobError
+from weavenet.core.wire.gob import BYTES, STRING, UINT, Decoder, GobError
+from weavenet.core.wire.gob_types import put_uint
 
 
 class Tag(IntEnum):
@@ -53,12 +54,75 @@ def encode_gossip(tag: int, msg: GossipMessage) -> bytes:
     for value in (msg.src, msg.dst or 0):
         if not 0 <= value <= _MAX_UINT64:
             raise LocalProtocolError(f"peer name out of range: {value}")
-    enc = Encoder()
-    parts = [enc.encode(STRING, msg.channel), enc.encode(UINT, msg.src)]
+    parts = [
+        _singleton(_STRING_ID, _sized(msg.channel.encode())),
+        _singleton(_UINT_ID, _uint(msg.src)),
+    ]
     if msg.dst is not None:
-        parts.append(enc.encode(UINT, msg.dst))
-    parts.append(enc.encode(BYTES, msg.data))
+        parts.append(_singleton(_UINT_ID, _uint(msg.dst)))
+    parts.append(_singleton(_BYTES_ID, _sized(msg.data)))
     return b"".join(parts)
+
+
+# Gossip headers are singleton values of gob's predefined types, written here directly
+# (they head every gossip message): message length, type id, 0, value.
+_STRING_ID, _UINT_ID, _BYTES_ID = 0x0C, 0x06, 0x0A  # int(6), int(3), int(5) in gob
+
+
+def _uint(value: int) -> bytes:
+    out = bytearray()
+    put_uint(out, value)
+    return bytes(out)
+
+
+def _sized(data: bytes) -> bytes:
+    return _uint(len(data)) + data
+
+
+def _singleton(type_id: int, value: bytes) -> bytes:
+    body = bytes((type_id, 0)) + value
+    return _uint(len(body)) + body
+
+
+def _fast_decode(tag: int, payload: bytes) -> GossipMessage | None:
+    """The usual shape, parsed without the generic decoder; None if it is not that."""
+    values: list[object] = []
+    kinds = [_STRING_ID, _UINT_ID] + ([_UINT_ID] if tag == Tag.GOSSIP_UNICAST else []) + [_BYTES_ID]
+    pos = 0
+    for kind in kinds:
+        length, pos = _read_uint(payload, pos)
+        end = pos + length
+        if length < 3 or end > len(payload) or payload[pos : pos + 2] != bytes((kind, 0)):
+            return None
+        value, used = _read_uint(payload, pos + 2)
+        if kind == _UINT_ID:
+            values.append(value)
+        elif used + value == end:
+            raw = payload[used:end]
+            values.append(raw if kind == _BYTES_ID else raw.decode("utf-8", "surrogateescape"))
+        else:
+            return None
+        if kind == _UINT_ID and used != end:
+            return None
+        pos = end
+    dst = values[2] if tag == Tag.GOSSIP_UNICAST else None
+    channel, src, data = values[0], values[1], values[-1]
+    assert isinstance(channel, str) and isinstance(src, int) and isinstance(data, bytes)
+    assert dst is None or isinstance(dst, int)
+    return GossipMessage(channel, src, dst, data)
+
+
+def _read_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position); a value past the end reads as a huge length."""
+    if pos >= len(data):
+        return 1 << 62, pos
+    first = data[pos]
+    if first < 0x80:
+        return first, pos + 1
+    size = 0x100 - first
+    if size > 8 or pos + 1 + size > len(data):
+        return 1 << 62, pos
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
 
 
 def _expect(value: object, kind: type, what: str) -> None:
@@ -74,6 +138,9 @@ def decode_gossip(tag: int, payload: bytes) -> GossipMessage:
     the last value is ignored, as in Go.
     """
     _check_gossip_tag(tag)
+    fast = _fast_decode(tag, payload)
+    if fast is not None:
+        return fast
     dec = Decoder(payload)
     channel = dec.decode(STRING)
     _expect(channel, str, "channel")

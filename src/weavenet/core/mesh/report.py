@@ -54,8 +54,9 @@ def router_report(router: Router, wall_offset: float) -> dict[str, Any]:
         "NickName": router.config.nickname,
         "Port": router.config.port,
         "Peers": router.peers.peer_status_list(),
-        "UnicastRoutes": router.fresh_routes().unicast_status(),
-        "BroadcastRoutes": router.fresh_routes().broadcast_status(router.peers),
+        # at most ROUTES_RECALC_DELAY old, and memoised: polling /status stays cheap
+        "UnicastRoutes": router.routes.unicast_status(),
+        "BroadcastRoutes": router.routes.broadcast_status(router.peers),
         "Connections": connections,
         "TerminationCount": router.maker.termination_count,
         "Targets": targets or None,

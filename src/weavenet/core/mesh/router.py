@@ -35,13 +35,16 @@ log = logging.getLogger("weavenet.mesh")
 TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
-PLAN_DELAY = 0.1  # coalesce connection planning after topology news
+PLAN_DELAY = 0.25  # coalesce connection planning after topology news
 ROUTES_RECALC_DELAY = 0.1
 SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
 # Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
 # mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
 # many small deltas.
 GOSSIP_BATCH = 0.1
+
+
+_GOSSIP_TAGS = {int(t): t for t in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST)}
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,9 @@ class Router:
         tag, payload = body[0], body[1:]
         if tag == Tag.HEARTBEAT:
             return
-        if tag in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST):
-            self._handle_gossip(conn, Tag(tag), decode_gossip(Tag(tag), payload), body, now)
+        if tag in _GOSSIP_TAGS:
+            gossip_tag = _GOSSIP_TAGS[tag]
+            self._handle_gossip(conn, gossip_tag, decode_gossip(gossip_tag, payload), body, now)
         elif tag in (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL):
             if conn.overlay is not None:
                 conn.overlay.control_message(tag, payload, now)

@@ -134,11 +134,16 @@ class Routes:
             if hop not in (UNKNOWN_PEER_NAME, except_name):
                 weights[hop] = weights.get(hop, 0) + 1
         needed = int(min(2 * math.log2(len(self.unicast_all)), len(weights)))
+        order = sorted(weights)
+        if len(set(weights.values())) <= 1:  # equal weights (e.g. a full mesh): plain sample
+            return rng.sample(order, needed)
         total = sum(weights.values())
         chosen: list[int] = []
         while len(chosen) < needed:
             point = rng.randrange(total)
-            for hop in sorted(weights):
+            for hop in order:
+                if hop not in weights:
+                    continue
                 if point < weights[hop]:
                     chosen.append(hop)
                     total -= weights.pop(hop)
