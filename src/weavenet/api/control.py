@@ -15,8 +15,11 @@ from typing import Any, Protocol, runtime_checkable
 class RouterControl(Protocol):
     """What the HTTP API needs from a running router."""
 
-    def report(self) -> dict[str, Any]:
+    def report(self, *, routes: bool = True) -> dict[str, Any]:
         """Return the Weave ``/report`` JSON document as plain Python data.
+
+        With ``routes`` false the (costly, per-source) ``UnicastRoutes`` and
+        ``BroadcastRoutes`` may be left out: status texts and metrics never use them.
 
         Shape (see samples/h1-plain-report.json): ``Ready``, ``Version``,
         ``VersionCheck``, ``Router`` {Protocol, ProtocolMinVersion,

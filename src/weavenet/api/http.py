@@ -61,7 +61,7 @@ def _control(request: web.Request) -> RouterControl:
 
 
 async def handle_status(request: web.Request) -> web.Response:
-    report = _control(request).report()
+    report = _control(request).report(routes=False)
     return _text(render_status(report), 200 if report.get("Ready") else 503)
 
 
@@ -70,7 +70,7 @@ async def handle_status_view(request: web.Request) -> web.Response:
     if view is None:
         return _not_found()
     render, section = view
-    report = _control(request).report()
+    report = _control(request).report(routes=False)
     if section is not None and not report.get(section):
         return _not_found()
     return _text(render(report), 200 if report.get("Ready") else 503)

@@ -135,7 +135,7 @@ class WeaveCollector(Collector):
         self.control = control
 
     def collect(self) -> Iterator[Metric]:
-        yield from weave_metrics(self.control.report())
+        yield from weave_metrics(self.control.report(routes=False))
 
 
 def make_registry(control: RouterControl) -> CollectorRegistry:

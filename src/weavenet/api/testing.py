@@ -120,7 +120,7 @@ class FakeRouterControl:
         self.calls: list[tuple[str, list[str], bool]] = []
         self._lock = threading.Lock()
 
-    def report(self) -> dict[str, Any]:
+    def report(self, *, routes: bool = True) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self.state)
 

@@ -141,8 +141,8 @@ class MeshShell:
             self.run_effects()
 
     # ---- the control API ----------------------------------------------------------
-    def report(self) -> dict[str, Any]:
-        return full_report(self.router, self.wall_offset())
+    def report(self, *, routes: bool = True) -> dict[str, Any]:
+        return full_report(self.router, self.wall_offset(), routes=routes)
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
         errors = self.router.connect(list(peers), replace, self.now())

@@ -38,13 +38,13 @@ def connection_status(router: Router, conn: MeshConn) -> dict[str, Any]:
     }
 
 
-def router_report(router: Router, wall_offset: float) -> dict[str, Any]:
+def router_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
     """``wall_offset`` turns the core's monotonic ``now`` into Unix time for display."""
     connections = [connection_status(router, c) for c in router.by_peer.values()]
     for row in router.maker.status(wall_offset):
         connections.append({**row, "Attrs": None})
     targets = router.maker.direct_peers()
-    return {
+    report: dict[str, Any] = {
         "Protocol": "weave",
         "ProtocolMinVersion": PROTOCOL_MIN_SUPPORTED,
         "ProtocolMaxVersion": PROTOCOL_MAX_VERSION,
@@ -54,9 +54,6 @@ def router_report(router: Router, wall_offset: float) -> dict[str, Any]:
         "NickName": router.config.nickname,
         "Port": router.config.port,
         "Peers": router.peers.peer_status_list(),
-        # at most ROUTES_RECALC_DELAY old, and memoised: polling /status stays cheap
-        "UnicastRoutes": router.routes.unicast_status(),
-        "BroadcastRoutes": router.routes.broadcast_status(router.peers),
         "Connections": connections,
         "TerminationCount": router.maker.termination_count,
         "Targets": targets or None,
@@ -66,9 +63,19 @@ def router_report(router: Router, wall_offset: float) -> dict[str, Any]:
         "CaptureStats": None,
         "MACs": None,
     }
+    if not routes:
+        return report
+    # a breadth-first search per source: only for those who ask; in Go's key order
+    ordered: dict[str, Any] = {}
+    for key, value in report.items():
+        ordered[key] = value
+        if key == "Peers":
+            ordered["UnicastRoutes"] = router.fresh_routes().unicast_status()
+            ordered["BroadcastRoutes"] = router.fresh_routes().broadcast_status(router.peers)
+    return ordered
 
 
-def full_report(router: Router, wall_offset: float) -> dict[str, Any]:
+def full_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
     return {
         "Ready": True,
         "Version": __version__,
@@ -78,5 +85,5 @@ def full_report(router: Router, wall_offset: float) -> dict[str, Any]:
             "NewVersion": "",
             "NextCheckAt": "0001-01-01T00:00:00Z",
         },
-        "Router": router_report(router, wall_offset),
+        "Router": router_report(router, wall_offset, routes),
     }

@@ -36,7 +36,7 @@ TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
-ROUTES_RECALC_DELAY = 0.1
+ROUTES_RECALC_DELAY = 0.2
 SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
 # Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
 # mesh's per-connection senders merge under load. Keeps busy meshes from drowning in

@@ -362,6 +362,8 @@ class Decoder:
 
         Definitions never change, so ids that passed once are remembered.
         """
+        if tid in self._complete:
+            return
         stack, seen = [tid], set()
         while stack:
             t = stack.pop()
