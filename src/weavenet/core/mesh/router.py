@@ -32,7 +32,10 @@ from weavenet.core.peername import format_peer_name
 
 log = logging.getLogger("weavenet.mesh")
 
-TOPOLOGY_UPDATE_DELAY = 1.0  # coalesce our own changes, as mesh does
+# Our own topology changes are gossiped after this delay, coalesced (mesh uses 1 s). A
+# joining peer gets the full state at once down its new connection either way; the longer
+# window halves the versions a busy mesh re-decodes (see BENCHMARKS.md, bench-mesh).
+TOPOLOGY_UPDATE_DELAY = 2.0
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
@@ -281,7 +284,7 @@ class Router:
         body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
             Tag.GOSSIP_UNICAST, GossipMessage(channel, self.name, dst, data)
         )
-        hop = self.routes.lookup_all(dst)
+        hop = self.fresh_routes().lookup_all(dst)
         conn = self.by_peer.get(hop) if hop else None
         if conn is None:
             return False
@@ -290,7 +293,7 @@ class Router:
 
     def gossip_broadcast(self, channel: str, data: GossipData) -> None:
         """Send channel data to every peer along our broadcast-all tree."""
-        for conn in self._connections_to(self.routes.broadcast_all(self.name)):
+        for conn in self._connections_to(self.fresh_routes().broadcast_all(self.name)):
             conn.add_broadcast(channel, self.name, data)
 
     def send_all_gossip_down(self, conn: MeshConn) -> None:
