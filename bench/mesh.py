@@ -346,7 +346,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--password", help="run an encrypted mesh with this password")
     parser.add_argument("--timeout", type=float, default=180.0, help="per-phase limit, s")
     parser.add_argument(
-        "--poll", type=float, default=0.5, help="min seconds between polls of one router"
+        "--poll", type=float, default=1.0, help="min seconds between polls of one router"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for the random tree")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
