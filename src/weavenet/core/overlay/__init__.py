@@ -1,0 +1,1 @@
+"""Overlays: forwarding shared by all of them, the sleeve and the fast datapath."""
