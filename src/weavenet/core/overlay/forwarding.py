@@ -1,0 +1,139 @@
+"""Frame forwarding, flooding and MAC learning shared by every overlay (weave-wire §7.8;
+``weave:router/network_router.go``).
+
+A frame captured on the local bridge goes to the peer that owns its destination MAC, or
+is flooded along our broadcast tree when that is unknown. A frame arriving from the
+overlay in a record (src, dst) is relayed unchanged when ``dst`` is another peer;
+otherwise it is injected into our bridge and, unless its destination MAC is local,
+flooded on along ``src``'s broadcast tree. Each flooded copy carries ``dst`` = the
+neighbour it is sent to, so every receiver treats it as "for us".
+
+Deviations from Go, all on frames Go mishandles: frames shorter than an Ethernet header
+or with a group (multicast) source MAC are dropped (as a Linux bridge does) instead of
+teaching the cache a bogus MAC; a group destination MAC is flooded without a cache
+lookup; a forwarded record claiming ``src`` = ourself (a loop or forgery) is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from weavenet.core.mesh.routes import Routes
+from weavenet.core.overlay.mac_cache import MacCache
+
+ETH_HEADER_LEN = 14
+STP_MAC = bytes.fromhex("0180c2000000")
+
+# (mac, peer it is now at, peer it was at or None): a MAC was discovered or moved.
+LearnHook = Callable[[bytes, int, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send the frame to neighbour ``next_hop`` in a frame record (``src``, ``dst``)."""
+
+    next_hop: int
+    src: int
+    dst: int
+
+
+@dataclass(slots=True)
+class Tally:
+    frames: int = 0
+    bytes: int = 0
+
+    def add(self, size: int) -> None:
+        self.frames += 1
+        self.bytes += size
+
+
+@dataclass(slots=True)
+class ForwardCounters:
+    """Per-frame (not per-copy) counts for metrics."""
+
+    forwarded: Tally = field(default_factory=Tally)  # captured, unicast to a known peer
+    flooded: Tally = field(default_factory=Tally)  # captured or received, sent on to >= 1 hop
+    relayed: Tally = field(default_factory=Tally)  # received for another peer, passed on
+    injected: Tally = field(default_factory=Tally)  # received for us, into the bridge
+    dropped: Tally = field(default_factory=Tally)
+
+
+@dataclass
+class Forwarder:
+    """Forwarding decisions of peer ``ourself``; the caller hands each :class:`Send` to the
+    overlay connection to ``next_hop`` (no connection: drop) and injects when told to."""
+
+    ourself: int
+    macs: MacCache = field(default_factory=MacCache)
+    counters: ForwardCounters = field(default_factory=ForwardCounters)
+    on_learn: LearnHook | None = None
+    on_conflict: LearnHook | None = None
+
+    def captured(self, frame: bytes, routes: Routes, now: float) -> list[Send]:
+        """``handleCapturedPacket``: a frame our bridge gave us."""
+        if len(frame) < ETH_HEADER_LEN or frame[6] & 1:
+            return self._drop(frame)
+        src_mac = frame[6:12]
+        new, other = self.macs.claim(src_mac, self.ourself, now)
+        if other is not None:
+            # The MAC lives at another peer: most likely a frame we injected ourselves.
+            if self.on_conflict is not None:
+                self.on_conflict(src_mac, self.ourself, other)
+            return self._drop(frame)
+        if new and self.on_learn is not None:
+            self.on_learn(src_mac, self.ourself, None)
+        dst_mac = frame[0:6]
+        if dst_mac == STP_MAC:
+            return self._drop(frame)
+        owner = None if frame[0] & 1 else self.macs.lookup(dst_mac)
+        if owner is None:
+            sends = self._flood(self.ourself, routes)
+            if not sends:
+                return self._drop(frame)
+            self.counters.flooded.add(len(frame))
+            return sends
+        if owner == self.ourself:
+            return self._drop(frame)  # for a local MAC: the bridge should not give us these
+        hop = routes.lookup(owner)
+        if hop is None:
+            return self._drop(frame)
+        self.counters.forwarded.add(len(frame))
+        return [Send(hop, self.ourself, owner)]
+
+    def received(
+        self, src: int, dst: int, frame: bytes, routes: Routes, now: float
+    ) -> tuple[bool, list[Send]]:
+        """``handleForwardedPacket``: a frame from the overlay in record (src, dst).
+
+        Returns (inject into our bridge?, copies to send on).
+        """
+        if dst != self.ourself:
+            hop = routes.lookup(dst)
+            if hop is None:  # the destination vanished while the frame was in flight
+                self._drop(frame)
+                return False, []
+            self.counters.relayed.add(len(frame))
+            return False, [Send(hop, src, dst)]
+        if len(frame) < ETH_HEADER_LEN or frame[6] & 1 or src == self.ourself:
+            self._drop(frame)
+            return False, []
+        src_mac = frame[6:12]
+        moved, previous = self.macs.claim(src_mac, src, now, force=True)
+        if moved and self.on_learn is not None:
+            self.on_learn(src_mac, src, previous)
+        self.counters.injected.add(len(frame))
+        if not frame[0] & 1 and self.macs.lookup(frame[0:6]) == self.ourself:
+            return True, []
+        sends = self._flood(src, routes)
+        if sends:
+            self.counters.flooded.add(len(frame))
+        return True, sends
+
+    @staticmethod
+    def _flood(src: int, routes: Routes) -> list[Send]:
+        return [Send(hop, src, hop) for hop in routes.broadcast(src)]
+
+    def _drop(self, frame: bytes) -> list[Send]:
+        self.counters.dropped.add(len(frame))
+        return []
