@@ -1,0 +1,87 @@
+"""The kernel side of weavenet: the only package that talks netlink (pyroute2) or nftables.
+
+Everything here is synchronous; the daemon calls it from a worker thread. Every function
+takes an optional `netns` (a /run/netns name or a namespace file path) naming the host
+namespace to act in; None means the caller's own.
+"""
+
+from weavenet.dataplane.attach import (
+    CONTAINER_IFNAME,
+    AttachResult,
+    ContainerAddresses,
+    attach,
+    container_addresses,
+    detach,
+    format_ps_line,
+    send_gratuitous_arps,
+    veth_name,
+)
+from weavenet.dataplane.bridge import (
+    DEFAULT_BRIDGE,
+    DEFAULT_TAP,
+    BridgeInfo,
+    Exposed,
+    FirewallState,
+    bridge_addresses,
+    bridge_exists,
+    bridge_info,
+    delete_bridge,
+    delete_link,
+    ensure_bridge,
+    ensure_tap,
+    expose,
+    firewall_intact,
+    firewall_script,
+    hide,
+    open_tap_fd,
+    reapply_firewall,
+    remove_firewall,
+    set_bridge_address,
+)
+from weavenet.dataplane.containers import (
+    HOST_NETNS_MESSAGE,
+    ContainerRef,
+    docker_inspect,
+    ensure_not_host,
+    resolve_container,
+)
+from weavenet.dataplane.netlink import DataplaneError, run_in_netns
+
+__all__ = [
+    "CONTAINER_IFNAME",
+    "DEFAULT_BRIDGE",
+    "DEFAULT_TAP",
+    "HOST_NETNS_MESSAGE",
+    "AttachResult",
+    "BridgeInfo",
+    "ContainerAddresses",
+    "ContainerRef",
+    "DataplaneError",
+    "Exposed",
+    "FirewallState",
+    "attach",
+    "bridge_addresses",
+    "bridge_exists",
+    "bridge_info",
+    "container_addresses",
+    "delete_bridge",
+    "delete_link",
+    "detach",
+    "docker_inspect",
+    "ensure_bridge",
+    "ensure_not_host",
+    "ensure_tap",
+    "expose",
+    "firewall_intact",
+    "firewall_script",
+    "format_ps_line",
+    "hide",
+    "open_tap_fd",
+    "reapply_firewall",
+    "remove_firewall",
+    "resolve_container",
+    "run_in_netns",
+    "send_gratuitous_arps",
+    "set_bridge_address",
+    "veth_name",
+]
