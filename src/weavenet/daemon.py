@@ -21,14 +21,21 @@ import click
 
 from weavenet import __version__
 from weavenet.core.errors import ConfigError
+from weavenet.core.mesh.overlay import Overlay
 from weavenet.core.mesh.router import Router, RouterConfig
+from weavenet.core.overlay.datapath import Datapath
+from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.peername import format_peer_name
 from weavenet.io.identity import resolve_peer_name
 from weavenet.io.logs import setup_logging
+from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
+from weavenet.io.sleeve_udp import SleeveShell
 from weavenet.io.store import Store
 
 log = logging.getLogger("weavenet.weaver")
+
+TAP_MAX_MTU = 65521  # the kernel's limit for a TAP port; the bridge (and containers) match it
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Options:
     status_addr: str
     metrics_addr: str
     resume: bool
+    weave_bridge: str
     peers: tuple[str, ...]
 
 
@@ -72,7 +80,7 @@ def _initial_targets(opts: Options, store: Store) -> list[str]:
     return list(opts.peers)
 
 
-def build_router(opts: Options, store: Store, now: float) -> Router:
+def build_router(opts: Options, store: Store, now: float, overlay: Overlay | None = None) -> Router:
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     config = RouterConfig(
         name=name,
@@ -83,7 +91,7 @@ def build_router(opts: Options, store: Store, now: float) -> Router:
         conn_limit=opts.conn_limit,
         trusted_subnets=_parse_subnets(opts.trusted_subnets),
     )
-    router = Router(config, random.Random(), now)
+    router = Router(config, random.Random(), now, overlay)
     if config.password:
         log.info("Communication between peers via untrusted networks is encrypted.")
     else:
@@ -103,16 +111,42 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+def _prepare_bridge(bridge: str) -> tuple[str, int]:
+    """The bridge and its TAP port; returns (tap name, open TAP fd). Blocking netlink:
+    run it off the event loop."""
+    from weavenet.dataplane.bridge import ensure_bridge, ensure_tap, open_tap_fd
+
+    ensure_bridge(bridge, mtu=TAP_MAX_MTU)  # a TAP carries at most 65521
+    tap = f"{bridge}-tap"[:15]
+    ensure_tap(tap, bridge)
+    return tap, open_tap_fd(tap)
+
+
+async def _start_datapath(
+    opts: Options, router: Router, shell: MeshShell, overlay: SleeveOverlay
+) -> SleeveShell:
+    """The kernel side comes first, so that a missing privilege fails the launch with the
+    kernel's own error."""
+    tap, fd = await asyncio.to_thread(_prepare_bridge, opts.weave_bridge)
+    datapath = Datapath(router.name, overlay)
+    sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
+    shell.post_effects.append(sleeve.flush)
+    log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
+    return sleeve
+
+
 async def serve(opts: Options) -> None:
     from weavenet.api.http import make_app, make_status_app, start_http
-    from weavenet.io.mesh_tcp import MeshShell
 
     loop = asyncio.get_running_loop()
     _tune_gc()
     store = Store(opts.state_dir)
-    router = build_router(opts, store, loop.time())
+    name = resolve_peer_name(opts.name, store, opts.state_dir)
+    overlay = SleeveOverlay(name) if opts.weave_bridge else None
+    router = build_router(opts, store, loop.time(), overlay)
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
+    sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
     runners = [await start_http(make_app(shell), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
@@ -126,6 +160,8 @@ async def serve(opts: Options) -> None:
     for runner in runners:
         await runner.cleanup()
     await shell.stop()
+    if sleeve is not None:
+        sleeve.close()
     store.close()
 
 
@@ -145,6 +181,12 @@ _FLAGS = [
     click.option("--status-addr", envvar="WEAVE_STATUS_ADDR", default=""),
     click.option("--metrics-addr", default=""),
     click.option("--resume", is_flag=True, help="reuse the persisted target list"),
+    click.option(
+        "--weave-bridge",
+        default="",
+        help="bridge for containers, with the sleeve overlay (weave launch passes 'weave');"
+        " empty: control plane only",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

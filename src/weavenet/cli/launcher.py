@@ -119,13 +119,23 @@ class LaunchConfig:
     env: dict[str, str]
 
 
+def _with_bridge(args: Sequence[str]) -> list[str]:
+    """Like ``weave launch``, give the router the ``weave`` bridge unless told otherwise
+    (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router)."""
+    if "--no-bridge" in args:
+        return [a for a in args if a != "--no-bridge"]
+    if any(a == "--weave-bridge" or a.startswith("--weave-bridge=") for a in args):
+        return list(args)
+    return ["--weave-bridge", "weave", *args]
+
+
 def spawn(config: LaunchConfig) -> tuple[subprocess.Popen[bytes], Path, int]:
     """Start the router detached; return (process, log path, log offset at start)."""
     state = Path(config.state_dir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = state / LOG_FILE
     argv = [*router_command(), "--http-addr", config.http_addr]
-    argv += ["--state-dir", config.state_dir, *config.args]
+    argv += ["--state-dir", config.state_dir, *_with_bridge(config.args)]
     with log_path.open("ab") as log:
         offset = log.tell()
         proc = subprocess.Popen(

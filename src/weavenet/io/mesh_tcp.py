@@ -59,6 +59,7 @@ class MeshShell:
         self._timer: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._dials: set[asyncio.Task[None]] = set()
+        self.post_effects: list[Callable[[], None]] = []  # e.g. the datapath's sends
 
     def now(self) -> float:
         return self.loop.time()
@@ -106,6 +107,8 @@ class MeshShell:
                 task.add_done_callback(self._dials.discard)
             elif isinstance(effect, PersistTargets):
                 self.persist_targets(list(effect.targets))
+        for hook in self.post_effects:
+            hook()
         self._reschedule()
 
     def _reschedule(self) -> None:

@@ -397,6 +397,17 @@ class Router:
                 self._touched.add(conn.id)
             self.note_wakeup(conn.overlay_wakeup)
 
+    def overlay_activity(self, names: set[int], now: float) -> None:
+        """The datapath moved these peers' forwarders (a heartbeat, an MTU result):
+        carry their control messages and notice establishment or failure."""
+        self._now = now
+        for name in names:
+            conn = self.by_peer.get(name)
+            if conn is not None and conn.overlay is not None:
+                conn.overlay_wakeup = conn.overlay.tick(now)
+                self.note_wakeup(conn.overlay_wakeup)
+                lifecycle.pump_overlay(self, conn, now)
+
     def note_wakeup(self, when: float) -> None:
         self.timers.conn_wakeup = min(self.timers.conn_wakeup, when)
 

@@ -88,6 +88,11 @@ class SleeveConnection:
     _datagrams: list[Datagram] = field(default_factory=list)
     _control: list[tuple[int, bytes]] = field(default_factory=list)
 
+    @property
+    def active(self) -> bool:
+        """Confirmed by the mesh, not stopped, not failed: may carry traffic."""
+        return self._confirmed and self.error is None
+
     # ---- the mesh side ---------------------------------------------------------------
     def confirm(self, now: float) -> None:
         self._confirmed = True

@@ -1,0 +1,237 @@
+"""The userspace datapath over the sleeve overlay, sans-IO: frames from the bridge and
+UDP packets from peers in; UDP packets to peers and frames for the bridge out.
+
+Per entry point, records bound for one neighbour are batched into as few UDP packets as
+fit (weave's ``aggregateAndSend``), sealed with that connection's NaCl session when the
+mesh is encrypted, and handed to the shell by :meth:`take_udp`. DF handling follows
+weave-wire §7.6: a DF frame too big for the path gets an ICMP "fragmentation needed" back
+into our bridge; other IPv4 frames are fragmented by us unless the peer showed that IP
+fragments reach it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from weavenet.core.mesh.routes import Routes
+from weavenet.core.overlay.forwarding import Forwarder, Send
+from weavenet.core.overlay.ipv4 import fragment_ipv4, icmp_frag_needed, ipv4_df, is_ipv4
+from weavenet.core.overlay.sleeve import Datagram, SleeveConnection
+from weavenet.core.overlay.sleeve_codec import (
+    MAX_UDP_PAYLOAD,
+    Batcher,
+    FrameRecord,
+    PlainSealer,
+    SleeveError,
+    classify_special,
+    decode_records,
+    split_packet,
+)
+from weavenet.core.overlay.sleeve_crypto import Replayed, SleeveDecryptor, SleeveEncryptor
+from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
+
+
+@dataclass(frozen=True, slots=True)
+class UdpSend:
+    addr: tuple[str, int]
+    payload: bytes
+    df: bool
+    peer: int  # the neighbour, so an EMSGSIZE can be reported against its forwarder
+
+
+@dataclass(slots=True)
+class DatapathCounters:
+    packets_in: int = 0
+    packets_out: int = 0
+    dropped_packets: int = 0  # undecodable, unknown sender, failed decryption
+    replayed_packets: int = 0
+    frames_too_big: int = 0  # DF frames answered with ICMP frag-needed, or dropped
+
+
+@dataclass
+class _Crypto:
+    """Per-connection sealing state, kept as long as the connection object lives."""
+
+    conn: SleeveConnection
+    sealer: SleeveEncryptor | PlainSealer
+    opener: SleeveDecryptor | None
+
+
+@dataclass
+class Datapath:
+    ourself: int
+    overlay: SleeveOverlay
+    forwarder: Forwarder = field(init=False)
+    counters: DatapathCounters = field(default_factory=DatapathCounters)
+    changed: set[int] = field(default_factory=set)  # peers whose forwarder state moved
+    _udp: list[UdpSend] = field(default_factory=list)
+    _inject: list[bytes] = field(default_factory=list)
+    _batches: dict[tuple[int, bool], Batcher] = field(default_factory=dict)
+    _crypto: dict[int, _Crypto] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.forwarder = Forwarder(self.ourself)
+
+    # ---- inputs ------------------------------------------------------------------------
+    def frame_captured(self, frame: bytes, routes: Routes, now: float) -> None:
+        for send in self.forwarder.captured(frame, routes, now):
+            self._send_frame(send, frame, captured=True)
+        self._flush()
+
+    def udp_received(
+        self, packet: bytes, addr: tuple[str, int], routes: Routes, now: float
+    ) -> None:
+        self.counters.packets_in += 1
+        try:
+            sender, _ = split_packet(packet[:6])
+        except SleeveError:
+            self.counters.dropped_packets += 1
+            return
+        conn = self.overlay.connections.get(sender)
+        if conn is None or not conn.active:
+            self.counters.dropped_packets += 1
+            return
+        body = self._open(conn, packet)
+        if body is None:
+            return
+        records, _problem = decode_records(body)
+        for record in records:
+            self._record(conn, record, addr, routes, now)
+        self._flush()
+
+    def _open(self, conn: SleeveConnection, packet: bytes) -> bytes | None:
+        crypto = self._crypto_for(conn)
+        if crypto.opener is None:
+            return packet[6:]
+        try:
+            return crypto.opener.open(packet, 6)
+        except Replayed:
+            self.counters.replayed_packets += 1
+        except SleeveError:
+            self.counters.dropped_packets += 1
+        return None
+
+    def _record(
+        self,
+        conn: SleeveConnection,
+        record: FrameRecord,
+        addr: tuple[str, int],
+        routes: Routes,
+        now: float,
+    ) -> None:
+        special = classify_special(record.frame)
+        if special is not None:
+            if record.src == conn.remote and record.dst == self.ourself:
+                conn.special_frame(special, addr, now)
+                self.changed.add(conn.remote)
+            return
+        inject, sends = self.forwarder.received(record.src, record.dst, record.frame, routes, now)
+        if inject:
+            self._inject.append(record.frame)
+        for send in sends:
+            self._send_frame(send, record.frame, captured=False)
+
+    def send_failed(self, peer: int, kernel_pmtu: int, now: float) -> None:
+        """A DF send to ``peer`` failed with EMSGSIZE (the PMTU probe, normally)."""
+        conn = self.overlay.connections.get(peer)
+        if conn is not None:
+            conn.send_failed(kernel_pmtu, now)
+            self.changed.add(peer)
+
+    # ---- outputs -----------------------------------------------------------------------
+    def take_udp(self) -> list[UdpSend]:
+        self._pump_specials()
+        out, self._udp = self._udp, []
+        self.counters.packets_out += len(out)
+        return out
+
+    def take_inject(self) -> list[bytes]:
+        out, self._inject = self._inject, []
+        return out
+
+    def _pump_specials(self) -> None:
+        """Heartbeats and tests the forwarders want sent, each in a packet of its own."""
+        for conn in list(self.overlay.connections.values()):
+            for dgram in conn.take_datagrams():
+                self._emit(conn, dgram)
+
+    def _emit(self, conn: SleeveConnection, dgram: Datagram) -> None:
+        if conn.remote_addr is None:
+            return
+        crypto = self._crypto_for(conn)
+        batch = Batcher(MAX_UDP_PAYLOAD, crypto.sealer.packet_overhead)
+        for record in dgram.records:
+            batch.add(record)
+        body = batch.flush() or b""
+        payload = crypto.sealer.seal(body, dgram.df)
+        self._udp.append(UdpSend(conn.remote_addr, payload, dgram.df, conn.remote))
+
+    # ---- frames to neighbours --------------------------------------------------------------
+    def _send_frame(self, send: Send, frame: bytes, captured: bool) -> None:
+        conn = self.overlay.connections.get(send.next_hop)
+        if conn is None or not conn.active or not conn.established or conn.remote_addr is None:
+            self.forwarder.counters.dropped.add(len(frame))
+            return
+        record = FrameRecord(send.src, send.dst, frame)
+        if is_ipv4(frame) and ipv4_df(frame):
+            if conn.frame_fits(frame):
+                self._queue(conn, record, df=True)
+            else:
+                self._too_big(conn, frame, captured)
+        elif conn.stack_frag or not is_ipv4(frame):
+            self._queue(conn, record, df=False)
+        elif conn.frame_fits(frame):
+            self._queue(conn, record, df=True)
+        else:
+            for piece in fragment_ipv4(frame, conn.mtu):
+                self._queue(conn, FrameRecord(send.src, send.dst, piece), df=True)
+
+    def _too_big(self, conn: SleeveConnection, frame: bytes, captured: bool) -> None:
+        """A DF frame over the path MTU: tell the sending container (unicast frames from
+        our own bridge only: that is where the ICMP must go), else drop it."""
+        self.counters.frames_too_big += 1
+        unicast = frame[0] & 1 == 0
+        reply = icmp_frag_needed(frame, conn.mtu) if captured and unicast else None
+        if reply is not None:
+            self._inject.append(reply)
+
+    def _queue(self, conn: SleeveConnection, record: FrameRecord, df: bool) -> None:
+        key = (conn.remote, df)
+        batch = self._batches.get(key)
+        crypto = self._crypto_for(conn)
+        limit = conn.max_payload() if df else MAX_UDP_PAYLOAD
+        if batch is None:
+            batch = self._batches[key] = Batcher(limit, crypto.sealer.packet_overhead)
+        batch.max_payload = limit
+        for body in batch.add(record):
+            self._seal_out(conn, crypto, body, df)
+
+    def _flush(self) -> None:
+        for (peer, df), batch in self._batches.items():
+            body = batch.flush()
+            conn = self.overlay.connections.get(peer)
+            if body is not None and conn is not None:
+                self._seal_out(conn, self._crypto_for(conn), body, df)
+
+    def _seal_out(self, conn: SleeveConnection, crypto: _Crypto, body: bytes, df: bool) -> None:
+        if conn.remote_addr is not None:
+            payload = crypto.sealer.seal(body, df)
+            self._udp.append(UdpSend(conn.remote_addr, payload, df, conn.remote))
+
+    def _crypto_for(self, conn: SleeveConnection) -> _Crypto:
+        crypto = self._crypto.get(conn.remote)
+        if crypto is None or crypto.conn is not conn:
+            if conn.session_key is None:
+                crypto = _Crypto(conn, PlainSealer(self.ourself), None)
+            else:
+                sealer = SleeveEncryptor(conn.session_key, conn.outbound, self.ourself)
+                opener = SleeveDecryptor(conn.session_key, not conn.outbound)
+                crypto = _Crypto(conn, sealer, opener)
+            self._crypto[conn.remote] = crypto
+            self._batches.pop((conn.remote, True), None)
+            self._batches.pop((conn.remote, False), None)
+        return crypto
+
+    def forget_peer(self, peer: int) -> None:
+        self._crypto.pop(peer, None)
+        self.forwarder.macs.forget_peer(peer)
