@@ -131,6 +131,7 @@ async def _start_datapath(
     datapath = Datapath(router.name, overlay)
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
     shell.post_effects.append(sleeve.flush)
+    shell.datapath = datapath
     log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
     return sleeve
 

@@ -108,3 +108,74 @@ def test_partial_connectivity_relays_through_the_middle_host(
     _tcp_transfer(a, b, "10.2.1.3", 1 << 20)
     h2.stop()
     wait_until(lambda: not a.ping("10.2.1.3", timeout=1.0), timeout=20, message="h2 gone")
+
+
+def test_multicast_reaches_every_host(cluster: Callable[..., Cluster]) -> None:
+    c = cluster(3)
+    h1, h2, h3 = c.hosts
+    h1.launch()
+    h2.launch(h1.ip)
+    h3.launch(h2.ip)
+    wait_for_mesh([h1, h2, h3], peers=3, established=2, timeout=20)
+    sender = _container(h1, "s", "10.2.1.1/24")
+    listeners = [_container(h, "l", f"10.2.1.{i}/24") for i, h in ((2, h2), (3, h3))]
+    receive = (
+        "import socket,struct,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('',5353));"
+        "s.setsockopt(socket.IPPROTO_IP,socket.IP_ADD_MEMBERSHIP,"
+        "struct.pack('4s4s',socket.inet_aton('224.1.2.3'),socket.inet_aton(sys.argv[1])));"
+        "s.settimeout(20);print(s.recv(100).decode())"
+    )
+    procs = [
+        subprocess.Popen(
+            lst.exec_argv([sys.executable, "-c", receive, f"10.2.1.{i}"]),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i, lst in ((2, listeners[0]), (3, listeners[1]))
+    ]
+    send = (
+        "import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,2)\n"
+        "for _ in range(30):\n s.sendto(b'hello-multicast',('224.1.2.3',5353));time.sleep(0.2)"
+    )
+    try:
+        _reaches(sender, "10.2.1.3", timeout=20)  # the mesh carries unicast first
+        sender.run([sys.executable, "-c", send], timeout=30)
+        outputs = [p.communicate(timeout=30)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert outputs == ["hello-multicast", "hello-multicast"]
+
+
+def test_garbage_datagrams_are_dropped_while_traffic_flows(cluster: Callable[..., Cluster]) -> None:
+    c = cluster(2)
+    h1, h2 = c.hosts
+    h1.launch()
+    h2.launch(h1.ip)
+    wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
+    a = _container(h1, "a", "10.2.1.1/24")
+    _container(h2, "b", "10.2.1.2/24")
+    _reaches(a, "10.2.1.2")
+    flood = (
+        "import os,random,socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "r=random.Random(7)\n"
+        "for i in range(10000):\n"
+        " n=r.choice([0,1,5,6,13,14,20,60,200,1400])\n"
+        " s.sendto(os.urandom(n),(sys.argv[1],6783))"
+    )
+    h2.run([sys.executable, "-c", flood, h1.ip], timeout=120)
+    _reaches(a, "10.2.1.2")
+    stats = h1.report()["Router"]["DatapathStats"]
+    assert stats["dropped_packets"] >= 9000, stats
+    metrics = h1.run(
+        [
+            sys.executable,
+            "-c",
+            "import urllib.request as u;print(u.urlopen('http://127.0.0.1:6784/metrics').read().decode())",
+        ]
+    ).stdout
+    assert "weavenet_sleeve_dropped_packets_total" in metrics

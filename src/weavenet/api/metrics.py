@@ -125,7 +125,46 @@ def weave_metrics(report: dict[str, Any]) -> list[Metric]:
     ipam = report.get("IPAM")
     if ipam:
         families.extend(ipam_metrics(ipam))
+    stats = router.get("DatapathStats")
+    if stats:
+        families.extend(datapath_metrics(stats))
     return sorted(families, key=lambda f: f.name)
+
+
+_ACTIONS = ("forwarded", "flooded", "relayed", "injected", "dropped")
+
+
+def datapath_metrics(stats: dict[str, int]) -> list[Metric]:
+    """The userspace datapath's counters (ours; Weave has no equivalent)."""
+    frames = CounterMetricFamily(
+        "weavenet_datapath_frames", "Frames handled by the datapath.", labels=["action"]
+    )
+    size = CounterMetricFamily(
+        "weavenet_datapath_bytes", "Bytes of frames handled by the datapath.", labels=["action"]
+    )
+    for action in _ACTIONS:
+        frames.add_metric([action], stats.get(f"{action}_frames", 0))
+        size.add_metric([action], stats.get(f"{action}_bytes", 0))
+    packets = CounterMetricFamily(
+        "weavenet_sleeve_packets", "Sleeve UDP packets.", labels=["direction"]
+    )
+    packets.add_metric(["in"], stats.get("packets_in", 0))
+    packets.add_metric(["out"], stats.get("packets_out", 0))
+    return [
+        frames,
+        size,
+        packets,
+        CounterMetricFamily(
+            "weavenet_sleeve_dropped_packets",
+            "Sleeve packets dropped: undecodable, unknown sender or failed decryption.",
+            value=stats.get("dropped_packets", 0),
+        ),
+        CounterMetricFamily(
+            "weavenet_sleeve_replayed_packets",
+            "Encrypted sleeve packets rejected as replays.",
+            value=stats.get("replayed_packets", 0),
+        ),
+    ]
 
 
 class WeaveCollector(Collector):

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from weavenet.core.effects import Close, Dial, PersistTargets, Send
-from weavenet.core.mesh.report import full_report
+from weavenet.core.mesh.report import datapath_report, full_report
 from weavenet.core.mesh.router import Router
+from weavenet.core.overlay.datapath import Datapath
 
 log = logging.getLogger("weavenet.shell")
 
@@ -60,6 +61,7 @@ class MeshShell:
         self._server: asyncio.Server | None = None
         self._dials: set[asyncio.Task[None]] = set()
         self.post_effects: list[Callable[[], None]] = []  # e.g. the datapath's sends
+        self.datapath: Datapath | None = None  # set when a bridge is in use
 
     def now(self) -> float:
         return self.loop.time()
@@ -145,7 +147,10 @@ class MeshShell:
 
     # ---- the control API ----------------------------------------------------------
     def report(self, *, routes: bool = True) -> dict[str, Any]:
-        return full_report(self.router, self.wall_offset(), routes=routes)
+        report = full_report(self.router, self.wall_offset(), routes=routes)
+        if self.datapath is not None:
+            report["Router"].update(datapath_report(self.datapath, self.router, self.wall_offset()))
+        return report
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
         errors = self.router.connect(list(peers), replace, self.now())

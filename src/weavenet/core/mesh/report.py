@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from weavenet import __version__
@@ -11,6 +12,7 @@ from weavenet.core.peername import format_peer_name
 if TYPE_CHECKING:
     from weavenet.core.mesh.conn import MeshConn
     from weavenet.core.mesh.router import Router
+    from weavenet.core.overlay.datapath import Datapath
 
 PROTOCOL_MIN_SUPPORTED = 2  # we speak only V2 (every weave >= 1.2 does)
 
@@ -86,4 +88,25 @@ def full_report(router: Router, wall_offset: float, routes: bool = True) -> dict
             "NextCheckAt": "0001-01-01T00:00:00Z",
         },
         "Router": router_report(router, wall_offset, routes),
+    }
+
+
+def datapath_report(datapath: Datapath, router: Router, wall_offset: float) -> dict[str, Any]:
+    """The data-plane parts of ``Router``: the interface, learnt MACs and counters."""
+    macs = []
+    for mac, peer, seen in datapath.forwarder.macs.entries():
+        known = router.peers.get(peer)
+        moment = datetime.datetime.fromtimestamp(seen + wall_offset, tz=datetime.UTC)
+        macs.append(
+            {
+                "Mac": mac.hex(":"),
+                "Name": format_peer_name(peer),
+                "NickName": known.nickname if known is not None else "",
+                "LastSeen": moment.isoformat().replace("+00:00", "Z"),
+            }
+        )
+    return {
+        "Interface": "weave-tap (via tap)",
+        "MACs": macs or None,
+        "DatapathStats": datapath.stats(),
     }

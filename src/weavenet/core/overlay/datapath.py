@@ -232,6 +232,24 @@ class Datapath:
             self._batches.pop((conn.remote, False), None)
         return crypto
 
+    def stats(self) -> dict[str, int]:
+        """Counters for /report (``Router.DatapathStats``) and /metrics."""
+        fwd = self.forwarder.counters
+        stats = {
+            f"{action}_{unit}": getattr(getattr(fwd, action), unit)
+            for action in ("forwarded", "flooded", "relayed", "injected", "dropped")
+            for unit in ("frames", "bytes")
+        }
+        c = self.counters
+        stats.update(
+            packets_in=c.packets_in,
+            packets_out=c.packets_out,
+            dropped_packets=c.dropped_packets,
+            replayed_packets=c.replayed_packets,
+            frames_too_big=c.frames_too_big,
+        )
+        return stats
+
     def forget_peer(self, peer: int) -> None:
         self._crypto.pop(peer, None)
         self.forwarder.macs.forget_peer(peer)
