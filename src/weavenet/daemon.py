@@ -30,12 +30,11 @@ from weavenet.io.identity import resolve_peer_name
 from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
+from weavenet.io.reconcile import prepare_bridge, reconcile_forever
 from weavenet.io.sleeve_udp import SleeveShell
 from weavenet.io.store import Store
 
 log = logging.getLogger("weavenet.weaver")
-
-TAP_MAX_MTU = 65521  # the kernel's limit for a TAP port; the bridge (and containers) match it
 
 
 @dataclass(frozen=True)
@@ -111,23 +110,12 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def _prepare_bridge(bridge: str) -> tuple[str, int]:
-    """The bridge and its TAP port; returns (tap name, open TAP fd). Blocking netlink:
-    run it off the event loop."""
-    from weavenet.dataplane.bridge import ensure_bridge, ensure_tap, open_tap_fd
-
-    ensure_bridge(bridge, mtu=TAP_MAX_MTU)  # a TAP carries at most 65521
-    tap = f"{bridge}-tap"[:15]
-    ensure_tap(tap, bridge)
-    return tap, open_tap_fd(tap)
-
-
 async def _start_datapath(
     opts: Options, router: Router, shell: MeshShell, overlay: SleeveOverlay
 ) -> SleeveShell:
     """The kernel side comes first, so that a missing privilege fails the launch with the
     kernel's own error."""
-    tap, fd = await asyncio.to_thread(_prepare_bridge, opts.weave_bridge)
+    tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge)
     datapath = Datapath(router.name, overlay)
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
     shell.post_effects.append(sleeve.flush)
@@ -148,6 +136,9 @@ async def serve(opts: Options) -> None:
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
+    keeper = None
+    if opts.weave_bridge:
+        keeper = asyncio.create_task(reconcile_forever(opts.weave_bridge, opts.state_dir))
     runners = [await start_http(make_app(shell), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
@@ -161,6 +152,8 @@ async def serve(opts: Options) -> None:
     for runner in runners:
         await runner.cleanup()
     await shell.stop()
+    if keeper is not None:
+        keeper.cancel()
     if sleeve is not None:
         sleeve.close()
     store.close()

@@ -169,7 +169,7 @@ def test_attach_is_idempotent_and_ps_reports_addresses(cluster: Callable[..., Cl
     assert container_addresses(cref) == first
     assert first.cidrs == [IF("10.2.1.1/24"), IF("10.2.2.1/24")]
     line = format_ps_line(cref.ident, first.mac, first.cidrs)
-    assert line == f"{cref.ident[:12]} {first.mac} 10.2.1.1/24 10.2.2.1/24"
+    assert line == f"{cref.ident} {first.mac} 10.2.1.1/24 10.2.2.1/24"
 
 
 def test_detach_removes_addresses_then_the_veth(cluster: Callable[..., Cluster]) -> None:

@@ -18,6 +18,7 @@ import click
 from weavenet import __version__
 from weavenet.cli import launcher
 from weavenet.cli.client import ClientError, call, http_addr
+from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
 
 STATUS_VIEWS = ("targets", "connections", "peers", "dns", "ipam")
 OPTIONAL_SECTIONS = {"dns": "DNS", "ipam": "IPAM"}
@@ -191,6 +192,10 @@ def version() -> None:
     except ClientError:
         code, body = 0, ""
     click.echo(f"weave {body}" if code == 200 else "weave router not running")
+
+
+for _command in DATAPLANE_COMMANDS:  # attach, detach, ps, expose, hide
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from weavenet.dataplane.attach import (
     container_addresses,
     detach,
     format_ps_line,
+    reattach_ports,
     send_gratuitous_arps,
     veth_name,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "hide",
     "open_tap_fd",
     "reapply_firewall",
+    "reattach_ports",
     "remove_firewall",
     "resolve_container",
     "run_in_netns",

@@ -72,8 +72,13 @@ def veth_name(ident: str, prefix: str = VETH_PREFIX) -> str:
 
 
 def format_ps_line(ident: str, mac: str | None, cidrs: Cidrs) -> str:
-    """One `weave ps` line: `<ident[:12]> <mac> <cidr> <cidr>...`."""
-    return " ".join([ident[:12], mac or "", *(str(c) for c in cidrs)])
+    """One `weave ps` line: `<id> <mac> <cidr> <cidr>...`. Docker ids are cut to 12
+    characters as Weave does; `netns:`/`pid:` idents stay whole, so they stay distinct."""
+    shown = ident[:12] if _DOCKER_ID.fullmatch(ident) else ident
+    return " ".join([shown, mac or "", *(str(c) for c in cidrs)])
+
+
+_DOCKER_ID = re.compile(r"[0-9a-f]{64}")
 
 
 # --- attach --------------------------------------------------------------------------------
@@ -256,3 +261,17 @@ def container_addresses(container: ContainerRef) -> ContainerAddresses:
             return ContainerAddresses(None, [])
         mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
         return ContainerAddresses(mac, _current(cont, index))
+
+
+def reattach_ports(bridge: str = DEFAULT_BRIDGE, netns: str | None = None) -> list[str]:
+    """Put container veths that lost their bridge (it was deleted and re-created) back
+    on it; returns their names."""
+    plugged = []
+    with iproute(netns) as host, kernel_errors(f"reattach ports to {bridge}"):
+        bridge_index = require_bridge(host, bridge)
+        for link in host.get_links():
+            name = link.get_attr("IFLA_IFNAME") or ""
+            if name.startswith(VETH_PREFIX) and not link.get_attr("IFLA_MASTER"):
+                _plug_port(host, link["index"], bridge_index)
+                plugged.append(name)
+    return plugged

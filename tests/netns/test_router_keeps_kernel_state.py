@@ -1,0 +1,53 @@
+"""A running router puts back what others remove: its bridge and its firewall table."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+
+from weavenet.dataplane import (
+    attach,
+    bridge_exists,
+    expose,
+    firewall_intact,
+    resolve_container,
+)
+from weavenet.harness import Cluster, Host, wait_until
+
+IF = ipaddress.IPv4Interface
+
+
+def _attach(host: Host, name: str, cidr: str) -> None:
+    container = host.add_container(name)
+    ref = resolve_container(f"netns:{container.netns}", netns=host.netns)
+    attach(ref, [IF(cidr)], netns=host.netns)
+
+
+def test_exposed_subnet_rules_come_back_after_a_flush(cluster: Callable[..., Cluster]) -> None:
+    h1 = cluster(1).hosts[0]
+    h1.launch()
+    _attach(h1, "c1", "10.2.1.1/24")
+    _attach(h1, "c3", "10.2.2.1/24")
+    state = expose(IF("10.2.1.254/24"), netns=h1.netns)
+    (h1.state_dir / "firewall.json").write_text(json.dumps(state.to_json()))
+    wait_until(lambda: h1.ping("10.2.1.1", timeout=1.0), timeout=10, message="host reaches c1")
+    assert not h1.ping("10.2.2.1", timeout=1.0), "only the exposed subnet is reachable"
+    h1.run(["nft", "flush", "ruleset"])
+    assert not firewall_intact(state, netns=h1.netns)
+    wait_until(lambda: firewall_intact(state, netns=h1.netns), timeout=15, message="re-applied")
+    assert "re-applying" in h1.log()
+
+
+def test_a_deleted_bridge_is_recreated_with_its_ports(cluster: Callable[..., Cluster]) -> None:
+    h1 = cluster(1).hosts[0]
+    h1.launch()
+    _attach(h1, "c1", "10.2.1.1/24")
+    _attach(h1, "c2", "10.2.1.2/24")
+    c1 = h1.containers["c1"]
+    wait_until(lambda: c1.ping("10.2.1.2", timeout=1.0), timeout=10, message="c1 reaches c2")
+    h1.run(["ip", "link", "del", "weave"])
+    assert not bridge_exists("weave", netns=h1.netns)
+    wait_until(lambda: bridge_exists("weave", netns=h1.netns), timeout=15, message="bridge back")
+    assert "re-created" in h1.log()
+    wait_until(lambda: c1.ping("10.2.1.2", timeout=1.0), timeout=10, message="ports re-attached")
