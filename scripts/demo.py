@@ -13,7 +13,7 @@ import sys
 import time
 from types import FrameType
 
-from weavenet.harness import Cluster, CommandError, Host, wait_for_mesh
+from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh, wait_until
 
 N_HOSTS = 3
 MESH_TIMEOUT = 30.0
@@ -81,6 +81,52 @@ def show_status(cluster: Cluster) -> None:
             say()
 
 
+def attach_containers(cluster: Cluster) -> list[tuple[Container, str]]:
+    """Two containers per host, all on 10.2.1.0/24, attached with `weave attach`."""
+    header("containers")
+    attached = []
+    for h, host in enumerate(cluster.hosts, start=1):
+        for c in (1, 2):
+            container = host.add_container(f"c{c}")
+            ip = f"10.2.1.{h * 10 + c}"
+            say(f"$ weave attach {ip}/24 netns:{container.netns}    # on {host.name}")
+            try:
+                host.weave("attach", f"{ip}/24", f"netns:{container.netns}")
+            except CommandError as exc:
+                raise DemoError(f"weave attach failed on {host.name}:\n{exc}") from exc
+            attached.append((container, ip))
+    say()
+    say(f"$ weave ps    # on {cluster.hosts[0].name}")
+    say(cluster.hosts[0].weave("ps").stdout.rstrip("\n"))
+    return attached
+
+
+def show_cross_host_pings(attached: list[tuple[Container, str]]) -> None:
+    """Every container pings one container on each other host, through the sleeve."""
+    header("cross-host ping (sleeve overlay)")
+    failures = 0
+    for container, ip in attached:
+        for other, other_ip in attached:
+            if other.host is container.host or other.name != "c1":
+                continue
+            ok = _ping_soon(container, other_ip)
+            failures += not ok
+            say(
+                f"{container.host.name}/{container.name} ({ip}) -> "
+                f"{other.host.name}/{other.name} ({other_ip}): {'ok' if ok else 'FAILED'}"
+            )
+    if failures:
+        raise DemoError(f"{failures} cross-host pings failed")
+
+
+def _ping_soon(container: Container, ip: str) -> bool:
+    try:
+        wait_until(lambda: container.ping(ip, timeout=1.0), timeout=15, message=f"ping {ip}")
+    except TimeoutError:
+        return False
+    return True
+
+
 def show_router_log_tails(cluster: Cluster, lines: int = 15) -> None:
     """On failure: the end of each router's log, to show why."""
     for host in cluster.hosts:
@@ -96,10 +142,12 @@ def run_demo() -> None:
         try:
             launch_routers(cluster)
             wait_for_full_mesh(cluster)
+            attached = attach_containers(cluster)
+            show_status(cluster)
+            show_cross_host_pings(attached)
         except DemoError:
             show_router_log_tails(cluster)
             raise
-        show_status(cluster)
         header("tearing down")
 
 
