@@ -179,3 +179,29 @@ def test_garbage_datagrams_are_dropped_while_traffic_flows(cluster: Callable[...
         ]
     ).stdout
     assert "weavenet_sleeve_dropped_packets_total" in metrics
+
+
+def test_connectivity_matrix_on_two_hosts(cluster: Callable[..., Cluster]) -> None:
+    c = cluster(2)
+    h1, h2 = c.hosts
+    h1.launch()
+    h2.launch(h1.ip)
+    wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
+    a1 = _container(h1, "a1", "10.2.1.1/24")  # subnet A on h1
+    a2 = _container(h1, "a2", "10.2.1.2/24")
+    b1 = _container(h1, "b1", "10.2.2.1/24")  # subnet B on h1
+    both = _container(h1, "ab", "10.2.1.9/24")  # on both subnets
+    ref = resolve_container(f"netns:{both.netns}", netns=h1.netns)
+    attach(ref, [IF("10.2.2.9/24")], netns=h1.netns)
+    a3 = _container(h2, "a3", "10.2.1.3/24")  # subnet A on h2
+    b3 = _container(h2, "b3", "10.2.2.3/24")  # subnet B on h2
+    _reaches(a1, "10.2.1.2")  # same host, same subnet
+    assert not b1.ping("10.2.1.1", timeout=1.0)  # same host, different subnets
+    _reaches(both, "10.2.1.1")  # a container on both subnets reaches both
+    _reaches(both, "10.2.2.1")
+    _reaches(a1, "10.2.1.3")  # different hosts, same subnet
+    _reaches(b1, "10.2.2.3")
+    _reaches(b3, "10.2.2.9")
+    assert not a3.ping("10.2.2.1", timeout=1.0)  # different hosts, different subnets
+    assert not b3.ping("10.2.1.1", timeout=1.0)
+    assert not a2.ping("10.2.2.3", timeout=1.0)
