@@ -45,8 +45,10 @@ class Target:
         self.try_after = now + self.try_interval * (0.5 + rng.random())
         self.try_interval = min(self.try_interval * 1.5, MAX_INTERVAL)
 
-    def try_now(self) -> None:
-        self.try_after = 0.0
+    def try_now(self, now: float) -> None:
+        """Retry at once, remembering when: a connection that lived past RESET_AFTER
+        starts its backoff afresh, but one that fails again right away backs off."""
+        self.try_after = now
         self.try_interval = INITIAL_INTERVAL
 
 
@@ -201,7 +203,7 @@ class ConnectionMaker:
         if not retry:
             target.try_after = NEVER
         elif now > target.try_after + RESET_AFTER:
-            target.try_now()
+            target.try_now(now)
         else:
             target.try_later(now, self.rng)
 

@@ -1,0 +1,77 @@
+"""Targets, discovery and backoff of the connection maker (mesh connection_maker.go)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from weavenet.core.mesh.connection_maker import (
+    DISCOVERY_DEFER,
+    INITIAL_INTERVAL,
+    MAX_INTERVAL,
+    ConnectionMaker,
+    OurConnection,
+)
+
+US = 5
+
+
+def _maker(discovery: bool = True) -> ConnectionMaker:
+    return ConnectionMaker(6783, discovery, random.Random(1))
+
+
+def test_bad_addresses_are_refused_one_error_each() -> None:
+    maker = _maker()
+    assert maker.connect(["10.0.0.1", "10.0.0.2:99999", "bad host!"], False) != []
+    assert maker.direct_peers() == []
+    assert maker.connect(["10.0.0.1", "10.0.0.2:7000"], False) == []
+    assert maker.direct_peers() == ["10.0.0.1", "10.0.0.2:7000"]
+
+
+def test_replace_and_forget_edit_the_targets() -> None:
+    maker = _maker()
+    maker.connect(["10.0.0.1", "10.0.0.2"], False)
+    maker.connect(["10.0.0.3"], True)
+    assert maker.direct_peers() == ["10.0.0.3"]
+    maker.forget(["10.0.0.3"])
+    assert maker.direct_peers() == []
+
+
+def test_direct_targets_are_dialled_at_once_and_not_twice() -> None:
+    maker = _maker()
+    maker.connect(["10.0.0.1"], False)
+    assert maker.plan(0.0, [], [], US) == ["10.0.0.1:6783"]
+    assert maker.plan(0.1, [], [], US) == []  # already attempting
+
+
+def test_repeated_failures_back_off_with_jitter_up_to_the_cap() -> None:
+    maker = _maker()
+    maker.connect(["10.0.0.1"], False)
+    now, dials = 1000.0, []  # a monotonic clock is far from zero
+    for _ in range(40):
+        due = maker.plan(now, [], [], US)
+        if due:
+            dials.append(now)
+            maker.connection_terminated(due[0], "Unable to decrypt TCP msg", now)
+        now = max(now + 0.1, min(maker.next_wakeup(), now + 1000))
+    gaps = [b - a for a, b in itertools.pairwise(dials)]
+    assert sum(1 for t in dials if t < dials[0] + 1.0) <= 2  # one quick retry, as Go
+    assert all(gap >= INITIAL_INTERVAL / 2 - 0.2 for gap in gaps[1:])  # then backoff
+    assert all(gap <= MAX_INTERVAL * 1.5 + 0.2 for gap in gaps)
+    assert gaps[-1] > gaps[1]  # it grew
+
+
+def test_discovery_targets_peers_of_peers_and_defers_the_higher_name() -> None:
+    maker = _maker()
+    ours = [OurConnection(9, "10.0.0.9:6783", True)]
+    known = [(3, "10.0.0.3:6783", True), (7, "10.0.0.7:41234", False), (US, "10.0.0.5:1", False)]
+    # we (5) are the lower end towards 7: dial now, at the mesh port, not the ephemeral one
+    assert maker.plan(0.0, ours, known, US) == ["10.0.0.7:6783"]
+    # towards 3 we are the higher end: wait DISCOVERY_DEFER..2*DISCOVERY_DEFER first
+    assert maker.plan(DISCOVERY_DEFER - 0.1, ours, known, US) == []
+    assert maker.plan(DISCOVERY_DEFER * 2 + 0.1, ours, known, US) == ["10.0.0.3:6783"]
+
+
+def test_no_discovery_means_only_direct_targets() -> None:
+    maker = _maker(discovery=False)
+    assert maker.plan(0.0, [], [(3, "10.0.0.3:6783", True)], US) == []
