@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := iproute2 iptables nftables iputils-ping procps python3-venv
+BENCH_APT := iperf3
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,7 +48,11 @@ demo: $(STAMP) ## 3 hosts, full mesh, 2 containers each, cross-host pings; tears
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
 	$(BIN)/python bench/mesh.py
 
-bench: bench-mesh ## all benchmarks (results go to BENCHMARKS.md by hand)
+bench-sleeve: $(STAMP) ## data plane, 2 hosts: iperf3 + ping over underlay, plain and encrypted sleeve
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
+	$(BIN)/python bench/sleeve.py
+
+bench: bench-mesh bench-sleeve ## all benchmarks (results go to BENCHMARKS.md by hand)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -36,12 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sleeve_report import (
-    PATHS,
-    BenchError,
-    build_result,
-    print_result,
-)
+from sleeve_report import PATHS, BenchError, build_result, print_result
 
 from weavenet.dataplane import attach, resolve_container
 from weavenet.harness import Cluster, CommandError, CommandTimeout, Container, Host, wait_until
@@ -185,7 +180,7 @@ def with_cluster(fn: Callable[[Cluster], dict[str, Any]]) -> dict[str, Any]:
     with Cluster(2) as cluster:
         try:
             return fn(cluster)
-        except BaseException:
+        except Exception:
             for host in cluster.hosts:  # keep the evidence before teardown removes it
                 tail = host.log().splitlines()[-40:]
                 if tail:
@@ -244,7 +239,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_MAIN_PID = os.getpid()
+
+
 def _sigterm(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _MAIN_PID:
+        # A forked helper: pyroute2 forks to open sockets in other namespaces and SIGTERMs
+        # the child when done. Unwinding our stack there would tear down the cluster.
+        os._exit(128 + signum)
     raise KeyboardInterrupt
 
 

@@ -29,7 +29,7 @@ STP_MAC = bytes.fromhex("0180c2000000")
 LearnHook = Callable[[bytes, int, int | None], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
 class Send:
     """Send the frame to neighbour ``next_hop`` in a frame record (``src``, ``dst``)."""
 

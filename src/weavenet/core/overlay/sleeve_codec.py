@@ -49,7 +49,7 @@ class SleeveError(RemoteProtocolError):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
 class FrameRecord:
     """One Ethernet frame captured at peer ``src`` and addressed to peer ``dst``."""
 
