@@ -124,7 +124,7 @@ def test_multicast_reaches_every_host(cluster: Callable[..., Cluster]) -> None:
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('',5353));"
         "s.setsockopt(socket.IPPROTO_IP,socket.IP_ADD_MEMBERSHIP,"
         "struct.pack('4s4s',socket.inet_aton('224.1.2.3'),socket.inet_aton(sys.argv[1])));"
-        "s.settimeout(20);print(s.recv(100).decode())"
+        "s.settimeout(20);print('ready',flush=True);print(s.recv(100).decode())"
     )
     procs = [
         subprocess.Popen(
@@ -135,13 +135,15 @@ def test_multicast_reaches_every_host(cluster: Callable[..., Cluster]) -> None:
         for i, lst in ((2, listeners[0]), (3, listeners[1]))
     ]
     send = (
-        "import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-        "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,2)\n"
-        "for _ in range(30):\n s.sendto(b'hello-multicast',('224.1.2.3',5353));time.sleep(0.2)"
+        "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,2);"
+        "s.sendto(b'hello-multicast',('224.1.2.3',5353))"
     )
     try:
         _reaches(sender, "10.2.1.3", timeout=20)  # the mesh carries unicast first
-        sender.run([sys.executable, "-c", send], timeout=30)
+        for p in procs:  # both listeners have joined the group
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        sender.run([sys.executable, "-c", send], timeout=30)  # exactly one datagram
         outputs = [p.communicate(timeout=30)[0].strip() for p in procs]
     finally:
         for p in procs:

@@ -137,3 +137,15 @@ def test_unknown_channel_broadcast_is_relayed_by_a_surrogate() -> None:
     assert recorder.broadcasts == [(net.routers[0].name, b"entry")]
     # the middle router knows nothing of the channel, yet passed it on
     assert isinstance(net.routers[1].channels["nameserver"], SurrogateGossiper)
+
+
+def test_peer_gone_hooks_run_when_a_peer_is_garbage_collected() -> None:
+    net = _chain(2)
+    gone: list[int] = []
+    net.routers[0].peer_gone_hooks.append(gone.append)
+    conn_id = next(iter(net.routers[0].by_peer.values())).id
+    net.routers[0].connection_closed(conn_id, "test", net.now)
+    net._close(conn_id)
+    net._effects(0)
+    assert net.run_until(lambda: bool(gone), limit=10)
+    assert gone == [net.routers[1].name]

@@ -167,3 +167,19 @@ def test_garbage_packets_are_dropped_and_counted() -> None:
         pair.b.udp_received(junk, ADDR_A, _routes(B), pair.now)
     assert pair.b.counters.dropped_packets == before + 5
     assert pair.b.take_inject() == []
+
+
+def test_macs_expire_and_go_with_their_peer() -> None:
+    from weavenet.core.overlay.mac_cache import MAC_MAX_AGE
+
+    pair = _pair(encrypted=False)
+    pair.b.frame_captured(_arp_request(MAC_B), _routes(B), pair.now)
+    pair.pump()
+    assert pair.a.forwarder.macs.lookup(MAC_B) == B
+    assert pair.a.expire_macs(pair.now + 1) == 0
+    assert pair.a.expire_macs(pair.now + MAC_MAX_AGE + 1) == 1
+    assert pair.a.forwarder.macs.lookup(MAC_B) is None
+    pair.b.frame_captured(_arp_request(MAC_B), _routes(B), pair.now)
+    pair.pump()
+    pair.a.forget_peer(B)
+    assert pair.a.forwarder.macs.lookup(MAC_B) is None

@@ -22,6 +22,7 @@ log = logging.getLogger("weavenet.sleeve")
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO, IP_MTU = 10, 0, 2, 14
 READ_BATCH = 64  # reads per wake-up before yielding to the loop
 SOCKET_BUFFER = 4 << 20
+MAC_EXPIRY_SWEEP = 60.0  # weave sweeps its MAC cache once a minute
 
 
 def path_mtu(addr: tuple[str, int]) -> int:
@@ -59,8 +60,15 @@ class SleeveShell:
         os.set_blocking(tap_fd, False)
         self.loop.add_reader(self.sock.fileno(), self._on_udp)
         self.loop.add_reader(tap_fd, self._on_tap)
+        router.peer_gone_hooks.append(datapath.forget_peer)
+        self._expiry = self.loop.call_later(MAC_EXPIRY_SWEEP, self._expire_macs)
+
+    def _expire_macs(self) -> None:
+        self.datapath.expire_macs(self.loop.time())
+        self._expiry = self.loop.call_later(MAC_EXPIRY_SWEEP, self._expire_macs)
 
     def close(self) -> None:
+        self._expiry.cancel()
         self.loop.remove_reader(self.sock.fileno())
         self.loop.remove_reader(self.tap_fd)
         self.sock.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from weavenet.core.effects import Dial, Effect, PersistTargets, Send
@@ -92,6 +93,7 @@ class Router:
         self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
         self.effects: list[Effect] = []
         self._touched: set[int] = set()
+        self.peer_gone_hooks: list[Callable[[int], None]] = []
         self._routes: Routes | None = None
         self._routes_at = now
         self._routes_dirty = False
@@ -331,6 +333,8 @@ class Router:
         for peer in self.peers.garbage_collect():
             self._routes = None
             log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
+            for hook in self.peer_gone_hooks:  # e.g. the datapath forgets the peer's MACs
+                hook(peer.name)
 
     def _plan_connections(self, now: float) -> None:
         self.timers.plan_at = float("inf")

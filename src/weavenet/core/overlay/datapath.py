@@ -251,6 +251,10 @@ class Datapath:
         )
         return stats
 
+    def expire_macs(self, now: float) -> int:
+        """Drop MACs not seen for MAC_MAX_AGE; run about once a minute."""
+        return len(self.forwarder.macs.expire(now))
+
     def forget_peer(self, peer: int) -> None:
         self._crypto.pop(peer, None)
         self.forwarder.macs.forget_peer(peer)
