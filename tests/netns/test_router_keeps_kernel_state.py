@@ -6,22 +6,15 @@ import ipaddress
 import json
 from collections.abc import Callable
 
-from weavenet.dataplane import (
-    attach,
-    bridge_exists,
-    expose,
-    firewall_intact,
-    resolve_container,
-)
+from weavenet.dataplane import bridge_exists, expose, firewall_intact
 from weavenet.harness import Cluster, Host, wait_until
+from weavenet.harness.containers import attached_container
 
 IF = ipaddress.IPv4Interface
 
 
 def _attach(host: Host, name: str, cidr: str) -> None:
-    container = host.add_container(name)
-    ref = resolve_container(f"netns:{container.netns}", netns=host.netns)
-    attach(ref, [IF(cidr)], netns=host.netns)
+    attached_container(host, name, cidr)
 
 
 def test_exposed_subnet_rules_come_back_after_a_flush(cluster: Callable[..., Cluster]) -> None:

@@ -13,7 +13,6 @@ between the hosts), so it sees exactly what crosses the emulated wire.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import socket
 import struct
@@ -25,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from weavenet.dataplane import attach, resolve_container
 from weavenet.harness import Cluster, Container, Host, wait_until
+from weavenet.harness.containers import attached_container, wait_reaches
 from weavenet.harness.mesh import wait_for_mesh
 
 MARKER = b"MARKER-7f3a"
@@ -58,15 +57,10 @@ out.close()
 
 
 def _container(host: Host, name: str, cidr: str) -> Container:
-    """A container on `host` attached to the weave bridge with address `cidr`."""
-    container = host.add_container(name)
-    ref = resolve_container(f"netns:{container.netns}", netns=host.netns)
-    attach(ref, [ipaddress.IPv4Interface(cidr)], netns=host.netns)
-    return container
+    return attached_container(host, name, cidr)
 
 
-def _reaches(src: Container, dst: str, timeout: float = 15.0) -> None:
-    wait_until(lambda: src.ping(dst, timeout=1.0), timeout=timeout, message=f"ping {dst}")
+_reaches = wait_reaches
 
 
 @dataclass(frozen=True)

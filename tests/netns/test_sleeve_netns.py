@@ -3,31 +3,26 @@ kernel, harness namespaces only)."""
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 import sys
 from collections.abc import Callable
 
-from weavenet.dataplane import attach, resolve_container
 from weavenet.harness import Cluster, Container, Host, wait_until
+from weavenet.harness.containers import (
+    add_address,
+    attached_container,
+    connections,
+    wait_reaches,
+)
 from weavenet.harness.mesh import wait_for_mesh
-
-IF = ipaddress.IPv4Interface
 
 
 def _container(host: Host, name: str, cidr: str) -> Container:
-    container = host.add_container(name)
-    ref = resolve_container(f"netns:{container.netns}", netns=host.netns)
-    attach(ref, [IF(cidr)], netns=host.netns)
-    return container
+    return attached_container(host, name, cidr)
 
 
-def _connections(host: Host) -> str:
-    return host.weave("status", "connections").stdout
-
-
-def _reaches(src: Container, dst: str, timeout: float = 15.0) -> None:
-    wait_until(lambda: src.ping(dst, timeout=1.0), timeout=timeout, message=f"ping {dst}")
+_connections = connections
+_reaches = wait_reaches
 
 
 def test_containers_on_two_hosts_reach_each_other(cluster: Callable[..., Cluster]) -> None:
@@ -193,8 +188,7 @@ def test_connectivity_matrix_on_two_hosts(cluster: Callable[..., Cluster]) -> No
     a2 = _container(h1, "a2", "10.2.1.2/24")
     b1 = _container(h1, "b1", "10.2.2.1/24")  # subnet B on h1
     both = _container(h1, "ab", "10.2.1.9/24")  # on both subnets
-    ref = resolve_container(f"netns:{both.netns}", netns=h1.netns)
-    attach(ref, [IF("10.2.2.9/24")], netns=h1.netns)
+    add_address(h1, both, "10.2.2.9/24")
     a3 = _container(h2, "a3", "10.2.1.3/24")  # subnet A on h2
     b3 = _container(h2, "b3", "10.2.2.3/24")  # subnet B on h2
     _reaches(a1, "10.2.1.2")  # same host, same subnet
