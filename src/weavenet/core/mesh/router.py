@@ -12,17 +12,17 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from weavenet.core.effects import Dial, Effect, PersistTargets, Send
+from weavenet.core.effects import Dial, Effect, PersistTargets
 from weavenet.core.errors import RemoteProtocolError
-from weavenet.core.mesh import lifecycle
+from weavenet.core.mesh import gossip_routing, lifecycle
 from weavenet.core.mesh.addresses import host_of, split_host_port
 from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
 from weavenet.core.mesh.connection_maker import ConnectionMaker, OurConnection
-from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper, SurrogateGossiper
+from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper
 from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
 from weavenet.core.mesh.overlay import NullOverlay, Overlay
 from weavenet.core.mesh.peers import Peer, Peers
-from weavenet.core.mesh.protocol import GossipMessage, Tag, decode_gossip, encode_gossip
+from weavenet.core.mesh.protocol import GossipMessage, Tag, encode_gossip
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.mesh.topology_gossip import (
     TOPOLOGY_CHANNEL,
@@ -42,13 +42,6 @@ ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token buck
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
 ROUTES_RECALC_DELAY = 0.2
 SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
-# Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
-# mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
-# many small deltas.
-GOSSIP_BATCH = 0.1
-
-
-_GOSSIP_TAGS = {int(t): t for t in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST)}
 
 
 @dataclass(frozen=True)
@@ -137,7 +130,9 @@ class Router:
         self._plan_connections(now)
 
     def take_effects(self) -> list[Effect]:
-        self._flush()
+        gossip_routing.flush(
+            self,
+        )
         effects, self.effects = self.effects, []
         return effects
 
@@ -206,7 +201,7 @@ class Router:
             for body in bodies:
                 if self.conns.get(conn_id) is not conn:
                     return
-                self._handle_message(conn, body, now)
+                gossip_routing.handle_message(self, conn, body, now)
         except RemoteProtocolError as exc:
             lifecycle.terminate(self, conn, str(exc), now)
 
@@ -222,65 +217,6 @@ class Router:
             conn.writable = writable
 
     # ---- messages ------------------------------------------------------------------
-    def _handle_message(self, conn: MeshConn, body: bytes, now: float) -> None:
-        if not body:
-            return  # Go ignores blank messages
-        tag, payload = body[0], body[1:]
-        if tag == Tag.HEARTBEAT:
-            return
-        if tag in _GOSSIP_TAGS:
-            gossip_tag = _GOSSIP_TAGS[tag]
-            self._handle_gossip(conn, gossip_tag, decode_gossip(gossip_tag, payload), body, now)
-        elif tag in (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL):
-            if conn.overlay is not None:
-                conn.overlay.control_message(tag, payload, now)
-                lifecycle.pump_overlay(self, conn, now)
-        else:
-            log.debug("%s ignoring unknown protocol tag %d", conn.describe(), tag)
-
-    def _channel(self, name: str, now: float) -> Gossiper:
-        gossiper = self.channels.get(name)
-        if gossiper is None:
-            gossiper = self.channels[name] = SurrogateGossiper()
-        if isinstance(gossiper, SurrogateGossiper):
-            gossiper.now = now
-        return gossiper
-
-    def _handle_gossip(
-        self, conn: MeshConn, tag: Tag, msg: GossipMessage, body: bytes, now: float
-    ) -> None:
-        gossiper = self._channel(msg.channel, now)
-        if tag == Tag.GOSSIP_UNICAST:
-            if msg.dst == self.name:
-                gossiper.on_gossip_unicast(msg.src, msg.data)
-            else:
-                self._relay_unicast(msg, body)
-        elif tag == Tag.GOSSIP_BROADCAST:
-            data = gossiper.on_gossip_broadcast(msg.src, msg.data)
-            if data is not None:
-                for conn_to in self._connections_to(self.routes.broadcast_all(msg.src)):
-                    conn_to.add_broadcast(msg.channel, msg.src, data)
-        else:
-            data = gossiper.on_gossip(msg.data)
-            if data is not None:
-                for conn_to in self._connections_to(
-                    self.routes.random_neighbours(msg.src, self.rng)
-                ):
-                    conn_to.add_gossip(msg.channel, data)
-
-    def _connections_to(self, names: list[int]) -> list[MeshConn]:
-        return [self.by_peer[n] for n in names if n in self.by_peer]
-
-    def _relay_unicast(self, msg: GossipMessage, body: bytes) -> None:
-        hop = self.routes.lookup_all(msg.dst or 0)
-        conn = self.by_peer.get(hop) if hop else None
-        if conn is None:
-            log.info(
-                "dropping gossip unicast for unknown destination %s", format_peer_name(msg.dst or 0)
-            )
-            return
-        conn.send(body)
-
     def gossip_unicast(self, channel: str, dst: int, data: bytes) -> bool:
         """Send channel data to one peer along the unicast-all routes."""
         body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
@@ -295,7 +231,9 @@ class Router:
 
     def gossip_broadcast(self, channel: str, data: GossipData) -> None:
         """Send channel data to every peer along our broadcast-all tree."""
-        for conn in self._connections_to(self.fresh_routes().broadcast_all(self.name)):
+        for conn in gossip_routing.connections_to(
+            self, self.fresh_routes().broadcast_all(self.name)
+        ):
             conn.add_broadcast(channel, self.name, data)
 
     def send_all_gossip_down(self, conn: MeshConn) -> None:
@@ -325,7 +263,9 @@ class Router:
         names, self.timers.pending_names = self.timers.pending_names, set()
         self.timers.topology_update_at = float("inf")
         data = TopologyGossipData(self.peers, names)
-        for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
+        for conn in gossip_routing.connections_to(
+            self, self.routes.random_neighbours(self.name, self.rng)
+        ):
             conn.add_gossip(TOPOLOGY_CHANNEL, data)
 
     def _garbage_collect(self) -> None:
@@ -375,7 +315,9 @@ class Router:
             self._plan_connections(now)
         if now >= self.timers.gossip_at:
             self.timers.gossip_at = now + GOSSIP_INTERVAL
-            self._periodic_gossip()
+            gossip_routing.periodic_gossip(
+                self,
+            )
         if now >= self.maker.next_wakeup():
             self._plan_connections(now)
 
@@ -415,14 +357,6 @@ class Router:
     def note_wakeup(self, when: float) -> None:
         self.timers.conn_wakeup = min(self.timers.conn_wakeup, when)
 
-    def _periodic_gossip(self) -> None:
-        for channel, gossiper in self.channels.items():
-            data = gossiper.gossip()
-            if data is None:
-                continue
-            for conn in self._connections_to(self.routes.random_neighbours(self.name, self.rng)):
-                conn.add_gossip(channel, data)
-
     def next_wakeup(self) -> float:
         t = self.timers
         return min(
@@ -436,24 +370,6 @@ class Router:
         )
 
     # ---- output --------------------------------------------------------------------
-    def _flush(self) -> None:
-        touched = list(self._touched)  # every connection shares this one set
-        self._touched.clear()
-        for conn_id in touched:
-            conn = self.conns.get(conn_id)
-            if conn is None:
-                continue
-            if conn.pending and self._now < conn.gossip_ready_at:
-                self.note_wakeup(conn.gossip_ready_at)
-            elif conn.registered and conn.writable and conn.pending:
-                conn.gossip_ready_at = self._now + GOSSIP_BATCH
-                for tag, channel, src, payload in conn.pending.drain():
-                    origin = self.name if src is None else src
-                    msg = GossipMessage(channel, origin, None, payload)
-                    conn.send(bytes([tag]) + encode_gossip(tag, msg))
-            if conn.out:
-                self.effects.append(Send(conn.id, conn.take_output()))
-
     def _trusts(self, remote: str) -> bool:
         try:
             ip = ipaddress.ip_address(host_of(remote))
