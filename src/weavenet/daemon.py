@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,16 +24,16 @@ from weavenet import __version__
 from weavenet.core.errors import ConfigError
 from weavenet.core.mesh.overlay import Overlay
 from weavenet.core.mesh.router import Router, RouterConfig
-from weavenet.core.overlay.datapath import Datapath
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.peername import format_peer_name
 from weavenet.io.identity import resolve_peer_name
 from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
-from weavenet.io.reconcile import prepare_bridge, reconcile_forever
-from weavenet.io.sleeve_udp import SleeveShell
 from weavenet.io.store import Store
+
+if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a bridge is used
+    from weavenet.io.sleeve_udp import SleeveShell
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -115,6 +116,10 @@ async def _start_datapath(
 ) -> SleeveShell:
     """The kernel side comes first, so that a missing privilege fails the launch with the
     kernel's own error."""
+    from weavenet.core.overlay.datapath import Datapath
+    from weavenet.io.reconcile import prepare_bridge
+    from weavenet.io.sleeve_udp import SleeveShell
+
     tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge)
     datapath = Datapath(router.name, overlay)
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
@@ -138,6 +143,8 @@ async def serve(opts: Options) -> None:
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
     keeper = None
     if opts.weave_bridge:
+        from weavenet.io.reconcile import reconcile_forever
+
         keeper = asyncio.create_task(reconcile_forever(opts.weave_bridge, opts.state_dir))
     runners = [await start_http(make_app(shell), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
