@@ -13,7 +13,8 @@ import sys
 import time
 from types import FrameType
 
-from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh, wait_until
+from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh
+from weavenet.harness.containers import reaches
 
 N_HOSTS = 3
 MESH_TIMEOUT = 30.0
@@ -109,7 +110,7 @@ def show_cross_host_pings(attached: list[tuple[Container, str]]) -> None:
         for other, other_ip in attached:
             if other.host is container.host or other.name != "c1":
                 continue
-            ok = _ping_soon(container, other_ip)
+            ok = reaches(container, other_ip, timeout=15)
             failures += not ok
             say(
                 f"{container.host.name}/{container.name} ({ip}) -> "
@@ -117,14 +118,6 @@ def show_cross_host_pings(attached: list[tuple[Container, str]]) -> None:
             )
     if failures:
         raise DemoError(f"{failures} cross-host pings failed")
-
-
-def _ping_soon(container: Container, ip: str) -> bool:
-    try:
-        wait_until(lambda: container.ping(ip, timeout=1.0), timeout=15, message=f"ping {ip}")
-    except TimeoutError:
-        return False
-    return True
 
 
 def show_router_log_tails(cluster: Cluster, lines: int = 15) -> None:

@@ -80,8 +80,9 @@ def _initial_targets(opts: Options, store: Store) -> list[str]:
     return list(opts.peers)
 
 
-def build_router(opts: Options, store: Store, now: float, overlay: Overlay | None = None) -> Router:
-    name = resolve_peer_name(opts.name, store, opts.state_dir)
+def build_router(
+    opts: Options, store: Store, name: int, now: float, overlay: Overlay | None = None
+) -> Router:
     config = RouterConfig(
         name=name,
         nickname=opts.nickname,
@@ -137,7 +138,7 @@ async def serve(opts: Options) -> None:
     store = Store(opts.state_dir)
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     overlay = SleeveOverlay(name) if opts.weave_bridge else None
-    router = build_router(opts, store, loop.time(), overlay)
+    router = build_router(opts, store, name, loop.time(), overlay)
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None

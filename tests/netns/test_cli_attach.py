@@ -7,18 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from weavenet.harness import Cluster, Container, Host, wait_until
+from weavenet.harness import Cluster, Container, Host
+from weavenet.harness.containers import reaches
 
 NO_BRIDGE = "weave: attach: weave bridge not found: run 'weave launch' first"
-
-
-def reaches(src: Container | Host, dst: str, timeout: float = 10.0) -> bool:
-    """Poll until `src` pings `dst` (True) or the deadline passes (False)."""
-    try:
-        wait_until(lambda: src.ping(dst, timeout=1.0), timeout=timeout)
-    except TimeoutError:
-        return False
-    return True
 
 
 def spec(c: Container) -> str:

@@ -46,6 +46,7 @@ from weavenet.dataplane import (
     veth_name,
 )
 from weavenet.harness import Cluster, Container, Host, wait_until
+from weavenet.harness.containers import reaches
 
 IF = ipaddress.IPv4Interface
 ETH_P_ARP = 0x0806
@@ -61,15 +62,6 @@ def attached(host: Host, name: str, *cidrs: str) -> tuple[Container, ContainerRe
     cref = ref(container)
     attach(cref, [IF(c) for c in cidrs], netns=host.netns)
     return container, cref
-
-
-def reaches(src: Container | Host, dst: str, timeout: float = 10.0) -> bool:
-    """Poll until `src` pings `dst` (True) or the deadline passes (False)."""
-    try:
-        wait_until(lambda: src.ping(dst, timeout=1.0), timeout=timeout)
-    except TimeoutError:
-        return False
-    return True
 
 
 def link_details(ns: Container | Host, ifname: str) -> str:

@@ -106,13 +106,7 @@ def bridge_info(name: str = DEFAULT_BRIDGE, netns: str | None = None) -> BridgeI
 
 def delete_bridge(name: str = DEFAULT_BRIDGE, netns: str | None = None) -> bool:
     """Delete the bridge if present (ports are released, not deleted). True if it existed."""
-    with iproute(netns) as ipr, kernel_errors(f"delete bridge {name}"):
-        index = link_index(ipr, name)
-        if index is None:
-            return False
-        with ignoring(*LINK_GONE):
-            ipr.link("del", index=index)
-        return True
+    return delete_link(name, netns)
 
 
 def bridge_addresses(

@@ -27,5 +27,14 @@ def wait_reaches(src: Container | Host, dst: str, timeout: float = 15.0) -> None
     wait_until(lambda: src.ping(dst, timeout=1.0), timeout=timeout, message=f"ping {dst}")
 
 
+def reaches(src: Container | Host, dst: str, timeout: float = 10.0) -> bool:
+    """Poll until `src` pings `dst` (True) or the deadline passes (False)."""
+    try:
+        wait_reaches(src, dst, timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 def connections(host: Host) -> str:
     return host.weave("status", "connections").stdout
