@@ -8,9 +8,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from weavenet.core.effects import Send
+from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh import lifecycle
 from weavenet.core.mesh.conn import MeshConn
-from weavenet.core.mesh.gossip import Gossiper, SurrogateGossiper
+from weavenet.core.mesh.gossip import GossipData, Gossiper, SurrogateGossiper
 from weavenet.core.mesh.protocol import GossipMessage, Tag, decode_gossip, encode_gossip
 from weavenet.core.peername import format_peer_name
 
@@ -43,31 +44,30 @@ def handle_message(router: Router, conn: MeshConn, body: bytes, now: float) -> N
         log.debug("%s ignoring unknown protocol tag %d", conn.describe(), tag)
 
 
-def channel(router: Router, name: str, now: float) -> Gossiper:
+def channel(router: Router, name: str) -> Gossiper:
     gossiper = router.channels.get(name)
     if gossiper is None:
+        log.info("[gossip] created surrogate channel %s", name)
         gossiper = router.channels[name] = SurrogateGossiper()
-    if isinstance(gossiper, SurrogateGossiper):
-        gossiper.now = now
     return gossiper
 
 
 def handle_gossip(
     router: Router, conn: MeshConn, tag: Tag, msg: GossipMessage, body: bytes, now: float
 ) -> None:
-    gossiper = channel(router, msg.channel, now)
+    gossiper = channel(router, msg.channel)
     if tag == Tag.GOSSIP_UNICAST:
         if msg.dst == router.name:
-            gossiper.on_gossip_unicast(msg.src, msg.data)
+            gossiper.on_gossip_unicast(msg.src, msg.data, now)
         else:
             relay_unicast(router, msg, body)
     elif tag == Tag.GOSSIP_BROADCAST:
-        data = gossiper.on_gossip_broadcast(msg.src, msg.data)
+        data = gossiper.on_gossip_broadcast(msg.src, msg.data, now)
         if data is not None:
             for conn_to in connections_to(router, router.routes.broadcast_all(msg.src)):
                 conn_to.add_broadcast(msg.channel, msg.src, data)
     else:
-        data = gossiper.on_gossip(msg.data)
+        data = gossiper.on_gossip(msg.data, now)
         if data is not None:
             for conn_to in connections_to(
                 router, router.routes.random_neighbours(msg.src, router.rng)
@@ -90,15 +90,42 @@ def relay_unicast(router: Router, msg: GossipMessage, body: bytes) -> None:
     conn.send(body)
 
 
-def periodic_gossip(router: Router) -> None:
-    for channel, gossiper in router.channels.items():
-        data = gossiper.gossip()
+def periodic_gossip(router: Router, now: float) -> None:
+    for channel, gossiper in list(router.channels.items()):
+        data = full_state(channel, gossiper, now)
         if data is None:
             continue
         for conn in connections_to(
             router, router.routes.random_neighbours(router.name, router.rng)
         ):
             conn.add_gossip(channel, data)
+
+
+def full_state(name: str, gossiper: Gossiper, now: float) -> GossipData | None:
+    """A channel's complete state. Not caused by any one message, so a protocol error
+    here closes nothing: it is logged and the channel skipped this time."""
+    try:
+        return gossiper.gossip(now)
+    except RemoteProtocolError as exc:
+        log.warning("[gossip] channel %s failed to produce its state: %s", name, exc)
+        return None
+
+
+class GossipHandle:
+    """The sending side of one channel, handed to its owner (mesh gossipChannel)."""
+
+    def __init__(self, router: Router, channel: str) -> None:
+        self._router = router
+        self._channel = channel
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool:
+        return self._router.gossip_unicast(self._channel, dst, msg, now)
+
+    def gossip_broadcast(self, update: GossipData, now: float) -> None:
+        self._router.gossip_broadcast(self._channel, update, now)
+
+    def gossip_neighbour_subset(self, update: GossipData, now: float) -> None:
+        self._router.gossip_neighbour_subset(self._channel, update, now)
 
 
 def flush(router: Router) -> None:

@@ -104,7 +104,7 @@ def _add_connection(router: Router, conn: MeshConn, restarted: bool, now: float)
     else:
         log.info("%s: connection added (new peer)", conn.describe())
     if restarted or not connected_before:
-        router.send_all_gossip_down(conn)
+        router.send_all_gossip_down(conn, now)
     router.schedule_topology_update({conn.remote_name}, now)
     _start_overlay(router, conn, now)
 

@@ -18,7 +18,13 @@ from weavenet.core.mesh import gossip_routing, lifecycle
 from weavenet.core.mesh.addresses import host_of, split_host_port
 from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
 from weavenet.core.mesh.connection_maker import ConnectionMaker, OurConnection
-from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper
+from weavenet.core.mesh.gossip import (
+    GOSSIP_INTERVAL,
+    Gossip,
+    GossipData,
+    Gossiper,
+    SurrogateGossiper,
+)
 from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
 from weavenet.core.mesh.overlay import NullOverlay, Overlay
 from weavenet.core.mesh.peers import Peer, Peers
@@ -86,7 +92,7 @@ class Router:
         self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
         self.effects: list[Effect] = []
         self._touched: set[int] = set()
-        self.peer_gone_hooks: list[Callable[[int], None]] = []
+        self._peer_gone: list[Callable[[int, float], None]] = []
         self._routes: Routes | None = None
         self._routes_at = now
         self._routes_dirty = False
@@ -216,39 +222,71 @@ class Router:
         if conn is not None:
             conn.writable = writable
 
-    # ---- messages ------------------------------------------------------------------
-    def gossip_unicast(self, channel: str, dst: int, data: bytes) -> bool:
+    # ---- gossip channels -----------------------------------------------------------
+    def new_gossip(self, channel: str, gossiper: Gossiper) -> Gossip:
+        """Give ``channel`` to ``gossiper`` (mesh Router.NewGossip); returns the handle
+        its owner sends with. A surrogate standing in for the channel is replaced."""
+        current = self.channels.get(channel)
+        if current is not None and not isinstance(current, SurrogateGossiper):
+            raise ValueError(f"[gossip] duplicate channel {channel}: it already has an owner")
+        self.channels[channel] = gossiper
+        return gossip_routing.GossipHandle(self, channel)
+
+    def known_peers(self) -> dict[int, str]:
+        """Name -> nickname of every peer in the topology, us included."""
+        return {peer.name: peer.nickname for peer in self.peers}
+
+    def is_reachable(self, name: int) -> bool:
+        """Us, or a peer we have a unicast route to."""
+        return name == self.name or self.fresh_routes().lookup(name) is not None
+
+    def on_peer_gone(self, callback: Callable[[int, float], None]) -> None:
+        """Call ``callback(name, now)`` whenever a peer is garbage-collected."""
+        self._peer_gone.append(callback)
+
+    def gossip_unicast(self, channel: str, dst: int, data: bytes, now: float) -> bool:
         """Send channel data to one peer along the unicast-all routes."""
+        self._now = now
         body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
             Tag.GOSSIP_UNICAST, GossipMessage(channel, self.name, dst, data)
         )
         hop = self.fresh_routes().lookup_all(dst)
         conn = self.by_peer.get(hop) if hop else None
         if conn is None:
+            log.info("[gossip] %s: unknown relay destination: %s", channel, format_peer_name(dst))
             return False
         conn.send(body)
         return True
 
-    def gossip_broadcast(self, channel: str, data: GossipData) -> None:
+    def gossip_broadcast(self, channel: str, data: GossipData, now: float) -> None:
         """Send channel data to every peer along our broadcast-all tree."""
+        self._now = now
         for conn in gossip_routing.connections_to(
             self, self.fresh_routes().broadcast_all(self.name)
         ):
             conn.add_broadcast(channel, self.name, data)
 
-    def send_all_gossip_down(self, conn: MeshConn) -> None:
-        for channel, gossiper in self.channels.items():
-            data = gossiper.gossip()
+    def gossip_neighbour_subset(self, channel: str, data: GossipData, now: float) -> None:
+        """Send channel data as gossip to a random subset of our neighbours."""
+        self._now = now
+        for conn in gossip_routing.connections_to(
+            self, self.fresh_routes().random_neighbours(self.name, self.rng)
+        ):
+            conn.add_gossip(channel, data)
+
+    def send_all_gossip_down(self, conn: MeshConn, now: float) -> None:
+        for channel, gossiper in list(self.channels.items()):
+            data = gossip_routing.full_state(channel, gossiper, now)
             if data is not None:
                 conn.add_gossip(channel, data)
 
     # ---- topology ------------------------------------------------------------------
-    def _topology_changed(self) -> None:
+    def _topology_changed(self, now: float) -> None:
         self._routes_dirty = True
         if self.peers.check_short_id_collision():
-            self.schedule_topology_update(set(), self._now)
-        self.timers.gc_at = min(self.timers.gc_at, self._now + GC_DELAY)
-        self.timers.plan_at = min(self.timers.plan_at, self._now + PLAN_DELAY)
+            self.schedule_topology_update(set(), now)
+        self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
+        self.timers.plan_at = min(self.timers.plan_at, now + PLAN_DELAY)
 
     def schedule_topology_update(self, names: set[int], now: float) -> None:
         """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
@@ -268,13 +306,13 @@ class Router:
         ):
             conn.add_gossip(TOPOLOGY_CHANNEL, data)
 
-    def _garbage_collect(self) -> None:
+    def _garbage_collect(self, now: float) -> None:
         self.timers.gc_at = float("inf")
         for peer in self.peers.garbage_collect():
             self._routes = None
             log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
-            for hook in self.peer_gone_hooks:  # e.g. the datapath forgets the peer's MACs
-                hook(peer.name)
+            for callback in self._peer_gone:  # e.g. the datapath forgets the peer's MACs
+                callback(peer.name, now)
 
     def _plan_connections(self, now: float) -> None:
         self.timers.plan_at = float("inf")
@@ -309,15 +347,13 @@ class Router:
         if now >= self.timers.topology_update_at:
             self._send_topology_update()
         if now >= self.timers.gc_at:
-            self._garbage_collect()
+            self._garbage_collect(now)
             self._plan_connections(now)
         if now >= self.timers.plan_at:
             self._plan_connections(now)
         if now >= self.timers.gossip_at:
             self.timers.gossip_at = now + GOSSIP_INTERVAL
-            gossip_routing.periodic_gossip(
-                self,
-            )
+            gossip_routing.periodic_gossip(self, now)
         if now >= self.maker.next_wakeup():
             self._plan_connections(now)
 
