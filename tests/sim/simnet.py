@@ -74,7 +74,7 @@ class SimNet:
         self._effects(i)
 
     def _effects(self, i: int) -> None:
-        for effect in self.routers[i].take_effects():
+        for effect in self.routers[i].take_effects(self.now):
             if isinstance(effect, Send):
                 self._send(i, effect)
             elif isinstance(effect, Close):

@@ -76,7 +76,8 @@ class SleeveShell:
 
     # ---- input -------------------------------------------------------------------------
     def _on_udp(self) -> None:
-        now, routes = self.loop.time(), self.router.routes
+        now = self.loop.time()
+        routes = self.router.routes(now)
         for _ in range(READ_BATCH):
             try:
                 packet, addr = self.sock.recvfrom(65535)
@@ -89,7 +90,8 @@ class SleeveShell:
         self.flush()
 
     def _on_tap(self) -> None:
-        now, routes = self.loop.time(), self.router.routes
+        now = self.loop.time()
+        routes = self.router.routes(now)
         for _ in range(READ_BATCH):
             try:
                 frame = os.read(self.tap_fd, 65535)
