@@ -80,3 +80,22 @@ def test_chain_without_discovery_routes_through_intermediate_peers() -> None:
     assert last.fresh_routes().broadcast(names[0]) == []
     # no connection was made beyond the chain
     assert net.established_counts() == [1, 2, 2, 1]
+
+
+def test_a_wrong_password_says_so_in_the_connection_error() -> None:
+    from weavenet.core.mesh.router import Router, RouterConfig
+
+    net = SimNet(2, 3, password=b"right")
+    wrong = RouterConfig(name=2, nickname="r1", password=b"wrong")
+    net.routers[1] = Router(wrong, random.Random(3), net.now)
+    net.connect(0, [1])
+
+    def errors() -> list[str]:
+        return [str(row["Info"]) for row in net.routers[0].maker.status(0.0)]
+
+    assert net.run_until(lambda: any("decrypt" in e for e in errors()), limit=30), errors()
+    assert any(
+        e.startswith("Unable to decrypt TCP msg: check that every peer uses the same --password")
+        for e in errors()
+    ), errors()
+    assert net.established_counts() == [0, 0]

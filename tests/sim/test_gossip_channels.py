@@ -136,14 +136,18 @@ def test_surrogate_relays_then_is_replaced_by_the_owner(caplog: pytest.LogCaptur
     assert [s[:3] for s in owner.seen] == [("broadcast", net.routers[0].name, b"later")]
 
 
-def test_a_gossiper_error_closes_only_that_connection() -> None:
+def test_a_gossiper_error_closes_only_that_connection(caplog: pytest.LogCaptureFixture) -> None:
     net = chain(3)
     r0, r1, r2 = net.routers
     recorders, handles = _own(net, "test")
     recorders[1].fail_from = r0.name
     handles[0].gossip_broadcast(BytesGossipData([b"bad"]), net.now)
     net.flush(0)
-    assert net.run_until(lambda: r0.name not in r1.by_peer, limit=5)
+    with caplog.at_level(logging.INFO, logger="weavenet.mesh"):
+        assert net.run_until(lambda: r0.name not in r1.by_peer, limit=5)
+    why = f"bad gossip from {r0.name}"
+    [line] = [r.getMessage() for r in caplog.records if why in r.getMessage()]  # one line
+    assert "connection shutting down due to error" in line
     assert r2.name in r1.by_peer  # the other connection stays
     assert recorders[2].seen == []  # what failed was not relayed
     handles[2].gossip_broadcast(BytesGossipData([b"good"]), net.now)
