@@ -3,7 +3,8 @@ between peers, partitions, restarts from what each peer persisted, resets and rm
 
 Messages queue up and are delivered in a random order (``deliver_some``) or all at once
 (``flush``); a message between peers that are partitioned (or down) when it is delivered
-is lost, as a real router without a route would drop it.
+is lost, as a real router without a route would drop it; one sent just before its sender
+stopped still arrives.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ class IpamNet:
         init: InitMode | None = None,
         universe: CIDR = UNIVERSE,
         observers: frozenset[int] = frozenset(),
+        init_of: dict[int, InitMode] | None = None,
     ) -> None:
         self.n = n
-        self.observers = observers
+        self.init_of = dict(init_of or {})
+        for i in observers:
+            self.init_of[i] = Observer()
         self.rng = random.Random(seed)
         self.init = init if init is not None else Consensus(n // 2 + 1)
         self.universe = universe
@@ -135,7 +139,7 @@ class IpamNet:
             nickname=f"p{i}",
             universe=self.universe,
             default_subnet=self.universe,
-            init=Observer() if i in self.observers else self.init,
+            init=self.init_of.get(i, self.init),
         )
 
     def start(self, i: int) -> None:
@@ -205,8 +209,8 @@ class IpamNet:
     # --- delivery ----------------------------------------------------------------------
 
     def deliver(self, msg: Message) -> None:
-        if not self.connected(msg.src, msg.dst):
-            return  # no route any more: lost
+        if self.allocs[msg.dst] is None or self.groups[msg.src] != self.groups[msg.dst]:
+            return  # no route any more: lost (a message from a peer since stopped still arrives)
         alloc = self.alloc(msg.dst)
         src = self.name(msg.src)
         try:

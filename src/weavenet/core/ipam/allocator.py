@@ -306,12 +306,11 @@ class Allocator(AllocatorRequests):
                 self._establish_ring(now)
             else:
                 self._try_pending_ops(now)
-        busy = self._state is RingState.AWAITING_CONSENSUS or self._have_pending_ops()
-        self._next_tick = now + TICK_INTERVAL if busy else float("inf")
+        self._next_tick = now + TICK_INTERVAL if self._busy() else float("inf")
         self._finish()
 
     def next_wakeup(self) -> float:
-        return self._next_tick
+        return self._next_tick if self._busy() else float("inf")
 
     # --- status --------------------------------------------------------------------------
 

@@ -128,8 +128,14 @@ class AllocatorCore:
             self._info("Initialising via deferred consensus")
 
     def _arm_tick(self, now: float) -> None:
-        if self._next_tick == float("inf"):
+        """Something now waits: retry in TICK_INTERVAL unless a retry is already due."""
+        if not now <= self._next_tick < float("inf"):
             self._next_tick = now + TICK_INTERVAL
+
+    def _busy(self) -> bool:
+        """Anything the tick would retry."""
+        pending = self._pending_primes or self._pending_claims or self._pending_allocates
+        return self._state is RingState.AWAITING_CONSENSUS or bool(pending)
 
     # --- persistence ---------------------------------------------------------------------
 
@@ -164,8 +170,10 @@ class AllocatorCore:
 
     def _remove_all_owned(self, ident: str) -> list[CIDR]:
         entry = self._owned.pop(ident, None)
+        if entry is None:
+            return []
         self._persist_owned(ident)
-        return [] if entry is None else entry[1]
+        return entry[1]
 
     def _owned_in_range(self, ident: str, r: Range) -> list[CIDR]:
         entry = self._owned.get(ident)
