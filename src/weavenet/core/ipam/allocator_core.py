@@ -221,7 +221,8 @@ class AllocatorCore:
         self._state = RingState.AWAITING_CONSENSUS
         self._arm_tick(now)
         init = self.config.init
-        self._paxos.set_quorum(init.quorum if isinstance(init, Consensus) else 0)
+        # Go's determineQuorum never gives less than 1; a 0 would make Paxos refuse to propose
+        self._paxos.set_quorum(max(1, init.quorum) if isinstance(init, Consensus) else 0)
         self._propose(now)
         agreed = self._paxos.consensus()
         if agreed is not None:  # a quorum of 1 agrees with itself at once
