@@ -55,7 +55,9 @@ class PeerHandle:
 
     def known_peers(self) -> dict[int, str]:
         return {
-            self.net.name(j): f"p{j}" for j in self.net.live() if self.net.connected(self.index, j)
+            self.net.name(j): self.net.nickname(j)
+            for j in self.net.live()
+            if self.net.connected(self.index, j)
         }
 
     def is_reachable(self, name: int) -> bool:
@@ -88,8 +90,12 @@ class IpamNet:
         universe: CIDR = UNIVERSE,
         observers: frozenset[int] = frozenset(),
         init_of: dict[int, InitMode] | None = None,
+        base: int = 0x0A0000000000,
+        nicknames: tuple[str, ...] = (),
     ) -> None:
         self.n = n
+        self.base = base  # peer i is named base + i + 1
+        self.nicknames = nicknames
         self.init_of = dict(init_of or {})
         for i in observers:
             self.init_of[i] = Observer()
@@ -112,10 +118,13 @@ class IpamNet:
     # --- identity ----------------------------------------------------------------------
 
     def name(self, i: int) -> int:
-        return 0x0A0000000000 + i + 1
+        return self.base + i + 1
 
     def index_of(self, name: int) -> int:
-        return name - 0x0A0000000000 - 1
+        return name - self.base - 1
+
+    def nickname(self, i: int) -> str:
+        return self.nicknames[i] if i < len(self.nicknames) else f"p{i}"
 
     def live(self) -> list[int]:
         return [i for i in range(self.n) if self.allocs[i] is not None]
@@ -136,7 +145,7 @@ class IpamNet:
         return AllocatorConfig(
             name=self.name(i),
             uid=next(self._uids),
-            nickname=f"p{i}",
+            nickname=self.nickname(i),
             universe=self.universe,
             default_subnet=self.universe,
             init=self.init_of.get(i, self.init),
@@ -167,7 +176,7 @@ class IpamNet:
         assert self.allocs[victim] is None
         self.gone.add(victim)
         self.stores[victim] = Store()
-        taken = self.alloc(by).admin_takeover(f"p{victim}", self.now)
+        taken = self.alloc(by).admin_takeover(self.nickname(victim), self.now)
         self.apply(by)
         return taken
 

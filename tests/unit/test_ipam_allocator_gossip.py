@@ -4,16 +4,20 @@ ipam/allocator_test.go where a case exists there)."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
 from tests.sim.ipamnet import IpamNet, PeerHandle
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.ipam import codec
-from weavenet.core.ipam.address import CIDR, parse_address
+from weavenet.core.ipam.address import CIDR, format_address, parse_address
 from weavenet.core.ipam.allocator import Allocator, Consensus, PersistOwned, PersistRing, Seed
+from weavenet.core.peername import format_peer_name
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "weave28"
 P0, P1, P2 = (0x0A0000000000 + i + 1 for i in range(3))
 
 
@@ -230,3 +234,34 @@ def test_status_reports_unreachable_owners_after_a_partition() -> None:
     status = net.alloc(0).status(net.now)
     assert status.unreachable_count == 1 and status.unreachable_percentage == 50.0
     assert parse_address("10.0.2.0") in {e.token for e in status.entries if not e.is_known_peer}
+
+
+def test_two_peers_end_as_go_did_in_the_golden_report() -> None:
+    """tests/fixtures/weave28/h1-plain-report.json: two Go peers, one container each."""
+    golden = json.loads((FIXTURES / "h1-plain-report.json").read_text())["IPAM"]
+    net = IpamNet(
+        2,
+        1,
+        init=Consensus(2),
+        universe=CIDR.parse(golden["Range"]),
+        base=0xA20000000000,
+        nicknames=("anc-h1", "anc-h2"),
+    )
+    reqs = [net.allocate(i, f"container{i}") for i in (0, 1)]
+    net.flush()
+    assert all(net.replies[r].error is None for r in reqs)
+    status = net.alloc(0).status(net.now)
+    entries = [
+        {
+            "Token": format_address(e.token),
+            "Size": e.size,
+            "Peer": format_peer_name(e.peer),
+            "Nickname": e.nickname,
+            "IsKnownPeer": e.is_known_peer,
+            "Version": e.version,
+        }
+        for e in status.entries
+    ]
+    assert entries == golden["Entries"]
+    assert (status.active_ips, status.range_num_ips) == (golden["ActiveIPs"], golden["RangeNumIPs"])
+    assert status.paxos is None and status.status == "ready"
