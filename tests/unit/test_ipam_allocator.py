@@ -299,3 +299,57 @@ def test_next_wakeup_is_infinite_when_idle() -> None:
     alloc, _ = make()
     alloc.allocate(1, "c1", CIDR.parse("10.0.3.0/26"), NOW)
     assert alloc.next_wakeup() == float("inf")
+
+
+A8_GOSSIP = bytes.fromhex(
+    "45ff810301010b676f73736970537461746501ff8200010401034e6f7701040001094e69636b6e616d6573"
+    "01ff84000105506178"
+    "6f7301ff9000010452696e6701ff92000000"
+    "28ff83040101186d61705b6d6573682e506565724e616d655d737472696e6701ff84000106010c0000"
+    "1dff8f0401010b476f73736970537461746501ff900001ff8601ff880000"
+    "1dff85030102ff8600010201044e616d6501060001035549440106000000"
+    "38ff87030102ff88000103010750726f6d69736501ff8a000108416363657074656401ff8a00010b416363"
+    "657074656456616c01ff8c000000"
+    "30ff890301010a50726f706f73616c494401ff8a0001020105526f756e64010600010850726f706f736572"
+    "01ff86000000"
+    "32ff8b0301010d416363657074656456616c756501ff8c000102010556616c756501ff8e0001064f726967"
+    "696e01ff8a000000"
+    "13ff8d0201010556616c756501ff8e0001060000"
+    "45ff910301010452696e6701ff92000105010553746172740106000103456e640106000104506565720106"
+    "000107456e747269657301ff96000105536565647301ff98000000"
+    "16ff9502010107656e747269657301ff960001ff940000"
+    "34ff93030102ff940001040105546f6b656e010600010450656572010600010756657273696f6e01060001"
+    "04467265650106000000"
+    "1dff970201010f5b5d6d6573682e506565724e616d6501ff980001060000"
+    "68ff8201fcbebc20000101faaabbccddeeff05686f7374410201fc0a20000001fc0a30000001faaabbccdd"
+    "eeff010201fc0a20000001fa02000000000102fd0800000001fc0a28000001faaabbccddeeff02fd080000"
+    "000102fa020000000001faaabbccddeeff0000"
+)
+A8_SPACE_REQUEST = bytes.fromhex(
+    "0025ff990301010552616e676501ff9a000102010553746172740106000103456e6401060000000fff9a01"
+    "fc0a20000001fc0a20010000"
+)
+HOST_A, SEED_B = 0xAABBCCDDEEFF, 0x020000000001
+
+
+def _seeded_host_a() -> tuple[Allocator, Wire]:
+    universe = CIDR.parse("10.32.0.0/12")
+    config = AllocatorConfig(HOST_A, 1, "hostA", universe, universe, Seed((HOST_A, SEED_B)))
+    alloc = Allocator(config, Peers(SEED_B), random.Random(1), 1600000000.0)
+    wire = Wire()
+    alloc.attach_gossip(wire)
+    return alloc, wire
+
+
+def test_gossip_is_byte_for_byte_what_go_sends() -> None:
+    """weave-wire A.8: the seeded ring's gossipState as Go 2.8 encodes it."""
+    alloc, _ = _seeded_host_a()
+    data = alloc.gossip(1600000000.0)
+    assert data is not None and data.encode() == [A8_GOSSIP]
+
+
+def test_space_request_is_byte_for_byte_what_go_sends() -> None:
+    """weave-wire A.8: msgSpaceRequest for 10.32.0.0/24, owned by the other seed peer."""
+    alloc, wire = _seeded_host_a()
+    alloc.allocate(1, "c1", CIDR.parse("10.32.0.0/24"), 1600000000.0)
+    assert wire.unicasts == [(SEED_B, A8_SPACE_REQUEST)]
