@@ -110,15 +110,18 @@ EXAMPLES = int(os.environ.get("IPAM_PROP_EXAMPLES", "150"))
 @given(
     n=st.integers(2, 8),
     seeded=st.booleans(),
+    observer=st.booleans(),
     seed=st.integers(0, 1000),
     steps=st.lists(step, max_size=60),
 )
 def test_ipam_peers_stay_consistent_and_converge(
-    n: int, seeded: bool, seed: int, steps: list[tuple[str, int, int]]
+    n: int, seeded: bool, observer: bool, seed: int, steps: list[tuple[str, int, int]]
 ) -> None:
     names = tuple(0x0A0000000000 + i + 1 for i in range(n))
-    init = Seed(names) if seeded else Consensus(n // 2 + 1)
-    net = IpamNet(n, seed, init=init, universe=UNIVERSE)
+    observers = frozenset({0}) if observer and not seeded else frozenset()
+    electors = n - len(observers)
+    init = Seed(names) if seeded else Consensus(electors // 2 + 1)
+    net = IpamNet(n, seed, init=init, universe=UNIVERSE, observers=observers)
     run = Run(net)
     for kind, peer, k in steps:
         run.step(kind, peer, k)
