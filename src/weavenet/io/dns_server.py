@@ -14,6 +14,7 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from weavenet.core.dns.resolvconf import DEFAULT_PATH, ResolvConfWatcher
 from weavenet.core.dns.resolver import Forward, Resolver, Transport
@@ -23,6 +24,7 @@ log = logging.getLogger("weavenet.dns")
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds a client TCP connection may sit idle (RFC 7766 §6.2.3)
 MAX_UDP_READ = 65535
+BIND_ATTEMPTS = 20
 RCODE_FORMERR = 1
 
 Reply = Callable[[bytes], None]
@@ -70,17 +72,29 @@ class DnsServer:
     async def start(self, host: str, port: int) -> int:
         """Listen on UDP and TCP; returns the port (port 0 picks one free for both)."""
         self._watcher = ResolvConfWatcher(exclude=(host,))
-        self._udp, _ = await self._loop.create_datagram_endpoint(
-            lambda: _UdpListener(self), local_addr=(host, port), reuse_port=False
+        for _ in range(BIND_ATTEMPTS if port == 0 else 1):
+            try:
+                bound = await self._bind(host, port)
+            except OSError:
+                if port != 0:
+                    raise
+                continue  # the UDP port was free but its TCP twin was taken: pick again
+            log.info("DNS listening on %s:%d (UDP and TCP)", host, bound)
+            return bound
+        raise OSError(f"no port free for both UDP and TCP on {host}")
+
+    async def _bind(self, host: str, port: int) -> int:
+        udp, _ = await self._loop.create_datagram_endpoint(
+            lambda: _UdpListener(self), local_addr=(host, port)
         )
-        bound = self._udp.get_extra_info("sockname")[1]
+        bound = int(udp.get_extra_info("sockname")[1])
         try:
             self._tcp = await asyncio.start_server(self._serve_tcp, host, bound)
         except OSError:
-            self._udp.close()
+            udp.close()
             raise
-        log.info("DNS listening on %s:%d (UDP and TCP)", host, bound)
-        return int(bound)
+        self._udp = udp
+        return bound
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -289,8 +303,7 @@ class _UdpListener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         transport = self.transport

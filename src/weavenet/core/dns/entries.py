@@ -49,7 +49,8 @@ class Entry:
         return self.tombstone > other.tombstone
 
     def tombstoned(self, now: float) -> Entry:
-        return replace(self, version=self.version + 1, tombstone=int(now))
+        # 0 means live, so a clock at the epoch (simulations) still marks the deletion
+        return replace(self, version=self.version + 1, tombstone=max(1, int(now)))
 
 
 def merge_entry(a: Entry, b: Entry) -> Entry:

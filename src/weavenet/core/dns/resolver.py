@@ -137,10 +137,10 @@ class Resolver:
         """The library path (public so that tests can hold the fast path to it)."""
         if len(query) < HEADER_LEN or query[2] & 0x80:
             return None
-        if (query[2] >> 3) & 0x0F != 0:
-            return header_only_reply(query, RCODE_NOTIMP)
         if query[4:6] != b"\x00\x01":
             return header_only_reply(query, RCODE_FORMERR)
+        if (query[2] >> 3) & 0x0F != 0:
+            return header_only_reply(query, RCODE_NOTIMP)
         try:
             msg = parse_query(query)
         except DnsFormatError:
