@@ -27,7 +27,7 @@ from weavenet.io.dns_server import DnsServer
 
 US = 0x0A0000000001
 HOST = "127.0.0.1"
-SILENT, ANSWERING = "127.0.0.2", "127.0.0.3"
+SILENT, ANSWERING, TRUNCATING = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 UPSTREAM_ADDR = "192.0.2.99"
 T = TypeVar("T")
 
@@ -37,12 +37,25 @@ class Peers:
         return {US: "us"}
 
 
-class FakeUpstream(asyncio.DatagramProtocol):
-    """Answers every A query with UPSTREAM_ADDR, or stays silent; counts what it got."""
+def upstream_reply(data: bytes, truncated: bool = False) -> bytes:
+    query = dns.message.from_wire(data)
+    reply = dns.message.make_response(query)
+    if truncated:
+        reply.flags |= dns.flags.TC
+    else:
+        name = query.question[0].name
+        reply.answer.append(dns.rrset.from_text(name, 60, "IN", "A", UPSTREAM_ADDR))
+    return reply.to_wire()
 
-    def __init__(self, answer: bool) -> None:
-        self.answer = answer
+
+class FakeUpstream(asyncio.DatagramProtocol):
+    """Answers every A query with UPSTREAM_ADDR, stays silent, or (TRUNCATING) answers
+    with TC over UDP and in full over TCP; counts what it got."""
+
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
         self.queries = 0
+        self.tcp_queries = 0
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: Any) -> None:
@@ -50,13 +63,16 @@ class FakeUpstream(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.queries += 1
-        if self.answer and self.transport is not None:
-            query = dns.message.from_wire(data)
-            reply = dns.message.make_response(query)
-            reply.answer.append(
-                dns.rrset.from_text(query.question[0].name, 60, "IN", "A", UPSTREAM_ADDR)
-            )
-            self.transport.sendto(reply.to_wire(), addr)
+        if self.addr != SILENT and self.transport is not None:
+            self.transport.sendto(upstream_reply(data, self.addr == TRUNCATING), addr)
+
+    async def serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+        self.tcp_queries += 1
+        reply = upstream_reply(await reader.readexactly(length))
+        writer.write(len(reply).to_bytes(2, "big") + reply)
+        await writer.drain()
+        writer.close()
 
 
 class Stack:
@@ -97,15 +113,18 @@ class Stack:
         loop = asyncio.get_running_loop()
         for _ in range(20):  # find one port free on every upstream address
             port = 0
-            made = []
+            made: list[tuple[str, FakeUpstream, Any]] = []
             try:
                 for addr in upstreams:
-                    fake = FakeUpstream(answer=addr == ANSWERING)
+                    fake = FakeUpstream(addr)
                     transport, _ = await loop.create_datagram_endpoint(
                         lambda f=fake: f, local_addr=(addr, port)
                     )
                     port = transport.get_extra_info("sockname")[1]
                     made.append((addr, fake, transport))
+                    if addr == TRUNCATING:
+                        tcp = await asyncio.start_server(fake.serve_tcp, addr, port)
+                        made.append((addr, fake, tcp))
             except OSError:
                 for _, _, transport in made:
                     transport.close()
@@ -204,6 +223,16 @@ def test_first_upstream_silent_the_second_answers(make_stack: Callable[..., Stac
     reply = udp(stack, "example.com.")
     assert ips(reply) == [UPSTREAM_ADDR]
     assert stack.fakes[SILENT].queries == 1 and stack.fakes[ANSWERING].queries == 1
+
+
+def test_an_upstream_that_truncates_is_asked_again_over_tcp(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack([TRUNCATING])
+    reply = udp(stack, "example.com.")
+    assert ips(reply) == [UPSTREAM_ADDR] and not reply.flags & dns.flags.TC
+    fake = stack.fakes[TRUNCATING]
+    assert stack.call(lambda: (fake.queries, fake.tcp_queries)) == (1, 1)
 
 
 def test_all_upstreams_silent_gives_servfail_while_local_names_keep_working(

@@ -14,7 +14,8 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from functools import partial
+from typing import Any
 
 from weavenet.core.dns.resolvconf import DEFAULT_PATH, ResolvConfWatcher
 from weavenet.core.dns.resolver import Forward, Resolver, Transport
@@ -25,6 +26,7 @@ log = logging.getLogger("weavenet.dns")
 TCP_IDLE_TIMEOUT = 10.0  # seconds a client TCP connection may sit idle (RFC 7766 §6.2.3)
 MAX_UDP_READ = 65535
 BIND_ATTEMPTS = 20
+UDP_BATCH = 64
 RCODE_FORMERR = 1
 
 Reply = Callable[[bytes], None]
@@ -61,7 +63,7 @@ class DnsServer:
         self.stats = DnsStats()
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
         self._watcher: ResolvConfWatcher | None = None
         self._replies: dict[int, Reply] = {}
@@ -84,16 +86,18 @@ class DnsServer:
         raise OSError(f"no port free for both UDP and TCP on {host}")
 
     async def _bind(self, host: str, port: int) -> int:
-        udp, _ = await self._loop.create_datagram_endpoint(
-            lambda: _UdpListener(self), local_addr=(host, port)
-        )
-        bound = int(udp.get_extra_info("sockname")[1])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            udp.bind((host, port))
+            udp.setblocking(False)
+            bound = int(udp.getsockname()[1])
             self._tcp = await asyncio.start_server(self._serve_tcp, host, bound)
         except OSError:
             udp.close()
             raise
         self._udp = udp
+        self._loop.add_reader(udp.fileno(), self._udp_queries, udp)
         return bound
 
     async def close(self) -> None:
@@ -102,6 +106,7 @@ class DnsServer:
         for xid in list(self._replies):
             self._drop_exchange(xid)
         if self._udp is not None:
+            self._loop.remove_reader(self._udp.fileno())
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
@@ -112,6 +117,18 @@ class DnsServer:
         return self._watcher.config.nameservers if self._watcher else ()
 
     # -- queries --
+
+    def _udp_queries(self, sock: socket.socket) -> None:
+        """Serve every datagram waiting (up to UDP_BATCH): one loop wake-up for many."""
+        for _ in range(UDP_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_UDP_READ)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors queued on the socket
+                log.debug("DNS UDP listener: %s", exc)
+                continue
+            self.handle(data, str(addr[0]), "udp", partial(_send_to, sock, addr))
 
     def handle(
         self,
@@ -297,18 +314,8 @@ class DnsServer:
             writer.close()
 
 
-class _UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        transport = self.transport
-        assert transport is not None
-        self.server.handle(data, str(addr[0]), "udp", lambda out: transport.sendto(out, addr))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DNS UDP listener: %s", exc)
+def _send_to(sock: socket.socket, addr: Any, data: bytes) -> None:
+    try:
+        sock.sendto(data, addr)
+    except OSError as exc:  # a full socket buffer or a vanished client: the client retries
+        log.debug("DNS UDP answer to %s: %s", addr, exc)
