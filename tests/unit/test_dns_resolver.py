@@ -180,8 +180,9 @@ def test_responses_are_never_answered() -> None:
         b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05web",  # truncated question
         b"\xab\xcd\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00",  # two questions, none there
         b"\xab\xcd\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00",  # no question
-        dns.message.make_query("db.weave.local.", "A").to_wire() + b"junk",
+        b"\xab\xcd" + dns.message.make_query("db.weave.local.", "A").to_wire()[2:] + b"junk",
     ],
+    ids=["truncated-question", "two-questions", "no-question", "trailing-junk"],
 )
 def test_malformed_queries_with_a_header_get_formerr(data: bytes) -> None:
     out = resolver().answer(data, CLIENT, "udp", 0, random.Random())
