@@ -29,6 +29,7 @@ US = 0x0A0000000001
 HOST = "127.0.0.1"
 SILENT, ANSWERING, TRUNCATING = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 UPSTREAM_ADDR = "192.0.2.99"
+IDLE = 0.5  # seconds before the server closes an idle TCP connection
 T = TypeVar("T")
 
 
@@ -107,6 +108,7 @@ class Stack:
             str(self.resolv),
             upstream_port=self.upstream_port,
             rng=random.Random(4),
+            tcp_idle_timeout=IDLE,
         )
 
     async def _fakes(self, upstreams: list[str]) -> int:
@@ -216,6 +218,14 @@ def _read_framed(sock: socket.socket) -> dns.message.Message:
         return data
 
     return dns.message.from_wire(exactly(int.from_bytes(exactly(2), "big")))
+
+
+def test_an_idle_tcp_connection_is_closed_by_the_server(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    with socket.create_connection((HOST, stack.port), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # EOF: the server gave up on us
+        assert time.monotonic() - started >= IDLE * 0.9
 
 
 def test_first_upstream_silent_the_second_answers(make_stack: Callable[..., Stack]) -> None:

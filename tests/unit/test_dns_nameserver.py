@@ -228,3 +228,18 @@ def test_malformed_gossip_raises_our_protocol_error() -> None:
         ns.on_gossip(b"\x05garbage", NOW)
     with pytest.raises(DnsGossipError):
         ns.on_gossip_broadcast(THEM, b"", NOW)
+
+
+def test_a_monotonic_router_clock_is_turned_into_unix_time_for_the_wire() -> None:
+    offset = NOW - 50.0  # the router's now is 50 s since boot
+    ns = Nameserver(US, "weave.local.", Peers(US, THEM), wall_offset=lambda: offset)
+    out = Broadcasts()
+    ns.attach_gossip(out)
+    ns.add_entry("web.weave.local.", "c1", IP1, 50.0)
+    assert out.sent[0].timestamp == int(NOW)
+    [dead] = ns.delete_entries(now=60.0)
+    assert dead.tombstone == int(NOW) + 10
+    assert ns.next_wakeup() == 60.0 + TOMBSTONE_TIMEOUT + 1
+    assert ns.on_gossip(payload(Entry("c", THEM, IP2, "x.weave.local.")), 50.0) is not None
+    data = ns.gossip(70.0)
+    assert data is not None and data.timestamp == int(NOW) + 20

@@ -1,8 +1,10 @@
 """The "nameserver" gossip channel owner (Go nameserver/nameserver.go), sans-IO.
 
 Holds every peer's entries, answers lookups for the DNS resolver, and gossips changes
-through the router's Gossip handle (contract A).  Every method takes ``now`` (Unix
-seconds, wall clock: the gossip Timestamp is compared across hosts).
+through the router's Gossip handle (contract A).  Every method takes ``now`` on the
+router's clock (monotonic in the daemon); ``wall_offset()`` turns it into Unix time for
+what crosses hosts: gossip Timestamps (checked against the receiver's clock) and
+tombstones.
 """
 
 from __future__ import annotations
@@ -51,8 +53,17 @@ def is_subdomain(name: str, domain: str) -> bool:
 class Nameserver:
     """Gossiper for NAMESERVER_CHANNEL plus the registration API the edge calls."""
 
-    def __init__(self, our_name: int, domain: str, peers: PeerView) -> None:
+    def __init__(
+        self,
+        our_name: int,
+        domain: str,
+        peers: PeerView,
+        wall_offset: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """``wall_offset()``: Unix time minus the router's ``now`` (MeshShell.wall_offset);
+        the default suits callers whose ``now`` already is Unix time."""
         self.our_name = our_name
+        self._wall_offset = wall_offset
         self.domain = fqdn(domain)
         self._peers = peers
         self._entries = Entries()
@@ -95,7 +106,7 @@ class Nameserver:
                 and (wanted is None or e.hostname == wanted)
             )
 
-        done = self._entries.tombstone(self.our_name, match, now)
+        done = self._entries.tombstone(self.our_name, match, self._unix(now))
         for entry in done:
             log.info("tombstoning entry %s -> %s", entry.hostname, _ip(entry.addr))
         self._broadcast(done, now)
@@ -133,11 +144,13 @@ class Nameserver:
     # -- timers --
 
     def tick(self, now: float) -> None:
-        self._entries.expire_tombstones(now)
+        self._entries.expire_tombstones(self._unix(now))
 
     def next_wakeup(self) -> float:
         oldest = self._entries.oldest_tombstone()
-        return float("inf") if oldest is None else float(oldest + TOMBSTONE_TIMEOUT + 1)
+        if oldest is None:
+            return float("inf")
+        return oldest + TOMBSTONE_TIMEOUT + 1 - self._wall_offset()
 
     # -- Gossiper (contract A) --
 
@@ -150,7 +163,7 @@ class Nameserver:
 
     def gossip(self, now: float) -> DnsGossipData | None:
         entries = self._entries.sorted()
-        return DnsGossipData(int(now), tuple(entries)) if entries else None
+        return DnsGossipData(int(self._unix(now)), tuple(entries)) if entries else None
 
     def on_gossip(self, msg: bytes, now: float) -> DnsGossipData | None:
         new, _ = self._receive(msg, now)
@@ -159,19 +172,20 @@ class Nameserver:
     def _receive(self, msg: bytes, now: float) -> tuple[DnsGossipData | None, DnsGossipData]:
         """Go receiveGossip: (what is new to us, the filtered data to relay)."""
         timestamp, entries = decode_gossip(msg)
-        delta = timestamp - int(now)
+        unix = self._unix(now)
+        delta = timestamp - int(unix)
         if abs(delta) > GOSSIP_WINDOW:
             raise ClockSkewError(f"host clock skew of {delta}s exceeds {GOSSIP_WINDOW}s limit")
         known = self._peers.known_peers()
         entries = [e for e in entries if e.origin in known]
         overridden: list[Entry] = []
-        checked = [self._check_ours(e, now, overridden.append) for e in entries]
+        checked = [self._check_ours(e, unix, overridden.append) for e in entries]
         new = self._entries.merge(checked)
         self._broadcast(overridden, now)
         relay = DnsGossipData(timestamp, tuple(checked))
-        return (DnsGossipData(int(now), tuple(new)) if new else None), relay
+        return (DnsGossipData(int(unix), tuple(new)) if new else None), relay
 
-    def _check_ours(self, entry: Entry, now: float, override: Callable[[Entry], None]) -> Entry:
+    def _check_ours(self, entry: Entry, unix: float, override: Callable[[Entry], None]) -> Entry:
         """An entry claiming to be ours that disagrees with our data is replaced by ours."""
         if entry.origin != self.our_name:
             return entry
@@ -179,7 +193,7 @@ class Nameserver:
         if ours is None:
             if entry.tombstone:
                 return entry
-            fixed = entry.tombstoned(now)
+            fixed = entry.tombstoned(unix)
         elif ours.version < entry.version or (
             ours.version == entry.version and ours.tombstone != entry.tombstone
         ):
@@ -191,7 +205,11 @@ class Nameserver:
 
     def _broadcast(self, entries: list[Entry], now: float) -> None:
         if self._gossip is not None and entries:
-            self._gossip.gossip_broadcast(DnsGossipData(int(now), tuple(entries)), now)
+            update = DnsGossipData(int(self._unix(now)), tuple(entries))
+            self._gossip.gossip_broadcast(update, now)
+
+    def _unix(self, now: float) -> float:
+        return now + self._wall_offset()
 
 
 def _ip(addr: int) -> str:
