@@ -10,6 +10,8 @@ import dns.message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from weavenet.core.dns.codec import encode_gossip
+from weavenet.core.dns.entries import Entry
 from weavenet.core.dns.fastpath import FastPath
 from weavenet.core.dns.nameserver import Nameserver
 from weavenet.core.dns.resolver import (
@@ -140,3 +142,18 @@ def test_random_bytes_get_formerr_an_answer_or_nothing(data: bytes, transport: s
         assert out[:2] == data[:2] and out[2] & 0x80  # a response to this query
     else:
         assert isinstance(out, Forward) and out.query == data
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=300), st.sampled_from(["udp", "tcp"]))
+def test_any_hostname_a_peer_gossips_is_answered_or_forwarded(name: str, transport: str) -> None:
+    ns = Nameserver(0x0B0000000002, "weave.local.", Peers())  # US is a peer of this one
+    ns.on_gossip(encode_gossip(0, [Entry("c", US, 0x0A200007, name)]), 0.0)
+    assert ns.lookup_addr(0x0A200007) == name
+    r = Resolver(ResolverConfig(), ns)
+    for q in (
+        dns.message.make_query("7.0.32.10.in-addr.arpa.", "PTR"),
+        dns.message.make_query("web.weave.local.", "A"),
+    ):
+        out = r.answer(q.to_wire(), "10.32.0.9", transport, 0.0, random.Random(1))  # type: ignore[arg-type]
+        assert isinstance(out, bytes | Forward)

@@ -191,7 +191,7 @@ class Resolver:
             return None
         try:
             target = dns.name.from_text(hostname)
-        except dns.exception.DNSException:
+        except _PARSE_ERRORS:
             return None  # a peer registered a name we cannot render; let upstream try
         ptr = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.PTR, target.to_text())
         return self._render(msg, transport, dns.rcode.NOERROR, [ptr])
