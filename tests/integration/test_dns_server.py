@@ -230,6 +230,7 @@ def test_an_idle_tcp_connection_is_closed_by_the_server(make_stack: Callable[...
 
 def test_first_upstream_silent_the_second_answers(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack([SILENT, ANSWERING], timeout=0.5)
+    assert stack.call(stack.server.upstream_servers) == (SILENT, ANSWERING)
     reply = udp(stack, "example.com.")
     assert ips(reply) == [UPSTREAM_ADDR]
     assert stack.fakes[SILENT].queries == 1 and stack.fakes[ANSWERING].queries == 1

@@ -70,6 +70,7 @@ class DnsServer:
         self._upstream_socks: dict[int, socket.socket] = {}
         self._upstream_tasks: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on UDP and TCP; returns the port (port 0 picks one free for both)."""
@@ -82,6 +83,7 @@ class DnsServer:
                     raise
                 continue  # the UDP port was free but its TCP twin was taken: pick again
             log.info("DNS listening on %s:%d (UDP and TCP)", host, bound)
+            self._servers()  # read resolv.conf now: status shows the upstreams from the start
             return bound
         raise OSError(f"no port free for both UDP and TCP on {host}")
 
@@ -110,6 +112,8 @@ class DnsServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            for writer in list(self._clients):
+                writer.close()
             await self._tcp.wait_closed()
 
     def upstream_servers(self) -> tuple[str, ...]:
@@ -292,6 +296,7 @@ class DnsServer:
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
         pending: set[int] = set()
+        self._clients.add(writer)
 
         def reply(data: bytes) -> None:
             if not writer.is_closing():
@@ -311,6 +316,7 @@ class DnsServer:
         finally:
             for xid in pending & self._replies.keys():
                 self._drop_exchange(xid)
+            self._clients.discard(writer)
             writer.close()
 
 
