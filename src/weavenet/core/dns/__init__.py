@@ -7,6 +7,7 @@
 - fastpath:   the common A query answered from byte slices (same bytes as resolver)
 - upstream:   forwarding with timeout and failover, SERVFAIL when all fail
 - resolvconf: resolv.conf parsing and when to reread it
+- status:     `weave status dns`, the report section and GET /name in Go's shapes
 
 The asyncio shell is weavenet.io.dns_server.
 """

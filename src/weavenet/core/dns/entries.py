@@ -53,6 +53,10 @@ class Entry:
         return replace(self, version=self.version + 1, tombstone=max(1, int(now)))
 
 
+def format_ip(addr: int) -> str:
+    return ".".join(str((addr >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+
+
 def merge_entry(a: Entry, b: Entry) -> Entry:
     """The winner of two states of one entry (higher Version, then larger Tombstone)."""
     return b if b.supersedes(a) else a

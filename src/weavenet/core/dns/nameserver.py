@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from weavenet.core.dns.codec import DnsGossipData, decode_gossip
-from weavenet.core.dns.entries import TOMBSTONE_TIMEOUT, Entries, Entry
+from weavenet.core.dns.entries import TOMBSTONE_TIMEOUT, Entries, Entry, format_ip
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.peername import format_peer_name
 
@@ -80,10 +80,10 @@ class Nameserver:
         if not is_subdomain(hostname, self.domain):
             log.info(
                 "ignoring registration %s %s %s (not a subdomain of %s)",
-                hostname, _ip(addr), container, self.domain,
+                hostname, format_ip(addr), container, self.domain,
             )  # fmt: skip
             return None
-        log.info("adding entry for %s: %s -> %s", container, hostname, _ip(addr))
+        log.info("adding entry for %s: %s -> %s", container, hostname, format_ip(addr))
         entry = self._entries.add(hostname, container, self.our_name, addr)
         self._broadcast([entry], now)
         return entry
@@ -108,7 +108,7 @@ class Nameserver:
 
         done = self._entries.tombstone(self.our_name, match, self._unix(now))
         for entry in done:
-            log.info("tombstoning entry %s -> %s", entry.hostname, _ip(entry.addr))
+            log.info("tombstoning entry %s -> %s", entry.hostname, format_ip(entry.addr))
         self._broadcast(done, now)
         return done
 
@@ -210,7 +210,3 @@ class Nameserver:
 
     def _unix(self, now: float) -> float:
         return now + self._wall_offset()
-
-
-def _ip(addr: int) -> str:
-    return ".".join(str((addr >> shift) & 0xFF) for shift in (24, 16, 8, 0))

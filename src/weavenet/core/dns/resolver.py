@@ -25,6 +25,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from weavenet.core.dns.entries import format_ip
 from weavenet.core.dns.fastpath import (
     EDNS_PAYLOAD,
     HEADER_LEN,
@@ -176,7 +177,7 @@ class Resolver:
         if msg.question[0].rdtype != dns.rdatatype.A:
             return self._render(msg, transport, dns.rcode.NOERROR, [])  # RFC 4074
         records = [
-            dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, _ip(a))
+            dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, format_ip(a))
             for a in self._pick(addrs, rng)
         ]
         return self._render(msg, transport, dns.rcode.NOERROR, records)
@@ -275,10 +276,6 @@ class Resolver:
 
 def _is_octet(label: bytes) -> bool:
     return label.isdigit() and len(label) <= 3 and int(label) <= 255
-
-
-def _ip(addr: int) -> str:
-    return ".".join(str((addr >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
 def networks(cidrs: Iterable[str]) -> tuple[str, ...]:
