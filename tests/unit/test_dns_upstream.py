@@ -199,3 +199,14 @@ def test_watcher_stats_at_most_every_five_seconds_and_rereads_on_mtime_change() 
     assert w.on_stat(11.0, now=10.0)
     assert not w.on_stat(None, now=15.0)  # file gone: keep what we have
     assert w.config.nameservers == ("192.0.2.53", "2001:db8::1")
+
+
+def test_beyond_max_pending_exchanges_fail_at_once() -> None:
+    _, fwd = forward()
+    up, rng = Upstream(max_pending=2), random.Random()
+    up.start(fwd, (S1,), False, 0.0, rng)
+    up.start(fwd, (S1,), False, 0.0, rng)
+    assert len(up.take_effects()) == 2
+    third = up.start(fwd, (S1,), False, 0.0, rng)
+    assert up.take_effects() == [ClientReply(third, fwd.servfail)]
+    assert up.overflows == 1 and up.pending() == 2

@@ -27,6 +27,7 @@ TCP_IDLE_TIMEOUT = 10.0  # seconds a client TCP connection may sit idle (RFC 776
 MAX_UDP_READ = 65535
 BIND_ATTEMPTS = 20
 UDP_BATCH = 64
+MAX_TCP_CLIENTS = 256  # concurrent client TCP connections; more are closed at once
 RCODE_FORMERR = 1
 
 Reply = Callable[[bytes], None]
@@ -40,6 +41,7 @@ class DnsStats:
     garbage: int = 0  # no answer at all (shorter than a header, or not a query)
     formerr: int = 0
     errors: int = 0  # bugs caught at the edge; see the log
+    tcp_refused: int = 0  # TCP connections closed because MAX_TCP_CLIENTS were open
 
 
 class DnsServer:
@@ -296,6 +298,13 @@ class DnsServer:
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
         pending: set[int] = set()
+        if len(self._clients) >= MAX_TCP_CLIENTS:
+            self.stats.tcp_refused += 1
+            log.debug(
+                "DNS: %d TCP clients already; closing the one from %s", len(self._clients), client
+            )
+            writer.close()
+            return
         self._clients.add(writer)
 
         def reply(data: bytes) -> None:

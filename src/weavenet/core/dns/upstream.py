@@ -18,6 +18,7 @@ from weavenet.core.dns.resolver import Forward
 
 DEFAULT_TIMEOUT = 5.0  # --dns-fallback-timeout
 DNS_PORT = 53
+MAX_PENDING = 1000  # exchanges in flight; beyond, SERVFAIL at once (each holds a socket)
 
 log = logging.getLogger("weavenet.dns")
 
@@ -59,8 +60,10 @@ class _Exchange:
 
 
 class Upstream:
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, max_pending: int = MAX_PENDING) -> None:
         self.timeout = timeout
+        self.max_pending = max_pending
+        self.overflows = 0  # queries failed at once because max_pending were in flight
         self._exchanges: dict[int, _Exchange] = {}
         self._next_xid = 1
         self._effects: list[UpstreamEffect] = []
@@ -78,6 +81,10 @@ class Upstream:
         xid = self._next_xid
         self._next_xid += 1
         self._exchanges[xid] = _Exchange(forward, servers, client_tcp)
+        if len(self._exchanges) > self.max_pending:
+            self.overflows += 1
+            self._finish(xid, forward.servfail)
+            return xid
         self._next_server(xid, now, rng)
         return xid
 
