@@ -6,6 +6,7 @@ import contextlib
 import random
 
 import dns.edns
+import dns.flags
 import dns.message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,8 +71,14 @@ def queries(draw: st.DrawFn) -> bytes:
     edns = draw(st.sampled_from([-1, 0, 0, 1]))
     payload = draw(st.sampled_from([0, 100, 512, 700, 1232, 4096, 65535]))
     options = draw(st.sampled_from([[], [dns.edns.CookieOption(b"abcdefgh", b"")]]))
+    ednsflags = draw(st.sampled_from([0, dns.flags.DO, 0x7FFF]))
     q = dns.message.make_query(
-        name, rdtype, use_edns=edns, payload=payload, options=options if edns >= 0 else None
+        name,
+        rdtype,
+        use_edns=edns,
+        payload=payload,
+        options=options if edns >= 0 else None,
+        ednsflags=ednsflags if edns >= 0 else 0,
     )
     q.id = draw(st.integers(0, 0xFFFF))
     if draw(st.booleans()):
