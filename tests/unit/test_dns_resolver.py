@@ -133,7 +133,9 @@ def test_recursion_is_refused_to_clients_outside_the_allowed_networks() -> None:
     assert isinstance(
         resolver(open_recursion=True).answer(q, "192.0.2.7", "udp", 0, random.Random()), Forward
     )
-    assert isinstance(resolver().answer(q, "127.0.0.1", "udp", 0, random.Random()), Forward)
+    for host in ("127.0.0.1", "::1", "10.47.255.1"):
+        assert isinstance(resolver().answer(q, host, "udp", 0, random.Random()), Forward)
+    assert ask(resolver(), "example.com.", client="10.48.0.1").rcode() == dns.rcode.REFUSED
 
 
 def many() -> Nameserver:

@@ -41,6 +41,7 @@ DEFAULT_TTL = 1
 MAX_TCP_SIZE = 65535
 RCODE_FORMERR = 1
 RCODE_NOTIMP = 4
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 # What dnspython raises on hostile bytes besides its own DNSException family.
 _PARSE_ERRORS = (
@@ -114,8 +115,8 @@ class Resolver:
         self._names = names
         self._domain = dns.name.from_text(fqdn(config.domain))
         self._domain_key = self._domain.to_text().lower()
-        self._allowed = tuple(
-            ipaddress.ip_network(c, strict=False) for c in (*config.allowed_networks, "127.0.0.0/8")
+        self._allowed = tuple(  # the host's own processes may always recurse
+            ipaddress.ip_network(c, strict=False) for c in (*config.allowed_networks, *LOOPBACK)
         )
         self._fast = FastPath(self._domain_key, config.ttl, names.lookup_name_tuple, self._pick)
 
