@@ -54,6 +54,7 @@ class Options:
     metrics_addr: str
     resume: bool
     weave_bridge: str
+    ipalloc_range: str
     peers: tuple[str, ...]
 
 
@@ -142,12 +143,14 @@ async def serve(opts: Options) -> None:
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
-    keeper = None
+    keeper, attachments = None, None
     if opts.weave_bridge:
-        from weavenet.io.reconcile import reconcile_forever
+        from weavenet.io.attachments import AttachmentKeeper
 
-        keeper = asyncio.create_task(reconcile_forever(opts.weave_bridge, opts.state_dir))
-    runners = [await start_http(make_app(shell), opts.http_addr)]
+        attachments = AttachmentKeeper(store, opts.weave_bridge, release=None)
+        await attachments.reconcile()  # before the API answers: restored attachments first
+        keeper = asyncio.create_task(attachments.run())
+    runners = [await start_http(make_app(shell, attachments), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
         runners.append(await start_http(make_status_app(shell), addr))
@@ -183,6 +186,11 @@ _FLAGS = [
     click.option("--status-addr", envvar="WEAVE_STATUS_ADDR", default=""),
     click.option("--metrics-addr", default=""),
     click.option("--resume", is_flag=True, help="reuse the persisted target list"),
+    click.option(
+        "--ipalloc-range",
+        default="",
+        help="IP address range for IPAM (weave launch passes 10.32.0.0/12); empty: no IPAM",
+    ),
     click.option(
         "--weave-bridge",
         default="",

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from weavenet.api.attach_http import AttachControl, add_attach_routes
 from weavenet.api.control import RouterControl
 from weavenet.api.gofmt import go_json
 from weavenet.api.metrics import make_registry, render_metrics
@@ -132,11 +133,14 @@ def _base_app(control: RouterControl) -> web.Application:
     return app
 
 
-def make_app(control: RouterControl) -> web.Application:
-    """The full control API served on ``--http-addr``."""
+def make_app(control: RouterControl, attachments: AttachControl | None = None) -> web.Application:
+    """The full control API served on ``--http-addr`` (with the attachment endpoints when
+    the router has a bridge)."""
     app = _base_app(control)
     app.router.add_post("/connect", handle_connect)
     app.router.add_post("/forget", handle_forget)
+    if attachments is not None:
+        add_attach_routes(app, attachments)
     return app
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from weavenet.core.errors import WeaveError
+
 Cidr = ipaddress.IPv4Interface
 CONTAINER_IFNAME = "ethwe"
 EXPOSE_IDENT = "weave:expose"
@@ -94,6 +96,27 @@ class Attachment:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed attachment record: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class AttachRequest:
+    """POST /attach: wire this container with these addresses (merged with earlier ones)."""
+
+    ident: str
+    spec: str
+    netns_path: str
+    cidrs: tuple[Cidr, ...]
+    multicast_route: bool = True
+    dns_name: str | None = None
+
+
+class AttachmentError(WeaveError):
+    """A request the router cannot carry out; `internal` if the kernel refused, not the
+    caller (HTTP 500 rather than 400)."""
+
+    def __init__(self, message: str, internal: bool = False) -> None:
+        super().__init__(message)
+        self.internal = internal
 
 
 # --- what the dataplane observed ---------------------------------------------------------

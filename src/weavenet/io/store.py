@@ -1,15 +1,22 @@
 """Persistence: one LMDB file per state directory (ACID, single file, like Weave's BoltDB).
 
 Values are gob-encoded as Weave's are, so the keys mean what they mean in Weave's
-``weavedata.db``: ``peername`` and ``directPeers``.
+``weavedata.db``: ``peername`` and ``directPeers``. Keys of our own (JSON values):
+``attachment:<ident>`` (one per attached container) and ``exposed`` (the bridge addresses
+of ``weave expose``).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import lmdb
 
+from weavenet.core.attachments import Attachment
 from weavenet.core.wire.gob import STRING, UINT, GobError, Slice, decode_value, encode_value
 
 DB_FILE = "weavedata.db"
@@ -63,3 +70,74 @@ class Store:
 
     def save_targets(self, targets: list[str]) -> None:
         self._put(b"directPeers", encode_value(_TARGETS, targets))
+
+    # --- attachments and exposed addresses (ours, JSON values; Weave has no such keys) ----
+
+    def load_attachments(self) -> list[Attachment]:
+        with self._env.begin() as txn:
+            return _attachments_in(txn)
+
+    def save_attachments(self, put: Sequence[Attachment] = (), drop: Sequence[str] = ()) -> None:
+        """Record `put` and forget the idents in `drop`, in one transaction."""
+        with self._env.begin(write=True) as txn:
+            for ident in drop:
+                txn.delete(_ATTACHMENT + ident.encode())
+            for att in put:
+                txn.put(_ATTACHMENT + att.ident.encode(), json.dumps(att.to_record()).encode())
+
+    def load_exposed(self) -> list[ExposedRecord]:
+        with self._env.begin() as txn:
+            return _exposed_in(txn)
+
+    def save_exposed(self, exposed: Sequence[ExposedRecord]) -> None:
+        data = [{"cidr": str(c), "masquerade": m} for c, m in exposed]
+        self._put(_EXPOSED, json.dumps(data).encode())
+
+
+ExposedRecord = tuple[ipaddress.IPv4Interface, bool]  # (address on the bridge, masquerade)
+_ATTACHMENT = b"attachment:"
+_EXPOSED = b"exposed"
+log = logging.getLogger("weavenet.store")
+
+
+def _attachments_in(txn: lmdb.Transaction) -> list[Attachment]:
+    found = []
+    cursor = txn.cursor()
+    if not cursor.set_range(_ATTACHMENT):
+        return []
+    for key, value in cursor:
+        if not bytes(key).startswith(_ATTACHMENT):
+            break
+        try:
+            found.append(Attachment.from_record(json.loads(bytes(value))))
+        except ValueError as exc:
+            log.error("Ignoring persisted attachment %r: %s", bytes(key), exc)
+    return found
+
+
+def _exposed_in(txn: lmdb.Transaction) -> list[ExposedRecord]:
+    raw = txn.get(_EXPOSED)
+    if raw is None:
+        return []
+    try:
+        return [
+            (ipaddress.IPv4Interface(e["cidr"]), bool(e.get("masquerade", True)))
+            for e in json.loads(bytes(raw))
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error("Ignoring persisted exposed addresses: %r", exc)
+        return []
+
+
+def read_attachments(state_dir: Path) -> tuple[list[Attachment], list[ExposedRecord]] | None:
+    """The persisted attachments and exposed addresses, read-only (for `weave ps`, which
+    runs in another process, whether the router is up or down); None if there is no store."""
+    path = state_dir / DB_FILE
+    if not path.exists():
+        return None
+    env = lmdb.open(str(path), subdir=False, readonly=True, lock=True, max_dbs=1)
+    try:
+        with env.begin() as txn:
+            return _attachments_in(txn), _exposed_in(txn)
+    finally:
+        env.close()
