@@ -9,6 +9,7 @@ which cancels the request in the router, and exit 1 with one line saying what we
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
@@ -163,10 +164,8 @@ class _Pending:
         """Close the connection: the router sees the client gone and cancels the request."""
         sock = self._conn.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the other side
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._done.wait(2.0)
 
 
