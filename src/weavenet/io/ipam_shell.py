@@ -26,7 +26,6 @@ import lmdb
 from weavenet.api.control import IpamCancelled, IpamRequestFailed
 from weavenet.core.ipam.address import CIDR, format_address
 from weavenet.core.ipam.allocator import (
-    CANCELLED,
     IPAM_CHANNEL,
     Allocator,
     AllocatorConfig,
@@ -43,6 +42,7 @@ from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.store import Store
 
 log = logging.getLogger("weavenet.ipam")
+CANCELLED = "cancelled"  # the Reply error of a cancelled request (contract B)
 
 
 class AllocatorApi(Protocol):
