@@ -27,6 +27,8 @@ from weavenet.core.mesh.router import Router, RouterConfig
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.peername import format_peer_name
 from weavenet.io.identity import resolve_peer_name
+from weavenet.io.ipam_config import parse_ipam_flags
+from weavenet.io.ipam_shell import start_ipam
 from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
@@ -55,6 +57,8 @@ class Options:
     resume: bool
     weave_bridge: str
     ipalloc_range: str
+    ipalloc_default_subnet: str
+    ipalloc_init: str
     peers: tuple[str, ...]
 
 
@@ -140,17 +144,22 @@ async def serve(opts: Options) -> None:
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     overlay = SleeveOverlay(name) if opts.weave_bridge else None
     router = build_router(opts, store, name, loop.time(), overlay)
+    targets = len(router.maker.direct_peers())
+    ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
+    ipam_settings = parse_ipam_flags(*ipam_flags, targets)
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
+    ipam = await start_ipam(ipam_settings, shell, store)
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
     keeper, attachments = None, None
     if opts.weave_bridge:
         from weavenet.io.attachments import AttachmentKeeper
 
-        attachments = AttachmentKeeper(store, opts.weave_bridge, release=None)
+        release = ipam.release if ipam is not None else None  # contract C
+        attachments = AttachmentKeeper(store, opts.weave_bridge, release)
         await attachments.reconcile()  # before the API answers: restored attachments first
         keeper = asyncio.create_task(attachments.run())
-    runners = [await start_http(make_app(shell, attachments), opts.http_addr)]
+    runners = [await start_http(make_app(shell, ipam, attachments), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
         runners.append(await start_http(make_status_app(shell), addr))
@@ -163,6 +172,8 @@ async def serve(opts: Options) -> None:
     for runner in runners:
         await runner.cleanup()
     await shell.stop()
+    if ipam is not None:
+        ipam.close()
     if keeper is not None:
         keeper.cancel()
     if sleeve is not None:
@@ -187,16 +198,14 @@ _FLAGS = [
     click.option("--metrics-addr", default=""),
     click.option("--resume", is_flag=True, help="reuse the persisted target list"),
     click.option(
-        "--ipalloc-range",
-        default="",
-        help="IP address range for IPAM (weave launch passes 10.32.0.0/12); empty: no IPAM",
-    ),
-    click.option(
         "--weave-bridge",
         default="",
         help="bridge for containers, with the sleeve overlay (weave launch passes 'weave');"
         " empty: control plane only",
     ),
+    click.option("--ipalloc-range", default="", help="IPAM universe (CIDR); empty: IPAM off"),
+    click.option("--ipalloc-default-subnet", default="", help="default: the --ipalloc-range"),
+    click.option("--ipalloc-init", default="", help="consensus[=N], seed=NAME,... or observer"),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from weavenet.api.attach_http import add_attach_routes
 from weavenet.api.http import make_app
 from weavenet.api.testing import FakeRouterControl
 from weavenet.core.attachments import Attachment, AttachmentTable, AttachRequest
+from weavenet.core.ipam.address import CIDR, format_address
 
 Cidr = ipaddress.IPv4Interface
 
@@ -56,14 +56,18 @@ class FakeAttachments:
 
 @dataclass
 class FakeIpam:
+    """IpamControl in memory: allocation hands out the lowest unused host of the subnet;
+    while `ready` is false, allocate/claim/prime wait (as the allocator does without a ring).
+    `calls` records (method, ident, cidr text); `cancelled` the requests given up on."""
+
     enabled: bool = True
     ready: bool = True
     ready_after_reports: int | None = None  # the ring becomes ready after N report calls
     status: str = "ready"
     awaiting: str = ""
-    next_host: int = 1
-    owned: dict[str, list[str]] = field(default_factory=dict)
-    calls: list[tuple[str, str]] = field(default_factory=list)
+    default_subnet: CIDR = field(default_factory=lambda: CIDR.parse("10.32.0.0/12"))
+    owned_by: dict[str, list[CIDR]] = field(default_factory=dict)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     reports: int = 0
 
@@ -72,6 +76,53 @@ class FakeIpam:
         if self.ready_after_reports is not None and self.reports >= self.ready_after_reports:
             self.ready, self.status, self.awaiting = True, "ready", ""
         return {"Status": self.status, "Awaiting": self.awaiting}
+
+    async def _until_ready(self, what: str) -> None:
+        try:
+            while not self.ready:
+                await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            self.cancelled.append(what)
+            raise
+
+    async def allocate(self, ident: str, subnet: CIDR) -> CIDR:
+        self.calls.append(("allocate", ident, str(subnet)))
+        await self._until_ready(f"allocate {ident}")
+        used = {c.addr for cidrs in self.owned_by.values() for c in cidrs}
+        start = subnet.host_range().start
+        addr = next(a for a in range(start, start + 1000) if a not in used)
+        cidr = CIDR(addr, subnet.prefix_len)
+        self.owned_by.setdefault(ident, []).append(cidr)
+        return cidr
+
+    async def claim(self, ident: str, cidr: CIDR, no_error_on_unknown: bool) -> None:
+        self.calls.append(("claim", ident, str(cidr)))
+        await self._until_ready(f"claim {ident}")
+        self.owned_by.setdefault(ident, []).append(cidr)
+
+    async def prime(self) -> None:
+        self.calls.append(("prime", "", ""))
+        await self._until_ready("prime")
+
+    def lookup(self, ident: str, subnet: CIDR | None) -> list[CIDR]:
+        self.calls.append(("lookup", ident, str(subnet or "")))
+        return list(self.owned_by.get(ident, []))
+
+    def owned(self) -> dict[str, list[CIDR]]:
+        return {k: list(v) for k, v in self.owned_by.items()}
+
+    async def free(self, ident: str, addr: int) -> None:
+        self.calls.append(("free", ident, format_address(addr)))
+
+    async def delete(self, ident: str) -> None:
+        self.calls.append(("delete", ident, ""))
+
+    async def shutdown(self) -> None:
+        self.calls.append(("shutdown", "", ""))
+
+    async def admin_takeover(self, peer: str) -> int:
+        self.calls.append(("rmpeer", peer, ""))
+        return 3
 
 
 class IpamReportControl(FakeRouterControl):
@@ -88,71 +139,5 @@ class IpamReportControl(FakeRouterControl):
 
 
 def build_app(ipam: FakeIpam, attachments: FakeAttachments) -> web.Application:
-    app = make_app(IpamReportControl(ipam))
-    add_attach_routes(app, attachments)
-
-    async def until_ready(request: web.Request) -> bool:
-        """Block like the allocator; False if the client went away meanwhile."""
-        while not ipam.ready:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                ipam.cancelled.append(request.path)
-                return False
-            await asyncio.sleep(0.02)
-        return True
-
-    def disabled() -> web.Response | None:
-        return None if ipam.enabled else web.Response(status=404, text="404 page not found\n")
-
-    async def allocate(request: web.Request) -> web.Response:
-        ipam.calls.append(("POST", request.path_qs))
-        if (off := disabled()) is not None:
-            return off
-        if not await until_ready(request):
-            return web.Response(status=500, text="cancelled\n")
-        ident = request.match_info["ident"]
-        subnet = request.match_info.get("subnet")
-        net = ipaddress.IPv4Network(subnet or "10.32.0.0/12")
-        cidr = f"{net.network_address + ipam.next_host}/{net.prefixlen}"
-        ipam.next_host += 1
-        ipam.owned.setdefault(ident, []).append(cidr)
-        return web.Response(text=cidr)
-
-    async def claim(request: web.Request) -> web.Response:
-        ipam.calls.append(("PUT", request.path_qs))
-        if (off := disabled()) is not None:
-            return off
-        if not await until_ready(request):
-            return web.Response(status=500, text="cancelled\n")
-        ipam.owned.setdefault(request.match_info["ident"], []).append(request.match_info["subnet"])
-        return web.Response(status=204)
-
-    async def lookup(request: web.Request) -> web.Response:
-        ipam.calls.append(("GET", request.path))
-        if (off := disabled()) is not None:
-            return off
-        return web.Response(text=" ".join(ipam.owned.get(request.match_info["ident"], [])))
-
-    async def free(request: web.Request) -> web.Response:
-        ipam.calls.append(("DELETE", request.path))
-        return disabled() or web.Response(status=204)
-
-    async def ring(request: web.Request) -> web.Response:
-        ipam.calls.append(("GET", request.path))
-        if (off := disabled()) is not None:
-            return off
-        ok = await until_ready(request)
-        return web.Response(status=200 if ok else 500)
-
-    async def rmpeer(request: web.Request) -> web.Response:
-        ipam.calls.append(("DELETE", request.path))
-        return disabled() or web.Response(text=f"3 IPs taken over from {request.match_info['p']}\n")
-
-    app.router.add_post("/ip/{ident}", allocate)
-    app.router.add_post("/ip/{ident}/{subnet:.+/[0-9]+}", allocate)
-    app.router.add_put("/ip/{ident}/{subnet:.+/[0-9]+}", claim)
-    app.router.add_get("/ip/{ident}", lookup)
-    app.router.add_delete("/ip/{ident}/{ip}", free)
-    app.router.add_get("/ring", ring)
-    app.router.add_delete("/peer/{p}", rmpeer)
-    return app
+    """The real HTTP layer (make_app: IPAM and attachment routes) over the fakes."""
+    return make_app(IpamReportControl(ipam), ipam if ipam.enabled else None, attachments)

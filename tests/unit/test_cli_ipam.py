@@ -46,6 +46,13 @@ def router(
 
 
 @pytest.fixture
+def no_ipam_router(attachments: FakeAttachments, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with serve_in_thread(build_app(FakeIpam(enabled=False), attachments)) as addr:
+        monkeypatch.setenv("WEAVE_HTTP_ADDR", addr)
+        yield addr
+
+
+@pytest.fixture
 def containers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """netns:NAME resolves to the file tmp_path/NAME, if it exists; ethwe is empty."""
 
@@ -78,7 +85,7 @@ def test_attach_without_address_allocates_in_the_default_subnet(
     router: str, containers: Path, ipam: FakeIpam, attachments: FakeAttachments
 ) -> None:
     assert ok("attach", "netns:c1") == "10.32.0.1\n"
-    assert ipam.calls == [("POST", "/ip/netns:c1")]
+    assert ipam.calls == [("allocate", "netns:c1", "10.32.0.0/12")]
     (req,) = attachments.requests
     assert (req.ident, req.cidrs, req.multicast_route) == ("netns:c1", (IF("10.32.0.1/12"),), True)
     assert req.netns_path == str(containers / "c1")
@@ -92,9 +99,9 @@ def test_attach_mixes_subnets_and_claims(
     out = ok("attach", "net:10.2.0.0/16", "ip:10.3.1.1/24", "10.4.1.1/24", "netns:c1")
     assert out == "10.2.0.1 10.3.1.1 10.4.1.1\n"
     assert ipam.calls == [
-        ("POST", "/ip/netns:c1/10.2.0.0/16"),
-        ("PUT", "/ip/netns:c1/10.3.1.1/24"),
-        ("PUT", "/ip/netns:c1/10.4.1.1/24"),
+        ("allocate", "netns:c1", "10.2.0.0/16"),
+        ("claim", "netns:c1", "10.3.1.1/24"),
+        ("claim", "netns:c1", "10.4.1.1/24"),
     ]
     assert attachments.requests[0].cidrs == (
         IF("10.2.0.1/16"),
@@ -103,8 +110,7 @@ def test_attach_mixes_subnets_and_claims(
     )
 
 
-def test_ipam_disabled(router: str, containers: Path, ipam: FakeIpam) -> None:
-    ipam.enabled = False
+def test_ipam_disabled(no_ipam_router: str, containers: Path) -> None:
     assert ok("attach", "10.2.1.1/24", "netns:c1") == "10.2.1.1\n", "explicit addresses proceed"
     for args in (["net:10.2.0.0/16", "netns:c1"], ["netns:c2"]):
         result = weave("attach", *args)
@@ -126,7 +132,7 @@ def test_waiting_is_shown_and_timeout_cancels(
         f"weave attach: timed out after 1.5s waiting for an IP address: {AWAITING} - {WHY}"
     )
     assert len(lines) == 2, "the same status is printed once"
-    wait_until(lambda: ipam.cancelled == ["/ip/netns:c1"], timeout=5, message="cancelled")
+    wait_until(lambda: ipam.cancelled == ["allocate netns:c1"], timeout=5, message="cancelled")
     assert attachments.requests == []
 
 
@@ -154,7 +160,7 @@ def test_detach_frees_only_what_the_router_kept(
     ok("attach", "net:default", "10.2.1.1/24", "netns:c1")
     ipam.calls.clear()
     assert ok("detach", "10.2.1.1/24", "netns:c1") == "10.2.1.1\n"
-    assert ipam.calls == [("DELETE", "/ip/netns:c1/10.2.1.1")], "partial: the CLI frees it"
+    assert ipam.calls == [("free", "netns:c1", "10.2.1.1")], "partial: the CLI frees it"
     ipam.calls.clear()
     assert ok("detach", "netns:c1") == "10.32.0.1\n"
     assert ipam.calls == [], "dropped: the router released the ident itself"
@@ -164,7 +170,7 @@ def test_detach_frees_only_what_the_router_kept(
 def test_detach_net_looks_up_ipam(router: str, containers: Path, ipam: FakeIpam) -> None:
     ok("attach", "netns:c1")
     assert ok("detach", "net:default", "netns:c1") == "10.32.0.1\n"
-    assert ("GET", "/ip/netns:c1") in ipam.calls
+    assert ("lookup", "netns:c1", "") in ipam.calls
 
 
 def test_expose_and_hide_without_addresses(
@@ -173,11 +179,11 @@ def test_expose_and_hide_without_addresses(
     assert ok("expose") == "10.32.0.1\n"
     assert ok("expose", "--without-masquerade", "10.2.1.254/24") == "10.2.1.254\n"
     assert attachments.exposed == [(IF("10.32.0.1/12"), True), (IF("10.2.1.254/24"), False)]
-    assert ("POST", "/ip/weave:expose") in ipam.calls
+    assert ("allocate", "weave:expose", "10.32.0.0/12") in ipam.calls
     ipam.calls.clear()
     assert ok("hide") == "10.32.0.1 10.2.1.254\n"
     assert attachments.exposed == []
-    frees = [("DELETE", "/ip/weave:expose/10.32.0.1"), ("DELETE", "/ip/weave:expose/10.2.1.254")]
+    frees = [("free", "weave:expose", "10.32.0.1"), ("free", "weave:expose", "10.2.1.254")]
     assert ipam.calls == frees
 
 
@@ -189,7 +195,10 @@ def test_prime_waits_and_times_out(router: str, ipam: FakeIpam) -> None:
     assert result.stderr.splitlines()[-1] == (
         "weave prime: timed out after 1s waiting for an IP address: priming"
     )
-    ipam.enabled = False
+    wait_until(lambda: ipam.cancelled == ["prime"], timeout=5, message="prime cancelled")
+
+
+def test_prime_without_ipam(no_ipam_router: str) -> None:
     result = weave("prime")
     assert result.exit_code == 1 and "IP address allocation is disabled" in result.stderr
 

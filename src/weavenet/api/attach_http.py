@@ -8,13 +8,15 @@ GET    /attachments              -> JSON {"attachments": [...], "exposed": [...]
 POST   /expose/{ip}/{prefixlen}  ?skipNAT=true -> 204 (as Weave's router/http.go)
 DELETE /expose/{ip}/{prefixlen}  -> 204 (ours, for `weave hide`)
 
-The router persists every change before answering. A detach that leaves no address drops
-the attachment and releases the container's IPAM addresses; a partial detach leaves IPAM
-alone (the CLI frees those addresses with DELETE /ip/<ident>/<ip>, as Weave's script does).
+The router persists every change before answering; a change is carried through even if
+the client goes away meanwhile (the handler awaits it shielded from cancellation). A
+detach that leaves no address drops the attachment and releases the container's IPAM
+addresses; a partial detach leaves IPAM alone (the CLI frees those addresses with DELETE /ip/<ident>/<ip>, as Weave's script does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -97,7 +99,8 @@ def _attach_request(form: dict[str, list[str]]) -> AttachRequest:
 
 async def handle_attach(request: web.Request) -> web.Response:
     try:
-        att = await request.app[ATTACH_KEY].attach(_attach_request(await _form(request)))
+        req = _attach_request(await _form(request))
+        att = await asyncio.shield(request.app[ATTACH_KEY].attach(req))
     except _BadRequest as exc:
         return _error(str(exc), 400)
     except AttachmentError as exc:
@@ -112,7 +115,7 @@ async def handle_detach(request: web.Request) -> web.Response:
         ident = _one(form, "ident")
         ips = [_cidr(c).ip for c in form.get("cidr", [])] or None
         netns = _one(form, "netns", "") or None
-        removed, dropped = await request.app[ATTACH_KEY].detach(ident, netns, ips)
+        removed, dropped = await asyncio.shield(request.app[ATTACH_KEY].detach(ident, netns, ips))
     except _BadRequest as exc:
         return _error(str(exc), 400)
     except AttachmentError as exc:
@@ -137,7 +140,8 @@ async def handle_expose(request: web.Request) -> web.Response:
         skip = _one(await _form(request), "skipNAT", "false").lower()
         if skip not in ("true", "false", "1", "0", "t", "f"):
             raise _BadRequest(f"unable to parse skipNAT option: {skip!r}")
-        await request.app[ATTACH_KEY].expose(cidr, masquerade=skip not in ("true", "1", "t"))
+        masquerade = skip not in ("true", "1", "t")
+        await asyncio.shield(request.app[ATTACH_KEY].expose(cidr, masquerade))
     except _BadRequest as exc:
         return _error(str(exc), 400)
     except AttachmentError as exc:
@@ -147,7 +151,7 @@ async def handle_expose(request: web.Request) -> web.Response:
 
 async def handle_hide(request: web.Request) -> web.Response:
     try:
-        await request.app[ATTACH_KEY].hide(_path_cidr(request))
+        await asyncio.shield(request.app[ATTACH_KEY].hide(_path_cidr(request)))
     except _BadRequest as exc:
         return _error(str(exc), 400)
     except AttachmentError as exc:

@@ -108,11 +108,18 @@ def ipam_status(ipam: dict[str, Any]) -> str:
     return "idle"
 
 
+def _awaiting(ipam: dict[str, Any]) -> str:
+    """Our ``Awaiting`` line (what the allocator waits for), absent when nothing is."""
+    awaiting = ipam.get("Awaiting")
+    return _line("Awaiting", awaiting) if awaiting else ""
+
+
 def _ipam_section(ipam: dict[str, Any]) -> str:
     return (
         "\n"
         + _line("Service", "ipam")
         + _line("Status", ipam_status(ipam))
+        + _awaiting(ipam)
         + _line("Range", ipam.get("Range"))
         + _line("DefaultSubnet", ipam.get("DefaultSubnet"))
     )
@@ -241,11 +248,16 @@ def _ipam_owners(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def render_ipam(report: dict[str, Any]) -> str:
-    """``weave status ipam``: space owned per peer, ours first; empty before a ring exists."""
+    """``weave status ipam``: space owned per peer, ours first (Go ``printIPAMRanges``).
+
+    Before a ring exists Go prints nothing; a report of ours (it has ``Status``) shows the
+    status and what is awaited instead, so that a blocked allocation explains itself."""
     ipam = report.get("IPAM") or {}
     ours = (report.get("Router") or {}).get("Name")
     total = int(ipam.get("RangeNumIPs") or 0)
     owners = _ipam_owners(ipam.get("Entries") or [])
+    if not owners and "Status" in ipam:
+        return _line("Status", ipam_status(ipam)) + _awaiting(ipam)
     order = [ours] if ours in owners else []
     order += [peer for peer in owners if peer != ours]
     out = []

@@ -25,6 +25,8 @@ from weavenet.core.errors import WeaveError
 
 FIRST_NOTICE = 1.0
 POLL_INTERVAL = 1.0
+CANCELLED = "cancelled"  # Go's body for a request given up on (check-alive: container died)
+CANCELLED_WHY = "is the container still running?"
 NET_DISABLED = "IP address allocation must be enabled to use 'net:'"
 Cidr = ipaddress.IPv4Interface
 
@@ -230,6 +232,10 @@ def allocate(
                 raise ArgumentError(NET_DISABLED)
             if not 200 <= code < 300:
                 raise _failed(code, body)
+            if body.strip() == CANCELLED:
+                raise WeaveError(
+                    f"the router cancelled the allocation for {ident}: {CANCELLED_WHY}"
+                )
             try:
                 cidrs.append(Cidr(body.strip()))
             except ValueError:

@@ -17,11 +17,14 @@ from pathlib import Path
 import lmdb
 
 from weavenet.core.attachments import Attachment
+from weavenet.core.ipam.address import CIDR
+from weavenet.core.ipam.allocator import PersistOwned, PersistRing
 from weavenet.core.wire.gob import STRING, UINT, GobError, Slice, decode_value, encode_value
 
 DB_FILE = "weavedata.db"
 _VERSION = b"\x01\x00"
 _TARGETS = Slice(STRING)
+log = logging.getLogger("weavenet.store")
 
 
 class Store:
@@ -93,11 +96,77 @@ class Store:
         data = [{"cidr": str(c), "masquerade": m} for c, m in exposed]
         self._put(_EXPOSED, json.dumps(data).encode())
 
+    # ---- IPAM (ring, owned addresses) ------------------------------------------------
+    # "ring" holds the allocator's gob(*Ring) exactly as Go's key does; owned addresses
+    # are one key per ident ("owned:<ident>", JSON {"container": bool, "cidrs": [...]}).
+    # "ipam-schema" versions that layout: data of another version is dropped, not misread.
+
+    def load_ipam(self) -> tuple[bytes | None, dict[str, tuple[bool, list[CIDR]]]]:
+        """The persisted ring and owned addresses (empty if none or of another schema)."""
+        with self._env.begin(write=True) as txn:
+            if txn.get(_IPAM_SCHEMA_KEY) not in (None, _IPAM_SCHEMA):
+                log.warning("Deleting persisted IPAM data of an unknown schema version")
+                _clear_ipam(txn)
+            ring = txn.get(_RING_KEY)
+            owned: dict[str, tuple[bool, list[CIDR]]] = {}
+            for key in _owned_keys(txn):
+                entry = _decode_owned(bytes(txn.get(key, b"")))
+                if entry is not None:
+                    owned[key[len(_OWNED_PREFIX) :].decode(errors="replace")] = entry
+        return (bytes(ring) if ring is not None else None), owned
+
+    def save_ipam(self, changes: Sequence[PersistRing | PersistOwned]) -> None:
+        """Apply a batch of IPAM changes, in order, in one write transaction."""
+        with self._env.begin(write=True) as txn:
+            txn.put(_IPAM_SCHEMA_KEY, _IPAM_SCHEMA)
+            for change in changes:
+                if isinstance(change, PersistRing):
+                    if change.data is None:
+                        txn.delete(_RING_KEY)
+                    else:
+                        txn.put(_RING_KEY, change.data)
+                    continue
+                key = _OWNED_PREFIX + change.ident.encode()
+                if change.cidrs:
+                    txn.put(key, _encode_owned(change.is_container, change.cidrs))
+                else:
+                    txn.delete(key)
+
+
+_RING_KEY = b"ring"
+_OWNED_PREFIX = b"owned:"
+_IPAM_SCHEMA_KEY = b"ipam-schema"
+_IPAM_SCHEMA = b"1"
+
+
+def _owned_keys(txn: lmdb.Transaction) -> list[bytes]:
+    cursor = txn.cursor()
+    if not cursor.set_range(_OWNED_PREFIX):
+        return []
+    return [bytes(k) for k in cursor.iternext(values=False) if bytes(k).startswith(_OWNED_PREFIX)]
+
+
+def _clear_ipam(txn: lmdb.Transaction) -> None:
+    for key in (_RING_KEY, _IPAM_SCHEMA_KEY, *_owned_keys(txn)):
+        txn.delete(key)
+
+
+def _encode_owned(is_container: bool, cidrs: Sequence[CIDR]) -> bytes:
+    return json.dumps({"container": is_container, "cidrs": [str(c) for c in cidrs]}).encode()
+
+
+def _decode_owned(raw: bytes) -> tuple[bool, list[CIDR]] | None:
+    try:
+        data = json.loads(raw)
+        return bool(data["container"]), [CIDR.parse(str(c)) for c in data["cidrs"]]
+    except (ValueError, KeyError, TypeError):
+        log.warning("Ignoring an unreadable persisted IPAM entry")
+        return None
+
 
 ExposedRecord = tuple[ipaddress.IPv4Interface, bool]  # (address on the bridge, masquerade)
 _ATTACHMENT = b"attachment:"
 _EXPOSED = b"exposed"
-log = logging.getLogger("weavenet.store")
 
 
 def _attachments_in(txn: lmdb.Transaction) -> list[Attachment]:
