@@ -11,7 +11,8 @@ DELETE /expose/{ip}/{prefixlen}  -> 204 (ours, for `weave hide`)
 The router persists every change before answering; a change is carried through even if
 the client goes away meanwhile (the handler awaits it shielded from cancellation). A
 detach that leaves no address drops the attachment and releases the container's IPAM
-addresses; a partial detach leaves IPAM alone (the CLI frees those addresses with DELETE /ip/<ident>/<ip>, as Weave's script does).
+addresses; a partial detach leaves IPAM alone (the CLI frees those addresses with
+DELETE /ip/<ident>/<ip>, as Weave's script does).
 """
 
 from __future__ import annotations
