@@ -13,7 +13,12 @@ from aiohttp import web
 
 from weavenet.api.http import make_app
 from weavenet.api.testing import FakeRouterControl
-from weavenet.core.attachments import Attachment, AttachmentTable, AttachRequest
+from weavenet.core.attachments import (
+    Attachment,
+    AttachmentError,
+    AttachmentTable,
+    AttachRequest,
+)
 from weavenet.core.ipam.address import CIDR, format_address
 
 Cidr = ipaddress.IPv4Interface
@@ -26,9 +31,12 @@ class FakeAttachments:
         self.table = AttachmentTable()
         self.exposed: list[tuple[Cidr, bool]] = []
         self.requests: list[AttachRequest] = []
+        self.refuse: str | None = None  # attach fails with this error
 
     async def attach(self, req: AttachRequest) -> Attachment:
         self.requests.append(req)
+        if self.refuse is not None:
+            raise AttachmentError(self.refuse, internal=True)
         att = Attachment(req.ident, req.spec, req.netns_path, "1:1", req.cidrs,
                          req.multicast_route, "02:00:00:00:00:aa", req.dns_name)  # fmt: skip
         return self.table.add(att)

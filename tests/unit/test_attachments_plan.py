@@ -142,6 +142,27 @@ def test_record_round_trip() -> None:
     assert Attachment.from_record(a.to_record()) == a
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["ident", "spec", "netns", "netns_id", "cidrs", "mac", "x"]), json_values
+    )
+    | json_values
+)
+def test_a_malformed_record_is_a_value_error(data: object) -> None:
+    try:
+        att = Attachment.from_record(data)  # type: ignore[arg-type]
+    except ValueError:
+        return
+    assert Attachment.from_record(att.to_record()) == att
+
+
 # --- property: applying a plan, then observing, plans nothing ------------------------------
 
 cidrs = st.lists(

@@ -110,6 +110,16 @@ def test_attach_mixes_subnets_and_claims(
     )
 
 
+def test_a_failed_attach_gives_back_what_was_allocated(
+    router: str, containers: Path, ipam: FakeIpam, attachments: FakeAttachments
+) -> None:
+    attachments.refuse = "attach netns:c1: Operation not permitted"
+    result = weave("attach", "net:default", "10.2.1.1/24", "netns:c1")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "weave: attach: attach netns:c1: Operation not permitted\n"
+    assert ipam.calls[-1] == ("free", "netns:c1", "10.32.0.1"), "the claim is the user's"
+
+
 def test_ipam_disabled(no_ipam_router: str, containers: Path) -> None:
     assert ok("attach", "10.2.1.1/24", "netns:c1") == "10.2.1.1\n", "explicit addresses proceed"
     for args in (["net:10.2.0.0/16", "netns:c1"], ["netns:c2"]):

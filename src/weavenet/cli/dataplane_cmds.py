@@ -125,8 +125,20 @@ def attach(
         form = [("ident", ref.ident), ("spec", spec), ("netns", ref.netns_path)]
         form += [("cidr", str(c)) for c in cidrs]
         form.append(("multicast", "false" if no_multicast_route else "true"))
-        _router("POST", "/attach", form)
+        try:
+            _router("POST", "/attach", form)
+        except WeaveError:
+            _forget_allocated(ref.ident, addrs, cidrs)
+            raise
     click.echo(show_ips(cidrs))
+
+
+def _forget_allocated(ident: str, addrs: Sequence[ipam.AddressArg], cidrs: list[Cidr]) -> None:
+    """The container was not wired: give back what IPAM allocated for it just now."""
+    args: Sequence[ipam.AddressArg | None] = addrs or [None]
+    allocated = [c for a, c in zip(args, cidrs, strict=True) if not isinstance(a, ipam.Claim)]
+    with contextlib.suppress(ClientError):
+        ipam.free(ident, allocated)
 
 
 @click.command()

@@ -94,7 +94,7 @@ class Attachment:
                 dns_name=None if data.get("dns_name") is None else str(data["dns_name"]),
                 ifname=str(data.get("ifname", CONTAINER_IFNAME)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed attachment record: {exc!r}") from None
 
 
