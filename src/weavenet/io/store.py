@@ -2,8 +2,8 @@
 
 Values are gob-encoded as Weave's are, so the keys mean what they mean in Weave's
 ``weavedata.db``: ``peername`` and ``directPeers``. Keys of our own (JSON values):
-``attachment:<ident>`` (one per attached container) and ``exposed`` (the bridge addresses
-of ``weave expose``).
+``attachment:<ident>`` (one per attached container), ``exposed`` (the bridge addresses
+of ``weave expose``) and ``attachments-schema`` (their layout version, "1").
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class Store:
     def save_attachments(self, put: Sequence[Attachment] = (), drop: Sequence[str] = ()) -> None:
         """Record `put` and forget the idents in `drop`, in one transaction."""
         with self._env.begin(write=True) as txn:
+            txn.put(_ATTACHMENTS_SCHEMA_KEY, _ATTACHMENTS_SCHEMA)
             for ident in drop:
                 txn.delete(_ATTACHMENT + ident.encode())
             for att in put:
@@ -166,10 +167,18 @@ def _decode_owned(raw: bytes) -> tuple[bool, list[CIDR]] | None:
 
 ExposedRecord = tuple[ipaddress.IPv4Interface, bool]  # (address on the bridge, masquerade)
 _ATTACHMENT = b"attachment:"
+_ATTACHMENTS_SCHEMA_KEY = b"attachments-schema"  # versions the attachment: and exposed keys
+_ATTACHMENTS_SCHEMA = b"1"
 _EXPOSED = b"exposed"
 
 
 def _attachments_in(txn: lmdb.Transaction) -> list[Attachment]:
+    """Every attachment record; none (with a warning) if they are of another schema, which
+    a later release migrates rather than this one misreading them."""
+    schema = txn.get(_ATTACHMENTS_SCHEMA_KEY)
+    if schema is not None and bytes(schema) != _ATTACHMENTS_SCHEMA:
+        log.warning("Ignoring persisted attachments of schema version %r", bytes(schema))
+        return []
     found = []
     cursor = txn.cursor()
     if not cursor.set_range(_ATTACHMENT):
