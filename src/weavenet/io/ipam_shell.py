@@ -19,9 +19,8 @@ import itertools
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
-
-import lmdb
 
 from weavenet.api.control import IpamCancelled, IpamRequestFailed
 from weavenet.core.ipam.address import CIDR, format_address
@@ -43,6 +42,7 @@ from weavenet.io.store import Store
 
 log = logging.getLogger("weavenet.ipam")
 CANCELLED = "cancelled"  # the Reply error of a cancelled request (contract B)
+Waiter = asyncio.Future[None]
 
 
 class AllocatorApi(Protocol):
@@ -85,9 +85,12 @@ class IpamShell:
         self.loop = asyncio.get_running_loop()
         self._req_ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
-        self._batch: list[IpamEffect] = []
-        self._committed: list[asyncio.Future[None]] = []
+        self._batch: list[IpamEffect] = []  # queued, not yet being written
+        self._batch_waiters: list[Waiter] = []  # immediate changes waiting for that batch
         self._commit_handle: asyncio.Handle | None = None
+        self._writing = False  # a batch is being written
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ipam-store")
+        self._writer.submit(store.reserve_space)  # before any commit: the writer is serial
         self.commits = 0  # LMDB write transactions made (for tests and benchmarks)
 
     # ---- Ticker (driven by the mesh shell) -------------------------------------------
@@ -98,27 +101,45 @@ class IpamShell:
         return self.allocator.next_wakeup()
 
     def run_effects(self) -> None:
-        effects = self.allocator.take_effects()
-        if not effects:
-            return
-        self._batch.extend(effects)
-        if self._commit_handle is None:
-            self._commit_handle = self.loop.call_soon(self.commit)
+        self._batch.extend(self.allocator.take_effects())
+        self._schedule()
 
-    def commit(self) -> None:
-        """Persist the batch in one transaction, then answer the requests it completes."""
+    # ---- persistence: batches committed in order, one transaction each ----------------
+    def _schedule(self) -> None:
+        if not (self._batch or self._batch_waiters) or self._writing:
+            return
+        if self._commit_handle is None:  # after this turn: concurrent requests join in
+            self._commit_handle = self.loop.call_soon(self._commit_next)
+
+    def _commit_next(self) -> None:
+        """Write the batch in the writer thread (the loop keeps serving meanwhile); its
+        answers go out when the transaction has committed."""
         self._commit_handle = None
         batch, self._batch = self._batch, []
-        waiters, self._committed = self._committed, []
-        changes = [e for e in batch if isinstance(e, PersistRing | PersistOwned)]
-        failure: Exception | None = None
-        if changes:
-            try:
-                self.store.save_ipam(changes)
-                self.commits += 1
-            except lmdb.Error as exc:  # keep serving; the requests see the failure
-                log.error("[allocator]: persisting IPAM state failed: %s", exc)
-                failure = exc
+        waiters, self._batch_waiters = self._batch_waiters, []
+        changes = coalesce(batch)
+        if not changes:
+            self._settle(batch, waiters, None)
+            return
+        self._writing = True
+        write = self.loop.run_in_executor(self._writer, self.store.save_ipam, changes)
+        write.add_done_callback(lambda done: self._written(done, batch, waiters))
+
+    def _written(
+        self, done: asyncio.Future[None], batch: list[IpamEffect], waiters: list[Waiter]
+    ) -> None:
+        self._writing = False
+        failure = done.exception() if not done.cancelled() else RuntimeError("cancelled")
+        if failure is None:
+            self.commits += 1
+        else:  # keep serving; the requests of this batch see the failure
+            log.error("[allocator]: persisting IPAM state failed: %s", failure)
+        self._settle(batch, waiters, failure)
+        self._schedule()
+
+    def _settle(
+        self, batch: list[IpamEffect], waiters: list[Waiter], failure: BaseException | None
+    ) -> None:
         for effect in batch:
             if isinstance(effect, Reply):
                 future = self._waiting.pop(effect.req, None)
@@ -137,10 +158,11 @@ class IpamShell:
 
     async def _durable(self) -> None:
         """Return once everything queued so far is committed."""
-        if self._commit_handle is None:
+        if not self._batch and not self._writing:
             return
-        waiter = self.loop.create_future()
-        self._committed.append(waiter)
+        waiter: Waiter = self.loop.create_future()
+        self._batch_waiters.append(waiter)
+        self._schedule()
         await waiter
 
     def now(self) -> float:
@@ -223,17 +245,35 @@ class IpamShell:
         return ipam_report(self.status())
 
     def close(self) -> None:
-        """Commit what is queued (at shutdown) and cancel whatever still waits."""
-        self.run_effects()
+        """At shutdown: finish the write under way, write what is queued, and cancel
+        whatever still waits."""
+        self._writer.shutdown(wait=True)
+        self._batch.extend(self.allocator.take_effects())
         if self._commit_handle is not None:
             self._commit_handle.cancel()
-            self.commit()
+        changes = coalesce(self._batch)
+        if changes:
+            self.store.save_ipam(changes)
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
 
 
-def _settle(future: asyncio.Future[Reply], reply: Reply, failure: Exception | None) -> None:
+def coalesce(batch: list[IpamEffect]) -> list[PersistRing | PersistOwned]:
+    """The changes of a batch, each key once with its last value (one transaction
+    writes them, so only the final state of each key matters)."""
+    last: dict[str | None, PersistRing | PersistOwned] = {}
+    for effect in batch:
+        if isinstance(effect, PersistRing):
+            last.pop(None, None)
+            last[None] = effect
+        elif isinstance(effect, PersistOwned):
+            last.pop(effect.ident, None)
+            last[effect.ident] = effect
+    return list(last.values())
+
+
+def _settle(future: asyncio.Future[Reply], reply: Reply, failure: BaseException | None) -> None:
     if failure is not None:
         future.set_exception(IpamRequestFailed(f"persisting the allocation failed: {failure}"))
     elif reply.error == CANCELLED:

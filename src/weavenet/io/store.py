@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ DB_FILE = "weavedata.db"
 _VERSION = b"\x01\x00"
 _TARGETS = Slice(STRING)
 log = logging.getLogger("weavenet.store")
+RESERVED_SIZE = 4 << 20  # IPAM: ~40,000 allocations before the data file grows again
 
 
 class Store:
@@ -115,6 +117,19 @@ class Store:
                 if entry is not None:
                     owned[key[len(_OWNED_PREFIX) :].decode(errors="replace")] = entry
         return (bytes(ring) if ring is not None else None), owned
+
+    def reserve_space(self, size: int = RESERVED_SIZE) -> None:
+        """Grow the data file to ``size`` bytes of zeros, once. LMDB ignores the pages past
+        its last one; a commit that grows the file must also sync the file's metadata,
+        which made one commit in a hundred 20-40 times slower (8 ms instead of 0.2)."""
+        with self.path.open("r+b") as data:
+            end = data.seek(0, 2)
+            if end >= size:
+                return
+            while end < size:
+                end += data.write(bytes(min(size - end, 1 << 20)))
+            data.flush()
+            os.fsync(data.fileno())
 
     def save_ipam(self, changes: Sequence[PersistRing | PersistOwned]) -> None:
         """Apply a batch of IPAM changes, in order, in one write transaction."""
