@@ -49,7 +49,7 @@ def test_a_deleted_bridge_is_recreated_with_its_ports(cluster: Callable[..., Clu
     h1.run(["ip", "link", "del", "weave"])
     assert not bridge_exists("weave", netns=h1.netns)
     wait_until(lambda: bridge_exists("weave", netns=h1.netns), timeout=15, message="bridge back")
-    assert "re-created" in h1.log()
+    wait_until(lambda: "re-created" in h1.log(), timeout=10, message="logged")
     wait_until(lambda: c1.ping("10.2.1.2", timeout=1.0), timeout=10, message="ports re-attached")
 
 
@@ -67,5 +67,5 @@ def test_a_recreated_bridge_gets_its_exposed_addresses_back(
         return bridge_addresses("weave", netns=h1.netns)[1] == [IF("10.2.1.254/24")]
 
     wait_until(exposed_again, timeout=15, message="expose address back on the bridge")
-    assert "Re-exposing 10.2.1.254/24" in h1.log()
+    wait_until(lambda: "Re-exposing 10.2.1.254/24" in h1.log(), timeout=10, message="logged")
     wait_until(lambda: h1.ping("10.2.1.1", timeout=1.0), timeout=10, message="host reaches c1")
