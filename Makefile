@@ -42,7 +42,7 @@ test-netns: $(STAMP) ## namespace integration tests (root), run serially
 
 test: lint typecheck test-fast test-netns ## everything CI runs: lint, types, all tests
 
-demo: $(STAMP) ## 3 hosts, full mesh, 2 containers each, cross-host pings; tears down
+demo: $(STAMP) ## 3 hosts, full mesh, containers attached by IPAM, pings, kill -9 + --resume; tears down
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU

@@ -18,6 +18,7 @@ from pathlib import Path
 import lmdb
 
 from weavenet.core.attachments import Attachment
+from weavenet.core.errors import WeaveError
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import PersistOwned, PersistRing
 from weavenet.core.wire.gob import STRING, UINT, GobError, Slice, decode_value, encode_value
@@ -228,7 +229,10 @@ def read_attachments(state_dir: Path) -> tuple[list[Attachment], list[ExposedRec
     path = state_dir / DB_FILE
     if not path.exists():
         return None
-    env = lmdb.open(str(path), subdir=False, readonly=True, lock=True, max_dbs=1)
+    try:
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=True, max_dbs=1)
+    except lmdb.Error as exc:
+        raise WeaveError(f"cannot read the router's store {path}: {exc}") from exc
     try:
         with env.begin() as txn:
             return _attachments_in(txn), _exposed_in(txn)
