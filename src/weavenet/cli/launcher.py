@@ -121,7 +121,9 @@ class LaunchConfig:
 
 def _with_bridge(args: Sequence[str]) -> list[str]:
     """Like ``weave launch``, give the router the ``weave`` bridge unless told otherwise
-    (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router)."""
+    (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router).
+    ``--no-restart`` (no Docker restart policy) means nothing here and is dropped."""
+    args = [a for a in args if a != "--no-restart"]
     if "--no-bridge" in args:
         return [a for a in args if a != "--no-bridge"]
     if any(a == "--weave-bridge" or a.startswith("--weave-bridge=") for a in args):
@@ -235,11 +237,13 @@ LAUNCH_USAGE = """\
 Usage:
 weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     [--host <ip_address>] [--name <mac>] [--nickname <nickname>]
-                    [--no-restart] [--resume] [--no-discovery] [--no-dns]
-                    [--ipalloc-range <cidr>] [--conn-limit <n>] [--no-bridge]
+                    [--no-restart] [--resume] [--no-discovery] [--ipalloc-init <mode>]
+                    [--ipalloc-range <cidr> [--ipalloc-default-subnet <cidr>]]
+                    [--conn-limit <n>] [--no-bridge]
                     [--log-level=debug|info|warning|error] <peer> ...
 
   <peer> = <ip_address_or_fqdn>[:<port>]
+  <mode> = consensus[=<count>] | seed=<mac>,... | observer
   --ipalloc-range defaults to 10.32.0.0/12; --ipalloc-range '' disables IP allocation.
   --no-bridge runs a control-plane-only router (no weave bridge, no data plane).
 
