@@ -204,7 +204,8 @@ def run_weavenet(workdir: Path, count: int) -> dict[str, Any]:
 
 # ---- the Go weaver in namespaces -----------------------------------------------------
 def _go_argv(index: int, state: Path, peers: list[str]) -> list[str]:
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", "env", "CHECKPOINT_DISABLE=1"]
+    argv = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    argv += ["env", "CHECKPOINT_DISABLE=1"]
     argv += [GO_WEAVER, "--port=6783", f"--name=a2:00:00:00:01:{index:02x}"]
     argv += [f"--nickname=go{index}", "--docker-api=", "--datapath=datapath"]
     argv += ["--weave-bridge=weave", f"--http-addr=127.0.0.1:{HTTP_PORT}", "--no-dns"]
@@ -242,7 +243,7 @@ def run_go(count: int) -> dict[str, Any] | str:
         time.sleep(0.5)  # the poller is up (python start-up) before the clock starts
         launched = time.monotonic()
         for i, host in enumerate(hosts):
-            state = Path(tempfile.mkdtemp(prefix=f"go{i}-", dir=cluster.workdir))
+            state = Path(tempfile.mkdtemp(prefix=f"go{i}-", dir=cluster.tmpdir))
             peers = [h.ip for h in hosts if h is not host]
             log = (state / "weaver.log").open("wb")
             host.popen(_go_argv(i, state, peers), stdout=log, stderr=log, cwd=state)
