@@ -185,6 +185,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def run_weavenet(workdir: Path, count: int) -> dict[str, Any]:
     _check_free(HOSTS)
+    workdir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         launched = time.monotonic()
@@ -204,7 +205,8 @@ def run_weavenet(workdir: Path, count: int) -> dict[str, Any]:
 
 # ---- the Go weaver in namespaces -----------------------------------------------------
 def _go_argv(index: int, state: Path, peers: list[str]) -> list[str]:
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", "env", "CHECKPOINT_DISABLE=1"]
+    argv = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    argv += ["env", "CHECKPOINT_DISABLE=1"]
     argv += [GO_WEAVER, "--port=6783", f"--name=a2:00:00:00:01:{index:02x}"]
     argv += [f"--nickname=go{index}", "--docker-api=", "--datapath=datapath"]
     argv += ["--weave-bridge=weave", f"--http-addr=127.0.0.1:{HTTP_PORT}", "--no-dns"]
@@ -222,7 +224,7 @@ def _in_netns(host: Any, args: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
-def run_go(count: int) -> dict[str, Any] | str:
+def run_go(count: int, state_root: Path) -> dict[str, Any] | str:
     """The same measurement against the Go weaver, or a reason why it was skipped."""
     if not os.access(GO_WEAVER, os.X_OK):
         return f"no Go weaver at {GO_WEAVER}"
@@ -242,7 +244,7 @@ def run_go(count: int) -> dict[str, Any] | str:
         time.sleep(0.5)  # the poller is up (python start-up) before the clock starts
         launched = time.monotonic()
         for i, host in enumerate(hosts):
-            state = Path(tempfile.mkdtemp(prefix=f"go{i}-", dir=cluster.workdir))
+            state = Path(tempfile.mkdtemp(prefix=f"go{i}-", dir=state_root))
             peers = [h.ip for h in hosts if h is not host]
             log = (state / "weaver.log").open("wb")
             host.popen(_go_argv(i, state, peers), stdout=log, stderr=log, cwd=state)
@@ -286,6 +288,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=4000, help="allocations per mode")
     parser.add_argument("--no-go", action="store_true", help="skip the Go weaver")
+    parser.add_argument(
+        "--state-root", default=None, help="where the state dirs go (default: $TMPDIR or /tmp)"
+    )
     parser.add_argument("--client", nargs=2, metavar=("ADDR", "COUNT"), help=argparse.SUPPRESS)
     parser.add_argument("--first", metavar="ADDR", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -297,9 +302,9 @@ def main() -> int:
         print(json.dumps({"up": up, "at": first}))
         return 0
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-ipam-") as tmp:
-            ours = run_weavenet(Path(tmp), args.count)
-        go = "--no-go given" if args.no_go else run_go(args.count)
+        with tempfile.TemporaryDirectory(prefix="bench-ipam-", dir=args.state_root) as tmp:
+            ours = run_weavenet(Path(tmp) / "weavenet", args.count)
+            go = "--no-go given" if args.no_go else run_go(args.count, Path(tmp))
     except BenchError as exc:
         print(f"bench-ipam: {exc}", file=sys.stderr)
         return 2

@@ -144,9 +144,8 @@ async def serve(opts: Options) -> None:
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     overlay = SleeveOverlay(name) if opts.weave_bridge else None
     router = build_router(opts, store, name, loop.time(), overlay)
-    targets = len(router.maker.direct_peers())
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
-    ipam_settings = parse_ipam_flags(*ipam_flags, targets)
+    ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
     ipam = await start_ipam(ipam_settings, shell, store)

@@ -8,6 +8,11 @@ Every ``/ip...``, ``/ipinfo/...`` and ``/ring`` route is a 404 when IPAM is disa
 Long-running requests (allocate, claim, ``/ring``) are awaited; when the client goes away
 aiohttp cancels the handler (the runner is made with ``handler_cancellation=True``) and
 the IPAM shell cancels the request in the allocator.
+
+Deviations from Go: ``check-alive`` is accepted and ignored (there is no Docker client
+here to ask); ``GET /ring`` is cancelled too when its client goes away (Go's Prime waits
+on); ``/ipinfo/tracker`` is always empty (no AWS VPC or no-masq-local tracker); an ident
+longer than 400 bytes is refused with a 400 (it must fit in an LMDB key).
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 Byte-compatible with the templates in Weave Net 2.8 ``prog/weaver/http.go``.
 Every function takes the ``/report`` document (see :mod:`weavenet.api.control`).
+
+One addition: when our IPAM report says what the allocator is waiting for (its
+``Awaiting`` field, e.g. the peers a consensus still needs), ``weave status`` shows it
+on an ``Awaiting:`` line under ``Status:``, and ``weave status ipam`` shows both before a
+ring exists, where Go prints nothing. A ready allocator's texts are exactly Go's.
 """
 
 from __future__ import annotations
