@@ -8,7 +8,7 @@ APT_PACKAGES := iproute2 iptables nftables iputils-ping procps python3-venv
 BENCH_APT := iperf3
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ test-netns: $(STAMP) ## namespace integration tests (root), run serially
 
 test: lint typecheck test-fast test-netns ## everything CI runs: lint, types, all tests
 
-demo: $(STAMP) ## 3 hosts, full mesh, 2 containers each, cross-host pings; tears down
+demo: $(STAMP) ## 3 hosts, full mesh, containers attached by IPAM, pings, kill -9 + --resume; tears down
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
@@ -51,6 +51,9 @@ bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
 bench-sleeve: $(STAMP) ## data plane, 2 hosts: iperf3 + ping over underlay, plain and encrypted sleeve
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
 	$(BIN)/python bench/sleeve.py
+
+bench-ipam: $(STAMP) ## IPAM over HTTP: allocation latency/rate, launch to first allocation (vs Go)
+	$(BIN)/python bench/ipam.py
 
 bench: bench-mesh bench-sleeve ## all benchmarks (results go to BENCHMARKS.md by hand)
 
