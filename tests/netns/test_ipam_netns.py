@@ -165,7 +165,9 @@ def test_rmpeer_takes_over_a_dead_peer_and_reset_hands_space_over(
     c = cluster(3)
     h1, h2, h3 = hosts = c.hosts
     _launch_consensus(hosts, quorum_of=3)
-    h1.weave("prime", timeout=60)
+    # consensus may divide the range among only a quorum of the peers; an allocation on
+    # each host makes every one of them own space (asking the others for some if need be)
+    _attach_all([(h, h.add_container(f"own{h.index}")) for h in hosts])
     ring = _wait_same_ring(hosts)
     names = {h.name: h.report()["Router"]["Name"] for h in hosts}
     h3_ranges = [(token, size) for token, size, peer, _ in ring if peer == names["h3"]]
