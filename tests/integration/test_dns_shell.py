@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,11 +19,12 @@ import dns.rdatatype
 import pytest
 
 from tests.integration.routers import free_port
+from weavenet.core.errors import ConfigError
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.mesh.config import RouterConfig
 from weavenet.core.mesh.router import Router
 from weavenet.io.dns_listeners import DNS_IDENT, DnsListenError, DnsListeners
-from weavenet.io.dns_shell import DnsSettings, DnsShell, start_dns
+from weavenet.io.dns_shell import DnsSettings, DnsShell, parse_listen_address, start_dns
 from weavenet.io.mesh_tcp import MeshShell
 
 WEB = "web.weave.local."
@@ -190,3 +192,25 @@ def test_without_ipam_an_unexposed_subnet_says_what_to_do(resolv: str) -> None:
         await listeners.close()
 
     asyncio.run(main())
+
+
+def test_a_taken_listen_address_is_a_config_error_saying_what_to_do(resolv: str) -> None:
+    async def main() -> None:
+        router = Router(RouterConfig(name=0x0A0000000001, nickname="n"), random.Random(1), 0.0)
+        host = f"127.0.0.{random.randint(2, 250)}"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind((host, 0))
+            settings = DnsSettings(
+                resolv_conf=resolv, listen_address=f"{host}:{taken.getsockname()[1]}"
+            )
+            with pytest.raises(ConfigError, match="--dns-listen-address"):
+                await start_dns(router, settings, lambda: None, lambda: 0.0)
+
+    asyncio.run(main())
+
+
+def test_a_bad_listen_address_is_a_value_error() -> None:
+    for bad in ("53", "127.0.0.1", "127.0.0.1:dns", "127.0.0.1:70000", ":53"):
+        with pytest.raises(ValueError, match="IP:PORT"):
+            parse_listen_address(bad)
+    assert parse_listen_address("[::1]:53") == ("::1", 53)

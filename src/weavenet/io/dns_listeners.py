@@ -111,7 +111,13 @@ class DnsListeners:
     async def _serve_subnet(self, net: Net) -> str:
         iface = await self._address_for(net)
         await asyncio.to_thread(self.bridge.ensure, iface)
-        host, port = await self.shell.listen(str(iface.ip), self.port)
+        try:
+            host, port = await self.shell.listen(str(iface.ip), self.port)
+        except OSError as exc:
+            raise DnsListenError(
+                f"cannot serve DNS on {iface.ip}:{self.port}: {exc.strerror or exc}; "
+                "free that port or give --dns-listen-address"
+            ) from exc
         self._by_subnet[net] = host
         log.info("DNS: serving subnet %s on %s:%d", net, host, port)
         return host

@@ -38,6 +38,7 @@ from weavenet.core.dns.nameserver import DEFAULT_DOMAIN, NAMESERVER_CHANNEL, Nam
 from weavenet.core.dns.resolvconf import DEFAULT_PATH
 from weavenet.core.dns.resolver import DEFAULT_TTL, Resolver, ResolverConfig, networks
 from weavenet.core.dns.upstream import DEFAULT_TIMEOUT, DNS_PORT, Upstream
+from weavenet.core.errors import ConfigError
 from weavenet.core.mesh.gossip import Gossip, Gossiper
 from weavenet.io.dns_server import DnsServer
 
@@ -282,7 +283,14 @@ async def start_dns(
         shell.run_own_timer()
     if settings.listen_address is not None:
         host, port = parse_listen_address(settings.listen_address)
-        await shell.listen(host, port)
+        try:
+            await shell.listen(host, port)
+        except OSError as exc:
+            await shell.stop()
+            raise ConfigError(
+                f"cannot serve DNS on {settings.listen_address}: {exc.strerror or exc}; "
+                "free that port or give another --dns-listen-address (or --no-dns)"
+            ) from exc
     run_router_effects()
     log.info("DNS domain %s, TTL %d", settings.domain, settings.ttl)
     return shell
