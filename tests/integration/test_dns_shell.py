@@ -214,3 +214,26 @@ def test_a_bad_listen_address_is_a_value_error() -> None:
         with pytest.raises(ValueError, match="IP:PORT"):
             parse_listen_address(bad)
     assert parse_listen_address("[::1]:53") == ("::1", 53)
+
+
+def test_as_a_ticker_the_shell_expires_tombstones_when_due(resolv: str) -> None:
+    async def main() -> None:
+        router = Router(RouterConfig(name=0x0A0000000001, nickname="n"), random.Random(1), 0.0)
+        tickers: list[object] = []
+        clock = {"offset": 1_600_000_000.0}
+        settings = DnsSettings(resolv_conf=resolv)
+        shell = await start_dns(
+            router, settings, lambda: None, lambda: clock["offset"], add_ticker=tickers.append
+        )
+        assert tickers == [shell] and shell.next_wakeup() == float("inf")
+        shell.add_entry(WEB, "c1", 0x0A200007)
+        shell.delete_entries("c1")
+        due = shell.next_wakeup()
+        assert due != float("inf") and len(shell.entries()) == 1
+        shell.tick(due - 60)
+        assert len(shell.entries()) == 1
+        shell.tick(due)
+        assert shell.entries() == [] and shell.next_wakeup() == float("inf")
+        await shell.stop()
+
+    asyncio.run(main())
