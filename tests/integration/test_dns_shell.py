@@ -164,7 +164,8 @@ class FakeBridge:
 def test_one_listener_per_subnet_from_ipam_or_the_exposed_address(resolv: str) -> None:
     async def main() -> None:
         router = Router(RouterConfig(name=0x0A0000000001, nickname="n"), random.Random(1), 0.0)
-        shell = DnsShell(router, DnsSettings(resolv_conf=resolv), lambda: None, lambda: 0.0)
+        settings = DnsSettings(resolv_conf=resolv, allowed_networks=("127.0.0.0/16",))
+        shell = DnsShell(router, settings, lambda: None, lambda: 0.0)
         ipam, bridge = FakeIpam(), FakeBridge("127.0.9.1/24")  # 127.0.9.0/24 is exposed
         listeners = DnsListeners(shell, ipam, bridge, port=0)
         shell.add_entry(WEB, "c1", 0x0A200007)
@@ -174,6 +175,9 @@ def test_one_listener_per_subnet_from_ipam_or_the_exposed_address(resolv: str) -
         assert await listeners.ensure_subnet("127.0.9.77/24") == "127.0.9.1"
         assert ipam.allocations == 1 and sorted(listeners.addresses()) == ["127.0.8.2", "127.0.9.1"]
         assert listeners.address_for("127.0.9.200") == "127.0.9.1"
+        # the universe holds both subnets: the client's own subnet decides
+        assert (shell.dns_address("127.0.9.200") or "").startswith("127.0.9.1:")
+        assert (shell.dns_address("127.0.8.200") or "").startswith("127.0.8.2:")
         assert ipaddress.IPv4Interface("127.0.8.2/24") in bridge.addresses
         for host, port in shell.listen_addresses():
             assert addresses(await lookup((host, port), WEB)) == ["10.32.0.7"]

@@ -177,10 +177,8 @@ def test_dns_address_is_404_until_a_listener_then_the_one_of_the_clients_subnet(
     async def case(client: TestClient[Any, Any], shell: DnsShell, router: StubRouter) -> None:
         resp = await client.get("/dns-address")
         assert resp.status == 404 and "attach a container first" in await resp.text()
-        shell.allow_network("127.0.0.0/24")
-        shell.allow_network("127.0.1.0/24")
-        _, port1 = await shell.listen("127.0.0.1", 0)
-        _, port2 = await shell.listen("127.0.1.1", 0)
+        _, port1 = await shell.listen("127.0.0.1", 0, "127.0.0.0/24")
+        _, port2 = await shell.listen("127.0.1.1", 0, "127.0.1.0/24")
         assert await (await client.get("/dns-address")).text() == "127.0.0.1"
         assert await (await client.get("/dns-address-port")).text() == f"127.0.0.1:{port1}"
         near = await client.get("/dns-address-port?ip=127.0.1.77")

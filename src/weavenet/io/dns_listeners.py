@@ -112,7 +112,7 @@ class DnsListeners:
         iface = await self._address_for(net)
         await asyncio.to_thread(self.bridge.ensure, iface)
         try:
-            host, port = await self.shell.listen(str(iface.ip), self.port)
+            host, port = await self.shell.listen(str(iface.ip), self.port, str(net))
         except OSError as exc:
             raise DnsListenError(
                 f"cannot serve DNS on {iface.ip}:{self.port}: {exc.strerror or exc}; "

@@ -44,6 +44,7 @@ from weavenet.io.dns_server import DnsServer
 
 log = logging.getLogger("weavenet.dns")
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 OWN_TIMER_PERIOD = 30.0  # seconds between tombstone checks when we run our own timer
 
 
@@ -112,12 +113,14 @@ class DnsShell:
         self._rng = rng or random.Random()
         self._allowed = networks(settings.allowed_networks)
         self._servers: dict[tuple[str, int], DnsServer] = {}
+        self._subnets: dict[tuple[str, int], IpNetwork] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     # -- listen addresses --
 
-    async def listen(self, host: str, port: int) -> tuple[str, int]:
-        """Serve on ``host:port`` (UDP and TCP); returns the bound address (port 0: any)."""
+    async def listen(self, host: str, port: int, subnet: str | None = None) -> tuple[str, int]:
+        """Serve on ``host:port`` (UDP and TCP); returns the bound address (port 0: any).
+        ``subnet``: the containers this listener is for (chosen by ``dns_address``)."""
         for (h, p), _server in self._servers.items():
             if h == host and (p == port or port == 0):
                 return h, p
@@ -130,6 +133,8 @@ class DnsShell:
         )
         bound = await server.start(host, port)
         self._servers[(host, bound)] = server
+        if subnet is not None:
+            self._subnets[(host, bound)] = ipaddress.ip_network(subnet, strict=False)
         self._exclude_listeners()
         return host, bound
 
@@ -176,14 +181,16 @@ class DnsShell:
         return f"[{chosen[0]}]:{chosen[1]}" if ":" in chosen[0] else f"{chosen[0]}:{chosen[1]}"
 
     def _servers_for(self, client_ip: str | None) -> list[tuple[str, int]]:
+        """Listeners, the most specific subnet holding ``client_ip`` first."""
         addrs = list(self._servers)
-        if client_ip is None:
-            return addrs
         try:
-            client = ipaddress.ip_address(client_ip)
+            client = ipaddress.ip_address(client_ip) if client_ip else None
         except ValueError:
+            client = None
+        if client is None:
             return addrs
-        near = [a for a in addrs if any(_same_net(a[0], client, n) for n in self._allowed)]
+        near = [a for a in addrs if a in self._subnets and client in self._subnets[a]]
+        near.sort(key=lambda a: -self._subnets[a].prefixlen)
         return near + [a for a in addrs if a not in near]
 
     def add_entry(self, hostname: str, container: str, addr: int) -> Entry | None:
@@ -251,14 +258,6 @@ class DnsShell:
         for server in self._servers.values():
             await server.close()
         self._servers.clear()
-
-
-def _same_net(host: str, client: ipaddress.IPv4Address | ipaddress.IPv6Address, net: str) -> bool:
-    network = ipaddress.ip_network(net)
-    try:
-        return ipaddress.ip_address(host) in network and client in network
-    except ValueError:
-        return False
 
 
 async def start_dns(
