@@ -11,6 +11,7 @@ import random
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import dns.asyncquery
 import dns.message
@@ -238,6 +239,22 @@ def test_as_a_ticker_the_shell_expires_tombstones_when_due(resolv: str) -> None:
         assert len(shell.entries()) == 1
         shell.tick(due)
         assert shell.entries() == [] and shell.next_wakeup() == float("inf")
+        await shell.stop()
+
+    asyncio.run(main())
+
+
+def test_no_listen_address_is_ever_an_upstream(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\nnameserver 127.0.7.2\nnameserver 192.0.2.53\n")
+
+    async def main() -> None:
+        router = Router(RouterConfig(name=0x0A0000000001, nickname="n"), random.Random(1), 0.0)
+        shell = DnsShell(router, DnsSettings(resolv_conf=str(conf)), lambda: None, lambda: 0.0)
+        await shell.listen("127.0.0.1", 0)
+        assert shell.upstream_servers() == ("127.0.7.2", "192.0.2.53")
+        await shell.listen("127.0.7.2", 0)  # a second listener, listed in resolv.conf
+        assert [s.upstream_servers() for s in shell.servers()] == [("192.0.2.53",)] * 2
         await shell.stop()
 
     asyncio.run(main())

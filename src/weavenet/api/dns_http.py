@@ -83,62 +83,78 @@ async def _form(request: web.Request, key: str) -> str:
     return request.query.get(key, "")
 
 
-def add_dns_routes(app: web.Application, control: DnsControl) -> None:
-    """Mount the routes on ``app`` (before it is started). Not called when DNS is off, so
-    that every DNS endpoint answers 404 then, as Go's."""
+DNS_KEY: web.AppKey[DnsControl] = web.AppKey("dns", DnsControl)
 
-    def address(request: web.Request) -> str | None:
-        return control.dns_address(request.query.get("ip") or None)
 
-    async def get_domain(_request: web.Request) -> web.Response:
-        return _text(control.domain)
+def _dns(request: web.Request) -> DnsControl:
+    return request.app[DNS_KEY]
 
-    async def get_address_port(request: web.Request) -> web.Response:
-        found = address(request)
-        return _text(found) if found is not None else _http_error(NO_LISTENER, 404)
 
-    async def get_address(request: web.Request) -> web.Response:
-        found = address(request)
-        if found is None:
-            return _http_error(NO_LISTENER, 404)
-        host = found.rpartition(":")[0]
-        return _text(host[1:-1] if host.startswith("[") else host)
+def _address(request: web.Request) -> str | None:
+    return _dns(request).dns_address(request.query.get("ip") or None)
 
-    async def put_name(request: web.Request) -> web.Response:
-        container, ip_text = request.match_info["container"], request.match_info["ip"]
+
+async def get_domain(request: web.Request) -> web.Response:
+    return _text(_dns(request).domain)
+
+
+async def get_address_port(request: web.Request) -> web.Response:
+    found = _address(request)
+    return _text(found) if found is not None else _http_error(NO_LISTENER, 404)
+
+
+async def get_address(request: web.Request) -> web.Response:
+    found = _address(request)
+    if found is None:
+        return _http_error(NO_LISTENER, 404)
+    host = found.rpartition(":")[0]
+    return _text(host[1:-1] if host.startswith("[") else host)
+
+
+def _bad_ip(exc: ValueError) -> web.Response:
+    log.info("%s", exc)
+    return _http_error(str(exc), 400)
+
+
+async def put_name(request: web.Request) -> web.Response:
+    control, container = _dns(request), request.match_info["container"]
+    try:
+        addr = parse_ip(request.match_info["ip"])
+    except ValueError as exc:
+        return _bad_ip(exc)
+    fqdn = await _form(request, "fqdn")
+    control.add_entry(fqdn, container, addr)
+    if await _form(request, "check-alive") == "true" and control.container_gone(container):
+        log.info("container '%s' is not running: removing", container)
+        control.delete_entries(container, addr, _fqdn(fqdn))
+    return web.Response(status=204)
+
+
+async def delete_name(request: web.Request) -> web.Response:
+    """Every part not in the path or form is a wildcard, as Go's "*"."""
+    ip_text, addr = request.match_info.get("ip"), None
+    if ip_text is not None:
         try:
             addr = parse_ip(ip_text)
         except ValueError as exc:
-            log.info("%s", exc)
-            return _http_error(str(exc), 400)
-        fqdn = await _form(request, "fqdn")
-        control.add_entry(fqdn, container, addr)
-        if await _form(request, "check-alive") == "true" and control.container_gone(container):
-            log.info("container '%s' is not running: removing", container)
-            control.delete_entries(container, addr, _fqdn(fqdn))
-        return web.Response(status=204)
+            return _bad_ip(exc)
+    fqdn = await _form(request, "fqdn")
+    container = request.match_info.get("container")
+    _dns(request).delete_entries(container, addr, _fqdn(fqdn) if fqdn else None)
+    return web.Response(status=204)
 
-    async def delete_name(request: web.Request) -> web.Response:
-        ip_text = request.match_info.get("ip")
-        addr = None
-        if ip_text is not None:
-            try:
-                addr = parse_ip(ip_text)
-            except ValueError as exc:
-                log.info("%s", exc)
-                return _http_error(str(exc), 400)
-        fqdn = await _form(request, "fqdn")
-        control.delete_entries(
-            request.match_info.get("container"), addr, _fqdn(fqdn) if fqdn else None
-        )
-        return web.Response(status=204)
 
-    async def get_names(request: web.Request) -> web.Response:
-        if request.headers.get("Accept") != "application/json":
-            return _http_error("404 page not found", 404)
-        entries = entries_json(control.entries())
-        return _text(go_json(entries or None) + "\n")
+async def get_names(request: web.Request) -> web.Response:
+    if request.headers.get("Accept") != "application/json":
+        return _http_error("404 page not found", 404)  # Go's route needs that header
+    entries = entries_json(_dns(request).entries())
+    return _text(go_json(entries or None) + "\n")
 
+
+def add_dns_routes(app: web.Application, control: DnsControl) -> None:
+    """Mount the routes on ``app`` (before it is started). Not called when DNS is off, so
+    that every DNS endpoint answers 404 then, as Go's."""
+    app[DNS_KEY] = control
     app.router.add_get("/domain", get_domain)
     app.router.add_get("/dns-address-port", get_address_port)
     app.router.add_get("/dns-address", get_address)
