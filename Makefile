@@ -59,3 +59,8 @@ bench: bench-mesh bench-sleeve ## all benchmarks (results go to BENCHMARKS.md by
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: bench-dns
+bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"
+	$(BIN)/python bench/dns.py $(BENCH_DNS_ARGS)
