@@ -23,7 +23,7 @@ from weavenet.core.ipam.allocator import (
     Reply,
 )
 from weavenet.core.mesh.router import Router, RouterConfig
-from weavenet.io.ipam_shell import IpamShell
+from weavenet.io.ipam_shell import IpamShell, coalesce
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.store import Store
 
@@ -265,3 +265,43 @@ class _TickerOnly:
 
     def run_effects(self) -> None:
         self.alloc.take_effects()
+
+
+def test_a_batch_writes_each_key_once_with_its_last_value() -> None:
+    a, b = CIDR.parse("10.32.0.1/12"), CIDR.parse("10.32.0.2/12")
+    batch: list[IpamEffect] = [
+        PersistOwned("c1", False, (a,)),
+        PersistRing(b"r1"),
+        Reply(1, a, None),
+        PersistOwned("c2", False, (b,)),
+        PersistOwned("c1", False, ()),
+        PersistRing(b"r2"),
+    ]
+    assert coalesce(batch) == [
+        PersistOwned("c2", False, (b,)),
+        PersistOwned("c1", False, ()),
+        PersistRing(b"r2"),
+    ]
+
+
+def test_reserved_space_keeps_the_database_valid(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save_ipam([PersistRing(b"ring")])
+    store.reserve_space(1 << 20)
+    assert store.path.stat().st_size == 1 << 20
+    store.reserve_space(1 << 16)  # never shrinks
+    assert store.path.stat().st_size == 1 << 20
+    store.save_ipam([PersistOwned("c1", False, (SUBNET,))])
+    store.close()
+    store = Store(tmp_path)
+    assert store.load_ipam() == (b"ring", {"c1": (False, [SUBNET])})
+    store.close()
+
+
+def test_close_writes_what_is_still_queued(tmp_path: Path) -> None:
+    async def scenario(shell: IpamShell, alloc: ScriptedAllocator) -> None:
+        alloc.effects.append(PersistOwned("late", False, (SUBNET,)))
+        shell.close()  # before the loop got to commit it
+        assert shell.store.load_ipam()[1] == {"late": (False, [SUBNET])}
+
+    run(tmp_path, scenario)
