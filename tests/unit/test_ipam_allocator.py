@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from weavenet.core.ipam import codec
 from weavenet.core.ipam.address import CIDR, parse_address
 from weavenet.core.ipam.allocator import (
     Allocator,
@@ -353,3 +354,34 @@ def test_space_request_is_byte_for_byte_what_go_sends() -> None:
     alloc, wire = _seeded_host_a()
     alloc.allocate(1, "c1", CIDR.parse("10.32.0.0/24"), 1600000000.0)
     assert wire.unicasts == [(SEED_B, A8_SPACE_REQUEST)]
+
+
+def test_pending_gossip_keeps_the_newer_snapshot() -> None:
+    alloc, _ = make()
+    old = alloc.gossip(NOW)
+    alloc.allocate(1, "c1", CIDR.parse("10.0.3.0/26"), NOW)
+    new = alloc.gossip(NOW + 1)
+    assert old is not None and new is not None
+    assert old.merge(new).encode() == new.encode() != old.encode()
+
+
+@pytest.mark.parametrize(
+    ("known", "heir"),
+    [
+        ({OTHER, 0x030000000003}, OTHER),  # a live peer with ranges first
+        ({0x030000000003}, 0x030000000003),  # else a live IPAM peer without ranges
+        (set(), OTHER),  # else a gone peer with ranges
+    ],
+)
+def test_shutdown_heir_preference(known: set[int], heir: int) -> None:
+    peers = Peers(*known)
+    alloc, wire = make("10.0.0.0/24", init=Seed((NAME, OTHER)), peers=peers)
+    nickname_only = codec.encode_gossip(codec.IpamGossip(0, {0x030000000003: "third"}, None, None))
+    alloc.on_gossip(nickname_only, NOW)
+    alloc.take_effects()
+    alloc.shutdown(NOW)
+    (persisted,) = [e for e in alloc.take_effects() if isinstance(e, PersistRing)]
+    assert persisted.data is not None
+    ring = decode_ring(persisted.data)
+    assert {e.peer for e in ring.entries} == {heir} | ({OTHER} if heir != OTHER else set())
+    assert wire.broadcasts
