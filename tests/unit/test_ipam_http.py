@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from weavenet.api.control import IpamCancelled, IpamControl, IpamRequestFailed
 from weavenet.api.http import make_app, start_http
@@ -296,3 +297,19 @@ def test_a_client_that_disconnects_cancels_its_blocked_allocation() -> None:
         return ipam
 
     asyncio.run(main())
+
+
+def test_idents_with_slashes_arrive_whole_when_percent_encoded() -> None:
+    """The CLI's idents include paths (``netns:/var/run/netns/c1``); it quotes them."""
+
+    async def scenario(client: TestClient[Any, Any], ipam: ScriptedIpam) -> None:
+        ipam.ready.set()
+        path = URL("/ip/netns:%2Fvar%2Frun%2Fnetns%2Fc1/10.2.1.0/24", encoded=True)
+        assert (await client.post(path)).status == 200
+        assert (
+            await client.get(URL("/ip/netns:%2Fvar%2Frun%2Fnetns%2Fc1", encoded=True))
+        ).status == 200
+
+    ipam = run(scenario)
+    assert ipam.calls[0] == ("allocate", "netns:/var/run/netns/c1", "10.2.1.0/24")
+    assert ipam.calls[1] == ("lookup", "netns:/var/run/netns/c1", None)
