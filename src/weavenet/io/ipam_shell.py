@@ -204,6 +204,13 @@ class IpamShell:
     async def prime(self) -> None:
         await self._request(self.allocator.prime)
 
+    def cancel_all(self) -> None:
+        """Cancel every request still waiting (the HTTP server is stopping)."""
+        now = self.now()
+        for req in list(self._waiting):
+            self.allocator.cancel(req, now)
+        self._kick()
+
     # ---- immediate requests ------------------------------------------------------------
     def lookup(self, ident: str, subnet: CIDR | None) -> list[CIDR]:
         return self.allocator.lookup(ident, subnet)
