@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from weavenet.api.control import IpamCancelled, IpamControl, IpamRequestFailed
 from weavenet.api.http import make_app, start_http
@@ -33,6 +34,7 @@ class ScriptedIpam:
         self.waiting = 0
         self.cancelled = 0
         self.refuse: str | None = None
+        self.refuse_waiting = False
 
     async def _wait_ready(self) -> None:
         self.waiting += 1
@@ -49,6 +51,8 @@ class ScriptedIpam:
         if self.refuse:
             raise IpamRequestFailed(self.refuse)
         await self._wait_ready()
+        if self.refuse_waiting:
+            raise IpamCancelled("cancelled")
         taken = sum(len(v) for v in self.addresses.values())
         cidr = CIDR(subnet.addr + 1 + taken, UNIVERSE.prefix_len)
         self.addresses.setdefault(ident, []).append(cidr)
@@ -88,6 +92,10 @@ class ScriptedIpam:
     async def admin_takeover(self, peer: str) -> int:
         self.calls.append(("takeover", peer))
         return 42
+
+    def cancel_all(self) -> None:
+        self.refuse_waiting = True
+        self.ready.set()
 
 
 Scenario = Callable[[TestClient[web.Request, web.Application], ScriptedIpam], Awaitable[None]]
@@ -296,3 +304,41 @@ def test_a_client_that_disconnects_cancels_its_blocked_allocation() -> None:
         return ipam
 
     asyncio.run(main())
+
+
+def test_idents_with_slashes_arrive_whole_when_percent_encoded() -> None:
+    """The CLI's idents include paths (``netns:/var/run/netns/c1``); it quotes them."""
+
+    async def scenario(client: TestClient[Any, Any], ipam: ScriptedIpam) -> None:
+        ipam.ready.set()
+        path = URL("/ip/netns:%2Fvar%2Frun%2Fnetns%2Fc1/10.2.1.0/24", encoded=True)
+        assert (await client.post(path)).status == 200
+        assert (
+            await client.get(URL("/ip/netns:%2Fvar%2Frun%2Fnetns%2Fc1", encoded=True))
+        ).status == 200
+
+    ipam = run(scenario)
+    assert ipam.calls[0] == ("allocate", "netns:/var/run/netns/c1", "10.2.1.0/24")
+    assert ipam.calls[1] == ("lookup", "netns:/var/run/netns/c1", None)
+
+
+def test_stopping_the_server_answers_blocked_allocations_at_once() -> None:
+    """aiohttp waits up to a minute for running handlers when it shuts down; the IPAM
+    routes cancel the waiting requests first, so `weave stop` is not held up."""
+
+    async def main() -> tuple[bytes, ScriptedIpam]:
+        ipam = ScriptedIpam()
+        runner = await start_http(make_app(FakeRouterControl(), ipam), "127.0.0.1:0")
+        host, port = runner.addresses[0][:2]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"POST /ip/c1 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        await wait_until(lambda: ipam.waiting == 1)
+        await asyncio.wait_for(runner.cleanup(), 10)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return answer, ipam
+
+    answer, ipam = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\ncancelled")
+    assert ipam.refuse_waiting and ipam.waiting == 0

@@ -153,3 +153,14 @@ async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def test_cancel_all_answers_waiting_allocations(tmp_path: Path) -> None:
+    async def scenario(client: Client, ipam: IpamShell, mesh: MeshShell) -> None:
+        request = asyncio.ensure_future(call(client, "POST", "/ip/stuck"))
+        await wait_until(lambda: bool(mesh.report(routes=False)["IPAM"]["PendingAllocates"]))
+        ipam.cancel_all()  # what the HTTP app does when it shuts down
+        assert await asyncio.wait_for(request, 5) == (200, "cancelled")
+        assert not mesh.report(routes=False)["IPAM"]["PendingAllocates"]
+
+    run(tmp_path, scenario, init=Consensus(2))

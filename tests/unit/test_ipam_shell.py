@@ -23,7 +23,7 @@ from weavenet.core.ipam.allocator import (
     Reply,
 )
 from weavenet.core.mesh.router import Router, RouterConfig
-from weavenet.io.ipam_shell import IpamShell
+from weavenet.io.ipam_shell import IpamShell, SendWatch, coalesce
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.store import Store
 
@@ -265,3 +265,88 @@ class _TickerOnly:
 
     def run_effects(self) -> None:
         self.alloc.take_effects()
+
+
+def test_a_batch_writes_each_key_once_with_its_last_value() -> None:
+    a, b = CIDR.parse("10.32.0.1/12"), CIDR.parse("10.32.0.2/12")
+    batch: list[IpamEffect] = [
+        PersistOwned("c1", False, (a,)),
+        PersistRing(b"r1"),
+        Reply(1, a, None),
+        PersistOwned("c2", False, (b,)),
+        PersistOwned("c1", False, ()),
+        PersistRing(b"r2"),
+    ]
+    assert coalesce(batch) == [
+        PersistOwned("c2", False, (b,)),
+        PersistOwned("c1", False, ()),
+        PersistRing(b"r2"),
+    ]
+
+
+def test_reserved_space_keeps_the_database_valid(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.save_ipam([PersistRing(b"ring")])
+    store.reserve_space(1 << 20)
+    assert store.path.stat().st_size == 1 << 20
+    store.reserve_space(1 << 16)  # never shrinks
+    assert store.path.stat().st_size == 1 << 20
+    store.save_ipam([PersistOwned("c1", False, (SUBNET,))])
+    store.close()
+    store = Store(tmp_path)
+    assert store.load_ipam() == (b"ring", {"c1": (False, [SUBNET])})
+    store.close()
+
+
+def test_close_writes_what_is_still_queued(tmp_path: Path) -> None:
+    async def scenario(shell: IpamShell, alloc: ScriptedAllocator) -> None:
+        alloc.effects.append(PersistOwned("late", False, (SUBNET,)))
+        shell.close()  # before the loop got to commit it
+        assert shell.store.load_ipam()[1] == {"late": (False, [SUBNET])}
+
+    run(tmp_path, scenario)
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool:
+        self.sent.append(msg)
+        return True
+
+    def gossip_broadcast(self, update: Any, now: float) -> None:
+        self.sent.append(b"broadcast")
+
+    def gossip_neighbour_subset(self, update: Any, now: float) -> None:
+        self.sent.append(b"subset")
+
+
+def test_what_the_allocator_gossips_is_committed_before_the_router_sends_it(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store = Store(tmp_path)
+        alloc = ScriptedAllocator()
+        watch = SendWatch(_Handle())
+        shell: IpamShell
+        on_socket: list[tuple[bytes | None, int]] = []
+
+        def mesh_run_effects() -> None:  # as MeshShell: ours first, then the router's sends
+            shell.run_effects()
+            on_socket.append((store.load_ipam()[0], len(watch.gossip.sent)))  # type: ignore[attr-defined]
+
+        shell = IpamShell(alloc, store, mesh_run_effects, SUBNET, watch)
+        # a space donation: the ring changes and the allocator tells the peer at once
+        alloc.effects.append(PersistRing(b"ring without the donated range"))
+        watch.gossip_unicast(0x02, b"here is your range", 0.0)
+        mesh_run_effects()
+        assert on_socket == [(b"ring without the donated range", 1)]
+        assert shell.commits == 1
+        # an allocation tells nobody: its commit may follow in the writer thread
+        await shell.allocate("c1", SUBNET)
+        assert shell.commits == 2
+        shell.close()
+        store.close()
+
+    asyncio.run(main())

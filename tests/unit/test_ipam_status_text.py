@@ -9,13 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from weavenet.api.ipam_report import ipam_report
 from weavenet.api.metrics import weave_metrics
 from weavenet.api.status_text import render_ipam, render_status
 from weavenet.core.ipam.address import CIDR, parse_address
 from weavenet.core.ipam.allocator import IpamStatus, RingEntryInfo
 from weavenet.core.ipam.paxos import PaxosInfo
 from weavenet.core.peername import parse_peer_name
-from weavenet.io.ipam_shell import ipam_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "weave28"
 H1, H2 = parse_peer_name("a2:00:00:00:00:01"), parse_peer_name("a2:00:00:00:00:02")

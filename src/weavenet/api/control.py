@@ -89,3 +89,7 @@ class IpamControl(Protocol):
     async def admin_takeover(self, peer: str) -> int:
         """``weave rmpeer``: take over the ranges of peer (name or nickname); #IPs."""
         ...
+
+    def cancel_all(self) -> None:
+        """The server is stopping: every request still waiting is answered "cancelled"."""
+        ...

@@ -220,9 +220,18 @@ async def take_over(request: web.Request) -> web.Response:
     return _text(f"{taken} IPs taken over from {peer}\n")
 
 
+async def _cancel_waiting(app: web.Application) -> None:
+    """On shutdown, before aiohttp waits (up to a minute) for the handlers still running:
+    the blocked allocations answer "cancelled" now."""
+    ipam = app.get(IPAM_KEY)
+    if ipam is not None:
+        ipam.cancel_all()
+
+
 def add_ipam_routes(app: web.Application, ipam: IpamControl | None) -> None:
     """Mount the IPAM API on ``app``; with ``ipam`` None its routes answer 404."""
     app[IPAM_KEY] = ipam
+    app.on_shutdown.append(_cancel_waiting)
     routes = [
         ("GET", "/ipinfo/defaultsubnet", default_subnet),
         ("GET", "/ipinfo/tracker", tracker),

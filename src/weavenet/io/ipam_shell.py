@@ -7,6 +7,11 @@ then the answers to waiting requests; then the router's effects, so that the gos
 allocator queued goes out. A batch is everything queued during one turn of the event
 loop, so concurrent requests share a commit.
 
+Batches are written by one writer thread, in order, while the loop keeps serving; their
+answers go out once they are committed. One exception: when the allocator has just sent
+gossip (a range given away, a transfer), its batch is committed at once, before the router
+gets to write that gossip to a socket, as Go persists before it tells its peers.
+
 Long-running requests (allocate, claim, prime) are awaitables: if the awaiting task is
 cancelled (the HTTP client went away), the request is cancelled in the allocator too.
 """
@@ -23,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from weavenet.api.control import IpamCancelled, IpamRequestFailed
-from weavenet.core.ipam.address import CIDR, format_address
+from weavenet.api.ipam_report import ipam_report
+from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import (
     IPAM_CHANNEL,
     Allocator,
@@ -35,7 +41,7 @@ from weavenet.core.ipam.allocator import (
     PersistRing,
     Reply,
 )
-from weavenet.core.peername import format_peer_name
+from weavenet.core.mesh.gossip import Gossip, GossipData
 from weavenet.io.ipam_config import IpamSettings
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.store import Store
@@ -66,6 +72,28 @@ class AllocatorApi(Protocol):
     def take_effects(self) -> list[IpamEffect]: ...
 
 
+class SendWatch:
+    """The allocator's gossip handle, noting that it sent something: what it tells its
+    peers (a range given away, a transfer) may rest on state it has just changed, which
+    must be committed before the router writes it to a socket."""
+
+    def __init__(self, gossip: Gossip) -> None:
+        self.gossip = gossip
+        self.sent = False
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool:
+        self.sent = True
+        return self.gossip.gossip_unicast(dst, msg, now)
+
+    def gossip_broadcast(self, update: GossipData, now: float) -> None:
+        self.sent = True
+        self.gossip.gossip_broadcast(update, now)
+
+    def gossip_neighbour_subset(self, update: GossipData, now: float) -> None:
+        self.sent = True
+        self.gossip.gossip_neighbour_subset(update, now)
+
+
 class IpamShell:
     """Implements :class:`weavenet.api.control.IpamControl` over a real Allocator."""
 
@@ -75,13 +103,15 @@ class IpamShell:
         store: Store,
         run_all_effects: Callable[[], None],
         default_subnet: CIDR,
+        sends: SendWatch | None = None,
     ) -> None:
         """``run_all_effects`` is the mesh shell's: it calls our ``run_effects`` first,
-        then sends what the router has queued."""
+        then sends what the router has queued; ``sends`` watches the allocator's gossip."""
         self.allocator = allocator
         self.store = store
         self.run_all_effects = run_all_effects
         self.default_subnet = default_subnet
+        self.sends = sends
         self.loop = asyncio.get_running_loop()
         self._req_ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
@@ -102,7 +132,28 @@ class IpamShell:
 
     def run_effects(self) -> None:
         self._batch.extend(self.allocator.take_effects())
+        if self.sends is not None and self.sends.sent:
+            self.sends.sent = False
+            if coalesce(self._batch):
+                self._commit_now()
         self._schedule()
+
+    def _commit_now(self) -> None:
+        """Commit the batch before returning, blocking the loop (after any write under
+        way: the writer is serial). Only when the allocator has just gossiped: rare."""
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        batch, self._batch = self._batch, []
+        waiters, self._batch_waiters = self._batch_waiters, []
+        failure: Exception | None = None
+        try:
+            self._writer.submit(self.store.save_ipam, coalesce(batch)).result()
+            self.commits += 1
+        except Exception as exc:  # as in _written: the requests see it
+            log.error("[allocator]: persisting IPAM state failed: %s", exc)
+            failure = exc
+        self._settle(batch, waiters, failure)
 
     # ---- persistence: batches committed in order, one transaction each ----------------
     def _schedule(self) -> None:
@@ -204,6 +255,13 @@ class IpamShell:
     async def prime(self) -> None:
         await self._request(self.allocator.prime)
 
+    def cancel_all(self) -> None:
+        """Cancel every request still waiting (the HTTP server is stopping)."""
+        now = self.now()
+        for req in list(self._waiting):
+            self.allocator.cancel(req, now)
+        self._kick()
+
     # ---- immediate requests ------------------------------------------------------------
     def lookup(self, ident: str, subnet: CIDR | None) -> list[CIDR]:
         return self.allocator.lookup(ident, subnet)
@@ -284,41 +342,6 @@ def _settle(future: asyncio.Future[Reply], reply: Reply, failure: BaseException 
         future.set_result(reply)
 
 
-def ipam_report(status: IpamStatus) -> dict[str, Any]:
-    """The ``IPAM`` section of ``/report`` (Go ``ipam.Status``) plus our Status/Awaiting."""
-    paxos = None
-    if status.paxos is not None:
-        paxos = {
-            "Elector": status.paxos.elector,
-            "KnownNodes": status.paxos.known_nodes,
-            "Quorum": status.paxos.quorum,
-        }
-    entries = [
-        {
-            "Token": format_address(e.token),
-            "Size": e.size,
-            "Peer": format_peer_name(e.peer),
-            "Nickname": e.nickname,
-            "IsKnownPeer": e.is_known_peer,
-            "Version": e.version,
-        }
-        for e in status.entries
-    ]
-    claims = [{"Ident": ident, "CIDR": str(cidr)} for ident, cidr in status.pending_claims]
-    return {
-        "Paxos": paxos,
-        "Range": str(status.universe),
-        "RangeNumIPs": status.range_num_ips,
-        "ActiveIPs": status.active_ips,
-        "DefaultSubnet": str(status.default_subnet),
-        "Entries": entries or None,
-        "PendingClaims": claims or None,
-        "PendingAllocates": list(status.pending_allocates) or None,
-        "Status": status.status,
-        "Awaiting": status.awaiting,
-    }
-
-
 async def start_ipam(
     settings: IpamSettings | None, mesh: MeshShell, store: Store
 ) -> IpamShell | None:
@@ -337,10 +360,11 @@ async def start_ipam(
     )
     now = mesh.now()
     allocator = Allocator(config, router, random.Random(), now)
-    allocator.attach_gossip(router.new_gossip(IPAM_CHANNEL, allocator))
+    sends = SendWatch(router.new_gossip(IPAM_CHANNEL, allocator))
+    allocator.attach_gossip(sends)
     ring, owned = store.load_ipam()
     allocator.restore(ring, owned, now)
-    shell = IpamShell(allocator, store, mesh.run_effects, settings.default_subnet)
+    shell = IpamShell(allocator, store, mesh.run_effects, settings.default_subnet, sends)
     router.on_peer_gone(allocator.peer_gone)
     mesh.sections.append(("IPAM", shell.report))
     mesh.add_ticker(shell)
