@@ -128,6 +128,10 @@ class FakeIpam:
     async def shutdown(self) -> None:
         self.calls.append(("shutdown", "", ""))
 
+    def cancel_all(self) -> None:
+        """The server is stopping: nothing here waits beyond the test's own client."""
+        self.calls.append(("cancel_all", "", ""))
+
     async def admin_takeover(self, peer: str) -> int:
         self.calls.append(("rmpeer", peer, ""))
         return 3
