@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := iproute2 iptables nftables iputils-ping procps python3-venv
+APT_PACKAGES := iproute2 iptables nftables iputils-ping procps python3-venv bind9-dnsutils
 BENCH_APT := iperf3
 PYTEST_ARGS ?=
 

@@ -35,6 +35,12 @@ from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
 
 if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a bridge is used
+    from aiohttp import web
+
+    from weavenet.api.attach_http import AttachControl
+    from weavenet.io.dns_listeners import DnsListeners
+    from weavenet.io.dns_shell import DnsShell
+    from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
 
 log = logging.getLogger("weavenet.weaver")
@@ -59,6 +65,13 @@ class Options:
     ipalloc_range: str
     ipalloc_default_subnet: str
     ipalloc_init: str
+    no_dns: bool
+    dns_domain: str
+    dns_listen_address: str
+    dns_ttl: int
+    dns_fallback_timeout: float
+    resolv_conf: str
+    dns_all_answers: bool
     peers: tuple[str, ...]
 
 
@@ -135,9 +148,107 @@ async def _start_datapath(
     return sleeve
 
 
-async def serve(opts: Options) -> None:
+@dataclass
+class Running:
+    """What serve() started, for the shutdown (None: not started)."""
+
+    shell: MeshShell
+    store: Store
+    ipam: IpamShell | None = None
+    dns: DnsShell | None = None
+    listeners: DnsListeners | None = None
+    sleeve: SleeveShell | None = None
+    attachments: AttachControl | None = None
+    keeper: asyncio.Task[None] | None = None
+
+
+async def _start_dns(
+    opts: Options, router: Router, shell: MeshShell, universe: str | None, ipam: IpamShell | None
+) -> tuple[DnsShell | None, DnsListeners | None]:
+    if opts.no_dns:
+        return None, None
+    from weavenet.api.dns_report import dns_section
+    from weavenet.io.dns_listeners import DnsListeners, KernelBridge
+    from weavenet.io.dns_shell import DnsSettings, start_dns
+
+    settings = DnsSettings(
+        domain=opts.dns_domain,
+        ttl=opts.dns_ttl,
+        fallback_timeout=opts.dns_fallback_timeout,
+        resolv_conf=opts.resolv_conf,
+        all_answers=opts.dns_all_answers,
+        listen_address=opts.dns_listen_address or None,
+        # clients we recurse for (besides loopback and every subnet a listener serves)
+        allowed_networks=(universe,) if universe else (),
+    )
+    dns = await start_dns(
+        router, settings, shell.run_effects, shell.wall_offset, add_ticker=shell.add_ticker
+    )
+    shell.sections.append(("DNS", lambda: dns_section(dns)))  # after IPAM: Go's order
+    listeners = (
+        DnsListeners(dns, ipam, KernelBridge(opts.weave_bridge)) if opts.weave_bridge else None
+    )
+    return dns, listeners
+
+
+async def _start_attachments(opts: Options, run: Running) -> None:
+    """The router's attachments (restored ones first, before the API answers)."""
+    from weavenet.io.attachments import AttachmentKeeper
+
+    ipam, dns = run.ipam, run.dns
+
+    def release(ident: str) -> None:  # container detached or gone for good (contract C)
+        if ipam is not None:
+            ipam.release(ident)
+        if dns is not None:
+            dns.delete_entries(container=ident)
+
+    keeper = AttachmentKeeper(run.store, opts.weave_bridge, release)
+    await keeper.reconcile()
+    run.attachments = keeper
+    if dns is not None:
+        from weavenet.io.dns_attach import DnsAttachments
+
+        with_dns = DnsAttachments(keeper, dns, run.listeners)
+        await with_dns.restore()
+        run.attachments = with_dns
+    run.keeper = asyncio.create_task(keeper.run())
+
+
+async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
     from weavenet.api.http import make_app, make_status_app, start_http
 
+    app = make_app(run.shell, run.ipam, run.attachments)
+    if run.dns is not None:  # Go serves the DNS routes on the control API only
+        from weavenet.api.dns_http import add_dns_routes
+
+        add_dns_routes(app, run.dns)
+    runners = [await start_http(app, opts.http_addr)]
+    log.info("Listening for HTTP control messages on %s", opts.http_addr)
+    for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
+        runners.append(await start_http(make_status_app(run.shell), addr))
+        log.info("Listening for status+metrics requests on %s", addr)
+    return runners
+
+
+async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
+    for runner in runners:
+        await runner.cleanup()
+    if run.listeners is not None:
+        await run.listeners.close()  # stops every DNS server
+    elif run.dns is not None:
+        await run.dns.stop()
+    await run.shell.stop()
+    if run.ipam is not None:
+        run.ipam.close()
+    if run.keeper is not None:
+        run.keeper.cancel()
+    if run.sleeve is not None:
+        run.sleeve.close()
+    run.store.close()
+
+
+async def serve(opts: Options) -> None:
     loop = asyncio.get_running_loop()
     _tune_gc()
     store = Store(opts.state_dir)
@@ -146,38 +257,21 @@ async def serve(opts: Options) -> None:
     router = build_router(opts, store, name, loop.time(), overlay)
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
-    shell = MeshShell(router, opts.host, opts.port, store.save_targets)
-    await shell.start()
-    ipam = await start_ipam(ipam_settings, shell, store)
-    sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
-    keeper, attachments = None, None
-    if opts.weave_bridge:
-        from weavenet.io.attachments import AttachmentKeeper
-
-        release = ipam.release if ipam is not None else None  # contract C
-        attachments = AttachmentKeeper(store, opts.weave_bridge, release)
-        await attachments.reconcile()  # before the API answers: restored attachments first
-        keeper = asyncio.create_task(attachments.run())
-    runners = [await start_http(make_app(shell, ipam, attachments), opts.http_addr)]
-    log.info("Listening for HTTP control messages on %s", opts.http_addr)
-    for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
-        runners.append(await start_http(make_status_app(shell), addr))
-        log.info("Listening for status+metrics requests on %s", addr)
+    run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
+    await run.shell.start()
+    run.ipam = await start_ipam(ipam_settings, run.shell, store)
+    universe = str(ipam_settings.universe) if ipam_settings else None
+    run.dns, run.listeners = await _start_dns(opts, router, run.shell, universe, run.ipam)
+    if overlay is not None:
+        run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
+        await _start_attachments(opts, run)
+    runners = await _start_http(opts, run)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("=== received SIGINT/SIGTERM ===")
-    for runner in runners:
-        await runner.cleanup()
-    await shell.stop()
-    if ipam is not None:
-        ipam.close()
-    if keeper is not None:
-        keeper.cancel()
-    if sleeve is not None:
-        sleeve.close()
-    store.close()
+    await _shutdown(run, runners)
 
 
 _FLAGS = [
@@ -205,6 +299,45 @@ _FLAGS = [
     click.option("--ipalloc-range", default="", help="IPAM universe (CIDR); empty: IPAM off"),
     click.option("--ipalloc-default-subnet", default="", help="default: the --ipalloc-range"),
     click.option("--ipalloc-init", default="", help="consensus[=N], seed=NAME,... or observer"),
+    click.option("--no-dns", is_flag=True, help="disable WeaveDNS"),
+    click.option(
+        "--dns-domain",
+        default="weave.local.",
+        show_default=True,
+        help="the domain WeaveDNS answers for",
+    ),
+    click.option(
+        "--dns-listen-address",
+        default="",
+        help="IP:PORT for the DNS server (UDP and TCP); default: an address on the "
+        "weave bridge in every attached subnet, port 53",
+    ),
+    click.option(
+        "--dns-ttl",
+        default=1,
+        type=click.IntRange(0, 2**31 - 1),
+        show_default=True,
+        help="TTL of WeaveDNS answers, seconds",
+    ),
+    click.option(
+        "--dns-fallback-timeout",
+        default=5.0,
+        type=click.FloatRange(0.1, 60),
+        show_default=True,
+        help="seconds to wait for each upstream server",
+    ),
+    click.option(
+        "--resolv-conf",
+        default="/etc/resolv.conf",
+        show_default=True,
+        help="where the upstream servers for other names are read",
+    ),
+    click.option(
+        "--dns-all-answers",
+        is_flag=True,
+        help="answer every address of a name in a fresh random order, as Weave does "
+        "(default: one address chosen at random per query)",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from weavenet.cli import dns_client as dnsc
 from weavenet.cli import ipam_client as ipam
 from weavenet.cli.client import ClientError, call
 from weavenet.cli.ipam_client import ArgumentError, IpamWaitTimeout
@@ -40,7 +41,7 @@ _DOCKER_ID = set("0123456789abcdef")
 Cidr = ipaddress.IPv4Interface
 
 
-def _dp() -> ModuleType:
+def dp() -> ModuleType:
     import weavenet.dataplane as dp
 
     return dp
@@ -81,7 +82,7 @@ def show_ips(cidrs: Sequence[Cidr]) -> str:
     return " ".join(str(c.ip) for c in cidrs)
 
 
-def _router(method: str, path: str, form: Any = None) -> tuple[int, str]:
+def router_call(method: str, path: str, form: Any = None) -> tuple[int, str]:
     """A router call that must succeed (404: the router has no bridge)."""
     code, body = call(method, path, form=form, timeout=60.0)
     if code == 404:
@@ -107,29 +108,43 @@ timeout_option = click.option(
 @click.command()
 @click.option("--no-multicast-route", is_flag=True, help="No 224.0.0.0/4 route in the container.")
 @click.option("--without-dns", is_flag=True, help="Do not register the container in DNS.")
+@click.option("--name", metavar="NAME", help="DNS name (default: its hostname in the domain).")
 @timeout_option
 @click.argument("args", nargs=-1, metavar="[ADDR...] CONTAINER")
 def attach(
-    no_multicast_route: bool, without_dns: bool, timeout: float | None, args: Sequence[str]
+    no_multicast_route: bool,
+    without_dns: bool,
+    name: str | None,
+    timeout: float | None,
+    args: Sequence[str],
 ) -> None:
     """Connect a container: weave attach [ADDR...] CONTAINER (no ADDR: IPAM allocates).
 
     ADDR is [ip:]CIDR, net:CIDR or net:default; CONTAINER is netns:NAME, netns:/path,
-    pid:PID or a Docker container id/name. Prints the IPs.
+    pid:PID or a Docker container id/name. Prints the IPs. Registers --name NAME (or the
+    container's hostname in the DNS domain) and, for netns:NAME, writes
+    /etc/netns/NAME/resolv.conf pointing at the router's DNS server, unless --without-dns.
     """
     with reported("attach"):
         addrs, spec = split_container_args(args)
-        ref = _dp().resolve_container(spec)
+        ref = dp().resolve_container(spec)
+        dns_domain = None if without_dns else dnsc.domain()
+        if name is None and dns_domain is not None:
+            name = dnsc.container_fqdn(spec, dns_domain)
         check_alive = _is_docker(ref.ident)
         cidrs = ipam.allocate(ref.ident, addrs, "attach", timeout, sys.stderr, check_alive)
         form = [("ident", ref.ident), ("spec", spec), ("netns", ref.netns_path)]
         form += [("cidr", str(c)) for c in cidrs]
         form.append(("multicast", "false" if no_multicast_route else "true"))
+        if name and dns_domain is not None:
+            form.append(("name", name))
         try:
-            _router("POST", "/attach", form)
+            router_call("POST", "/attach", form)
         except WeaveError:
             _forget_allocated(ref.ident, addrs, cidrs)
             raise
+        if dns_domain is not None and cidrs:
+            dnsc.write_resolv_conf(spec, str(cidrs[0].ip), dns_domain)
     click.echo(show_ips(cidrs))
 
 
@@ -150,16 +165,18 @@ def detach(args: Sequence[str]) -> None:
     """
     with reported("detach"):
         addrs, spec = split_container_args(args)
-        ref = _dp().resolve_container(spec)
+        ref = dp().resolve_container(spec)
         cidrs = ipam.lookup(ref.ident, addrs)
         if addrs and not cidrs:
             return  # net: matched nothing
         form = [("ident", ref.ident), ("netns", ref.netns_path)]
         form += [("cidr", str(c)) for c in cidrs]
-        answer = json.loads(_router("POST", "/detach", form)[1])
+        answer = json.loads(router_call("POST", "/detach", form)[1])
         removed = [Cidr(c) for c in answer["removed"]]
         if not answer["dropped"]:  # the router released everything if it dropped it
             ipam.free(ref.ident, removed)
+        else:
+            dnsc.remove_resolv_conf(spec)
     if removed:
         click.echo(show_ips(removed))
 
@@ -168,26 +185,26 @@ def detach(args: Sequence[str]) -> None:
 
 
 def _expose_line() -> str | None:
-    mac, cidrs = _dp().bridge_addresses(BRIDGE)
-    return None if mac is None else _dp().format_ps_line(EXPOSE_IDENT, mac, cidrs)
+    mac, cidrs = dp().bridge_addresses(BRIDGE)
+    return None if mac is None else dp().format_ps_line(EXPOSE_IDENT, mac, cidrs)
 
 
 def _kernel_line(ref: ContainerRef) -> str | None:
-    mac, cidrs = _dp().container_addresses(ref)
-    return None if mac is None else _dp().format_ps_line(ref.ident, mac, cidrs)
+    mac, cidrs = dp().container_addresses(ref)
+    return None if mac is None else dp().format_ps_line(ref.ident, mac, cidrs)
 
 
 def _attachment_line(att: Attachment) -> str:
     """From the kernel when the container is there, else from what the router persisted."""
-    dp = _dp()
+    dpm = dp()
     from weavenet.dataplane.observe import netns_identity
 
     if netns_identity(att.netns_path) == att.netns_id:
-        with contextlib.suppress(dp.DataplaneError):  # vanished meanwhile
-            line = _kernel_line(dp.ContainerRef(att.ident, att.netns_path))
+        with contextlib.suppress(dpm.DataplaneError):  # vanished meanwhile
+            line = _kernel_line(dpm.ContainerRef(att.ident, att.netns_path))
             if line is not None:
                 return line
-    return str(dp.format_ps_line(att.ident, att.mac, att.cidrs))
+    return str(dpm.format_ps_line(att.ident, att.mac, att.cidrs))
 
 
 def _persisted(state_dir: Path) -> list[Attachment]:
@@ -204,7 +221,7 @@ def _ps_named(specs: Sequence[str], state_dir: Path) -> list[str | None]:
         if spec == EXPOSE_IDENT:
             lines.append(_expose_line())
             continue
-        ref = _dp().resolve_container(spec)
+        ref = dp().resolve_container(spec)
         att = known.get(ref.ident)
         lines.append(_attachment_line(att) if att else _kernel_line(ref))
     return lines
@@ -240,7 +257,7 @@ def ps(containers: Sequence[str], state_dir: Path) -> None:
 
 @click.command(context_settings={"help_option_names": ["--help"]})  # -h is the FQDN
 @click.option("--without-masquerade", is_flag=True, help="No NAT for the exposed subnet.")
-@click.option("-h", "fqdn", metavar="FQDN", help="DNS name for the host (accepted; no DNS yet).")
+@click.option("-h", "fqdn", metavar="FQDN", help="DNS name for the host's addresses.")
 @timeout_option
 @click.argument("addresses", nargs=-1, metavar="[ADDR...]")
 def expose(
@@ -253,12 +270,18 @@ def expose(
         cidrs = ipam.allocate(EXPOSE_IDENT, addrs, "expose", timeout, sys.stderr)
         query = "?skipNAT=true" if without_masquerade else ""
         for cidr in cidrs:
-            _router("POST", f"/expose/{cidr.ip}/{cidr.network.prefixlen}{query}")
+            router_call("POST", f"/expose/{cidr.ip}/{cidr.network.prefixlen}{query}")
+        if fqdn:
+            dns_domain = dnsc.domain()
+            if dns_domain is None:
+                raise WeaveError(dnsc.DISABLED)
+            name = dnsc.qualify(fqdn, dns_domain)
+            dnsc.register(EXPOSE_IDENT, [str(c.ip) for c in cidrs], name, check_alive=False)
     click.echo(show_ips(cidrs))
 
 
 def _exposed_now() -> list[Cidr]:
-    snapshot = json.loads(_router("GET", "/attachments")[1])
+    snapshot = json.loads(router_call("GET", "/attachments")[1])
     return [Cidr(e["cidr"]) for e in snapshot.get("exposed", [])]
 
 
@@ -271,7 +294,9 @@ def hide(addresses: Sequence[str]) -> None:
         addrs = ipam.parse_addresses(addresses, EXAMPLE)
         cidrs = ipam.lookup(EXPOSE_IDENT, addrs) if addrs else _exposed_now()
         for cidr in cidrs:
-            _router("DELETE", f"/expose/{cidr.ip}/{cidr.network.prefixlen}")
+            router_call("DELETE", f"/expose/{cidr.ip}/{cidr.network.prefixlen}")
+            if dnsc.domain() is not None:
+                dnsc.unregister(EXPOSE_IDENT, [str(cidr.ip)], None)
         ipam.free(EXPOSE_IDENT, cidrs)
     if cidrs:
         click.echo(show_ips(cidrs))

@@ -239,7 +239,9 @@ weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     [--host <ip_address>] [--name <mac>] [--nickname <nickname>]
                     [--no-restart] [--resume] [--no-discovery] [--ipalloc-init <mode>]
                     [--ipalloc-range <cidr> [--ipalloc-default-subnet <cidr>]]
-                    [--conn-limit <n>] [--no-bridge]
+                    [--conn-limit <n>] [--no-bridge] [--no-dns]
+                    [--dns-listen-address <address>:<port>] [--dns-domain <domain>]
+                    [--dns-ttl <seconds>] [--dns-all-answers] [--resolv-conf <file>]
                     [--log-level=debug|info|warning|error] <peer> ...
 
   <peer> = <ip_address_or_fqdn>[:<port>]

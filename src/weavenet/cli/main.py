@@ -20,6 +20,7 @@ from weavenet.cli import launcher
 from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
+from weavenet.cli.dns_cmds import COMMANDS as DNS_COMMANDS
 
 STATUS_VIEWS = ("targets", "connections", "peers", "dns", "ipam")
 OPTIONAL_SECTIONS = {"dns": "DNS", "ipam": "IPAM"}
@@ -204,7 +205,7 @@ def version() -> None:
     click.echo(f"weave {body}" if code == 200 else "weave router not running")
 
 
-for _command in (*DATAPLANE_COMMANDS, *ADMIN_COMMANDS):  # attach ... hide, prime, rmpeer, reset
+for _command in (*DATAPLANE_COMMANDS, *DNS_COMMANDS, *ADMIN_COMMANDS):  # attach ... reset
     main.add_command(_command)
 
 
