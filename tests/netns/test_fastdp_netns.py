@@ -145,3 +145,19 @@ def test_chain_relays_through_the_middle_host(cluster: Callable[..., Cluster]) -
     before = _stats(h1).get("forwarded_bytes", 0)
     _transfer(a, m, "10.2.1.2", 16 << 20)
     assert _stats(h1).get("forwarded_bytes", 0) - before < 4 << 20, "direct hop not on fastdp"
+
+
+def test_an_mtu_the_underlay_cannot_carry_fails_the_launch(
+    cluster: Callable[..., Cluster],
+) -> None:
+    c = cluster(1)
+    h1 = c.hosts[0]
+    h1.run(["ip", "link", "set", "eth0", "mtu", "1400"])
+    failed = h1.launch(check=False)
+    said = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "--mtu 1376 does not fit the underlay: eth0 has MTU 1400" in said, said
+    assert "use --mtu 1350 or less" in said
+    h1.launch("--mtu", "1350")
+    wait_until(lambda: "mtu 1350" in h1.run(["ip", "link", "show", "vxlan-6784"]).stdout,
+               timeout=15, message="VXLAN device with MTU 1350")  # fmt: skip
