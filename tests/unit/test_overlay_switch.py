@@ -145,3 +145,14 @@ def test_the_transition_table_covers_every_live_state() -> None:
         for seen in Seen:
             target = TRANSITIONS.get((state, seen))
             assert (target is None) == (state is SwitchState.FAILED)
+
+
+def test_a_closed_connection_carries_nothing() -> None:
+    switch = _switch()
+    conn = switch.prepare_connection(_params(OURS))
+    conn.confirm(0.0)
+    _ack_fastdp(conn, 0.5)
+    assert switch.peers_using("fastdp") == [2]
+    conn.stop()
+    conn.tick(1.0)
+    assert switch.peers_using("fastdp") == [] and switch.carrier(2) is None

@@ -120,6 +120,7 @@ class SwitchConnection:
     reason: str = "no forwarder established yet"
     switches: int = 0
     _error: str | None = None
+    _stopped: bool = False
 
     # ---- OverlayConnection --------------------------------------------------------------
     @property
@@ -159,8 +160,10 @@ class SwitchConnection:
         return attrs
 
     def stop(self) -> None:
+        """The mesh connection is gone: nothing carries this peer's traffic any more."""
         for fwd in self.forwarders:
             fwd.stop()
+        self.using, self.reason, self._stopped = None, "connection closed", True
 
     # ---- selection ----------------------------------------------------------------------
     def forwarder(self, name: str) -> Forwarder | None:
@@ -171,6 +174,8 @@ class SwitchConnection:
         return self.names.index(name) if name in self.names else None
 
     def reselect(self) -> None:
+        if self._stopped:
+            return
         failed = [(n, f.error) for n, f in zip(self.names, self.forwarders, strict=True) if f.error]
         best = choose(self.forwarders)
         if self.forwarders and len(failed) == len(self.forwarders):
