@@ -66,14 +66,14 @@ def hand_made_vxlan(cluster: Cluster) -> tuple[Container, str]:
             f"ip link add kvx type vxlan id 42 dstport 4789 local {host.ip} nolearning",
             "ip link set kvx mtu 1376 master kvbr up",
             f"bridge fdb append 00:00:00:00:00:00 dev kvx dst {peer.ip}",
-            "ip link add kvh mtu 1376 type veth peer name eth0 mtu 1376",
+            "ip link add kvh mtu 1376 type veth peer name kvc mtu 1376",
             "ip link set kvh master kvbr up",
-            f"ip link set eth0 netns {kv.netns}",
+            f"ip link set kvc netns {kv.netns}",
         ]
         for line in script:
             host.run(line.split())
-        kv.run(["ip", "addr", "add", f"{KV_IPS[i]}/24", "dev", "eth0"])
-        kv.run(["ip", "link", "set", "eth0", "up"])
+        kv.run(["ip", "addr", "add", f"{KV_IPS[i]}/24", "dev", "kvc"])
+        kv.run(["ip", "link", "set", "kvc", "up"])
         ends.append(kv)
     start_iperf_server(cluster, ends[1])
     wait_until(lambda: ends[0].ping(KV_IPS[1], timeout=1.0), timeout=20, message="kvxlan ping")

@@ -71,7 +71,12 @@ class FastdpShell:
         self._raw_index: int | None = None
         self._last: Desired | None = None
         self.repairs = 0
+        self._first = self.loop.create_future()
         self._task = self.loop.create_task(self._keep())
+
+    async def started(self) -> None:
+        """Wait for the first round (which creates the devices) to be done."""
+        await asyncio.shield(self._first)
 
     def close(self) -> None:
         self._task.cancel()
@@ -165,10 +170,12 @@ class FastdpShell:
                 await self.apply_once()
             except (OSError, DataplaneError) as exc:
                 log.error("fastdp: could not apply the VXLAN plan (retrying): %s", exc)
+            if not self._first.done():
+                self._first.set_result(None)
             await asyncio.sleep(APPLY_PERIOD)  # a period, not a synchronisation
 
 
-def start_fastdp(
+async def start_fastdp(
     router: Router,
     switch: OverlaySwitch,
     datapath: Datapath,
@@ -176,11 +183,14 @@ def start_fastdp(
     tap: str,
     mesh: MeshShell,
 ) -> FastdpShell:
-    """Wire fastdp into the daemon: its heartbeats go out after every mesh round."""
+    """Wire fastdp into the daemon: its heartbeats go out after every mesh round. The
+    devices exist when this returns, so containers attached from now on get the bridge
+    MTU that the VXLAN port imposes."""
     overlay = switch.overlays[0]
     assert isinstance(overlay, FastdpOverlay)
     config = VxlanConfig(bridge, tap, overlay.mtu, overlay.port)
     fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.run_effects)
+    await fastdp.started()
     mesh.post_effects.append(fastdp.flush)
     log.info(
         "fastdp: VXLAN on UDP %d (MTU %d), attached to bridge %s", overlay.port, overlay.mtu, bridge
