@@ -124,6 +124,8 @@ def test_deleted_vxlan_device_and_fdb_entry_are_repaired(cluster: Callable[..., 
     )
     wait_reaches(a, "10.2.1.2")
     assert "drifted from the plan" in h1.log()
+    diagnostics = h1.report()["Router"]["OverlayDiagnostics"]["fastdp"]
+    assert diagnostics["KernelRepairs"] >= 2, diagnostics
 
 
 def test_chain_relays_through_the_middle_host(cluster: Callable[..., Cluster]) -> None:

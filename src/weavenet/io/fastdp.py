@@ -70,7 +70,6 @@ class FastdpShell:
         self.raw: socket.socket | None = None
         self._raw_index: int | None = None
         self._last: Desired | None = None
-        self.repairs = 0
         self._first = self.loop.create_future()
         self._task = self.loop.create_task(self._keep())
 
@@ -154,7 +153,7 @@ class FastdpShell:
         ops, heartbeat_index = await asyncio.to_thread(self._round, desired)
         repairs = [op for op in ops if not isinstance(op, DelFdb | DelPort)]
         if repairs and desired == self._last:
-            self.repairs += 1
+            self.overlay.record_repair()
             log.warning("fastdp: kernel state drifted from the plan; repaired: %s", repairs)
         elif repairs:
             log.info("fastdp: applied %d change(s): %s", len(repairs), repairs)

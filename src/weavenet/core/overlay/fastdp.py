@@ -205,6 +205,10 @@ class FastdpOverlay:
     connections: dict[int, FastdpForwarder] = field(default_factory=dict)
     received_heartbeats: int = 0
     bad_heartbeats: int = 0
+    kernel_repairs: int = 0  # rounds that found the kernel drifted from an unchanged plan
+
+    def record_repair(self) -> None:
+        self.kernel_repairs += 1
 
     def prepare_forwarder(self, params: OverlayParams, index: int | None) -> FastdpForwarder | None:
         if params.session_key is not None or index is None:
@@ -259,4 +263,5 @@ class FastdpOverlay:
             "VxlanPort": self.port,
             "HeartbeatsReceived": self.received_heartbeats,
             "HeartbeatsRejected": self.bad_heartbeats,
+            "KernelRepairs": self.kernel_repairs,
         }
