@@ -12,8 +12,9 @@ need all-zero flood entries, which would also flood broadcasts (see vxlan_plan).
 
 Every :data:`APPLY_PERIOD` the loop plans the desired state from the switch and the MAC
 cache, observes the kernel, applies the difference in a worker thread and logs what it
-changed; a change with an unchanged plan is drift (someone deleted the device or an fdb
-entry) and is logged as a repair.
+changed; whatever the kernel lost of the state applied the round before is drift
+(someone deleted the device or an fdb entry): logged as a repair and counted in the
+report (``OverlayDiagnostics.fastdp.KernelRepairs``).
 """
 
 from __future__ import annotations
@@ -141,22 +142,27 @@ class FastdpShell:
         macs = [(mac, peer) for mac, peer, _ in self.datapath.forwarder.macs.entries()]
         return plan(self.config, peers, macs)
 
-    def _round(self, desired: Desired) -> tuple[list[Op], int | None]:
-        """In a worker thread: observe, diff, apply; returns the heartbeat device index."""
-        ops = diff(desired, vxlan.observe(self.config))
+    def _round(
+        self, desired: Desired, last: Desired | None
+    ) -> tuple[list[Op], list[Op], int | None]:
+        """In a worker thread: observe, diff, apply. Returns (ops applied, drift: what the
+        kernel lost of the state applied last round, the heartbeat device's index)."""
+        observed = vxlan.observe(self.config)
+        ops = diff(desired, observed)
+        drift = [] if last is None else [op for op in diff(last, observed) if _restores(op)]
         if ops:
             vxlan.apply(ops, self.config)
-        return ops, vxlan.device_index(self.config.heartbeat_device().name)
+        return ops, drift, vxlan.device_index(self.config.heartbeat_device().name)
 
     async def apply_once(self) -> list[Op]:
-        desired = self.desired()
-        ops, heartbeat_index = await asyncio.to_thread(self._round, desired)
-        repairs = [op for op in ops if not isinstance(op, DelFdb | DelPort)]
-        if repairs and desired == self._last:
+        desired, last = self.desired(), self._last
+        ops, drift, heartbeat_index = await asyncio.to_thread(self._round, desired, last)
+        changes = [op for op in ops if _restores(op)]
+        if drift:
             self.overlay.record_repair()
-            log.warning("fastdp: kernel state drifted from the plan; repaired: %s", repairs)
-        elif repairs:
-            log.info("fastdp: applied %d change(s): %s", len(repairs), repairs)
+            log.warning("fastdp: kernel state drifted from the plan; repaired: %s", drift)
+        if changes:
+            log.info("fastdp: applied %d change(s): %s", len(changes), changes)
         elif ops:  # entries the kernel learnt towards peers fastdp no longer carries
             log.debug("fastdp: removed %s", ops)
         self._last = desired
@@ -172,6 +178,11 @@ class FastdpShell:
             if not self._first.done():
                 self._first.set_result(None)
             await asyncio.sleep(APPLY_PERIOD)  # a period, not a synchronisation
+
+
+def _restores(op: Op) -> bool:
+    """Creates or re-creates state (deletions are routine: learnt entries, fallbacks)."""
+    return not isinstance(op, DelFdb | DelPort)
 
 
 async def start_fastdp(
