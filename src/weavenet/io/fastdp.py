@@ -170,11 +170,15 @@ class FastdpShell:
         return ops
 
     async def _keep(self) -> None:
+        failing: str | None = None
         while True:
             try:
                 await self.apply_once()
+                failing = None
             except (OSError, DataplaneError) as exc:
-                log.error("fastdp: could not apply the VXLAN plan (retrying): %s", exc)
+                if str(exc) != failing:  # once per cause, not every second
+                    log.error("fastdp: could not apply the VXLAN plan (retrying): %s", exc)
+                failing = str(exc)
             if not self._first.done():
                 self._first.set_result(None)
             await asyncio.sleep(APPLY_PERIOD)  # a period, not a synchronisation
