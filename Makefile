@@ -8,7 +8,7 @@ APT_PACKAGES := iproute2 iptables nftables iputils-ping procps python3-venv bind
 BENCH_APT := iperf3
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam bench-fastdp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,7 +55,11 @@ bench-sleeve: $(STAMP) ## data plane, 2 hosts: iperf3 + ping over underlay, plai
 bench-ipam: $(STAMP) ## IPAM over HTTP: allocation latency/rate, launch to first allocation (vs Go)
 	$(BIN)/python bench/ipam.py
 
-bench: bench-mesh bench-sleeve ## all benchmarks (results go to BENCHMARKS.md by hand)
+bench-fastdp: $(STAMP) ## data plane side by side: underlay, hand-made kernel VXLAN, fastdp, sleeve
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
+	$(BIN)/python bench/fastdp.py
+
+bench: bench-mesh bench-sleeve bench-fastdp bench-ipam bench-dns ## all benchmarks (results go to BENCHMARKS.md by hand)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

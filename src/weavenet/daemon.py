@@ -24,7 +24,9 @@ from weavenet import __version__
 from weavenet.core.errors import ConfigError
 from weavenet.core.mesh.overlay import Overlay
 from weavenet.core.mesh.router import Router, RouterConfig
+from weavenet.core.overlay.fastdp import FastdpOverlay
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
+from weavenet.core.overlay.switch import OverlaySwitch, SubOverlay
 from weavenet.core.peername import format_peer_name
 from weavenet.io.identity import resolve_peer_name
 from weavenet.io.ipam_config import parse_ipam_flags
@@ -73,6 +75,8 @@ class Options:
     resolv_conf: str
     dns_all_answers: bool
     peers: tuple[str, ...]
+    mtu: int = 1376
+    fastdp: bool = True
 
 
 def _parse_subnets(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -131,7 +135,7 @@ def _tune_gc() -> None:
 
 
 async def _start_datapath(
-    opts: Options, router: Router, shell: MeshShell, overlay: SleeveOverlay
+    opts: Options, router: Router, shell: MeshShell, overlay: OverlaySwitch
 ) -> SleeveShell:
     """The kernel side comes first, so that a missing privilege fails the launch with the
     kernel's own error."""
@@ -145,7 +149,27 @@ async def _start_datapath(
     shell.post_effects.append(sleeve.flush)
     shell.datapath = datapath
     log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
+    if isinstance(overlay.overlays[0], FastdpOverlay):
+        from weavenet.io.fastdp import start_fastdp
+
+        await start_fastdp(router, overlay, datapath, opts.weave_bridge, tap, shell)
     return sleeve
+
+
+async def _build_overlay(opts: Options, name: int) -> OverlaySwitch:
+    """The overlay switch in preference order: fastdp (unless --no-fastdp), sleeve."""
+    sleeve = SleeveOverlay(name)
+    overlays: list[SubOverlay] = [sleeve]
+    if opts.fastdp:
+        from weavenet.dataplane.netlink import DataplaneError
+        from weavenet.dataplane.vxlan import check_mtu
+
+        try:
+            await asyncio.to_thread(check_mtu, opts.mtu)
+        except DataplaneError as exc:
+            raise ConfigError(str(exc)) from exc
+        overlays.insert(0, FastdpOverlay(mtu=opts.mtu, port=opts.port + 1))
+    return OverlaySwitch(overlays, sleeve)
 
 
 @dataclass
@@ -253,7 +277,7 @@ async def serve(opts: Options) -> None:
     _tune_gc()
     store = Store(opts.state_dir)
     name = resolve_peer_name(opts.name, store, opts.state_dir)
-    overlay = SleeveOverlay(name) if opts.weave_bridge else None
+    overlay = await _build_overlay(opts, name) if opts.weave_bridge else None
     router = build_router(opts, store, name, loop.time(), overlay)
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
@@ -339,6 +363,15 @@ _FLAGS = [
         "(default: one address chosen at random per query)",
     ),
     click.option(
+        "--mtu",
+        envvar="WEAVE_MTU",
+        default=1376,
+        type=click.IntRange(576, 65000),
+        show_default=True,
+        help="fastdp MTU; checked against the underlay at launch",
+    ),
+    click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),
     click.option("--version", "show_version", is_flag=True, help="print the version and exit"),
@@ -363,6 +396,7 @@ def weaver(**kw: object) -> None:
     setup_logging(str(kw.pop("log_level")))
     print_name = bool(kw.pop("print_peer_name"))
     kw["discovery"] = not kw.pop("no_discovery")
+    kw["fastdp"] = not kw.pop("no_fastdp")
     kw["state_dir"] = Path(str(kw["state_dir"]))
     opts = Options(**kw)  # type: ignore[arg-type]
     if print_name:

@@ -49,7 +49,7 @@ def test_a_deleted_bridge_is_recreated_with_its_ports(cluster: Callable[..., Clu
     h1.run(["ip", "link", "del", "weave"])
     assert not bridge_exists("weave", netns=h1.netns)
     wait_until(lambda: bridge_exists("weave", netns=h1.netns), timeout=15, message="bridge back")
-    wait_until(lambda: "re-created" in h1.log(), timeout=10, message="logged")
+    wait_until(lambda: "re-created" in h1.log(), timeout=10, message="the re-creation logged")
     wait_until(lambda: c1.ping("10.2.1.2", timeout=1.0), timeout=10, message="ports re-attached")
 
 

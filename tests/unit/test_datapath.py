@@ -183,3 +183,40 @@ def test_macs_expire_and_go_with_their_peer() -> None:
     pair.pump()
     pair.a.forget_peer(B)
     assert pair.a.forwarder.macs.lookup(MAC_B) is None
+
+
+def _switched_pair() -> Pair:
+    """The datapath driven through the overlay switch (fastdp + sleeve), as the daemon does."""
+    from weavenet.core.overlay.fastdp import FASTDP_OVERLAY, FastdpOverlay
+    from weavenet.core.overlay.switch import OverlaySwitch
+
+    dps, fastdps = [], []
+    for us, them, outbound, remote in (
+        (A, B, True, "10.0.0.2:6783"),
+        (B, A, False, "10.0.0.1:5555"),
+    ):
+        sleeve = SleeveOverlay(us)
+        fastdps.append(FastdpOverlay())
+        switch = OverlaySwitch([fastdps[-1], sleeve], sleeve)
+        params = OverlayParams(
+            them, us, outbound, 77, "x", remote, None, (FASTDP_OVERLAY, "sleeve")
+        )
+        switch.prepare_connection(params).confirm(0.0)
+        dps.append(Datapath(us, switch))
+    pair = Pair(dps[0], dps[1])
+    pair.advance(1.0)
+    for src, dst in ((fastdps[0], fastdps[1]), (fastdps[1], fastdps[0])):
+        for beat in src.take_heartbeats():  # what the kernel tunnel would carry
+            dst.heartbeat_frame(beat.payload[8:], pair.now)
+    pair.advance(1.0)  # the acks cross the control channel
+    return pair
+
+
+def test_through_the_switch_userspace_frames_take_the_sleeve_whoever_carries() -> None:
+    pair = _switched_pair()
+    (conn,) = pair.a.overlay.connections.values()  # type: ignore[attr-defined]
+    assert conn.using == "fastdp"
+    arp = _arp_request(MAC_A)
+    pair.a.frame_captured(arp, _routes(A), pair.now)
+    pair.pump()
+    assert pair.b.take_inject() == [arp]  # a broadcast never goes to the VXLAN device

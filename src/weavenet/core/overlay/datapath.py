@@ -1,5 +1,5 @@
-"""The userspace datapath over the sleeve overlay, sans-IO: frames from the bridge and
-UDP packets from peers in; UDP packets to peers and frames for the bridge out.
+"""The userspace datapath (the sleeve side of the overlay switch), sans-IO: frames from
+the bridge and UDP packets from peers in; UDP packets to peers and frames for the bridge out.
 
 Per entry point, records bound for one neighbour are batched into as few UDP packets as
 fit (weave's ``aggregateAndSend``), sealed with that connection's NaCl session when the
@@ -12,6 +12,7 @@ fragments reach it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.overlay.forwarding import Forwarder, Send
@@ -27,7 +28,17 @@ from weavenet.core.overlay.sleeve_codec import (
     decode_records,
 )
 from weavenet.core.overlay.sleeve_crypto import Replayed, SleeveDecryptor, SleeveEncryptor
-from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
+
+
+class UserspacePaths(Protocol):
+    """What the datapath needs from the overlay seam: the sleeve forwarder of each
+    connection, which carries every frame that reaches userspace. (The overlay switch
+    decides which forwarder carries a peer's traffic; frames on fastdp never get here:
+    the kernel bridge hands them to the VXLAN device, whose fdb the switch plans.)"""
+
+    def sleeve_connection(self, peer: int) -> SleeveConnection | None: ...
+
+    def sleeve_connections(self) -> list[SleeveConnection]: ...
 
 
 @dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
@@ -59,7 +70,7 @@ class _Crypto:
 @dataclass
 class Datapath:
     ourself: int
-    overlay: SleeveOverlay
+    overlay: UserspacePaths
     forwarder: Forwarder = field(init=False)
     counters: DatapathCounters = field(default_factory=DatapathCounters)
     changed: set[int] = field(default_factory=set)  # peers whose forwarder state moved
@@ -84,7 +95,7 @@ class Datapath:
             self.counters.dropped_packets += 1
             return
         sender = int.from_bytes(packet[:6], "big")
-        conn = self.overlay.connections.get(sender)
+        conn = self.overlay.sleeve_connection(sender)
         if conn is None or not conn.active:
             self.counters.dropped_packets += 1
             return
@@ -130,7 +141,7 @@ class Datapath:
 
     def send_failed(self, peer: int, kernel_pmtu: int, now: float) -> None:
         """A DF send to ``peer`` failed with EMSGSIZE (the PMTU probe, normally)."""
-        conn = self.overlay.connections.get(peer)
+        conn = self.overlay.sleeve_connection(peer)
         if conn is not None:
             conn.send_failed(kernel_pmtu, now)
             self.changed.add(peer)
@@ -151,7 +162,7 @@ class Datapath:
 
     def _pump_specials(self) -> None:
         """Heartbeats and tests the forwarders want sent, each in a packet of its own."""
-        for conn in list(self.overlay.connections.values()):
+        for conn in self.overlay.sleeve_connections():
             for dgram in conn.take_datagrams():
                 self._emit(conn, dgram)
 
@@ -168,7 +179,7 @@ class Datapath:
 
     # ---- frames to neighbours --------------------------------------------------------------
     def _send_frame(self, send: Send, frame: bytes, captured: bool) -> None:
-        conn = self.overlay.connections.get(send.next_hop)
+        conn = self.overlay.sleeve_connection(send.next_hop)
         if conn is None or not conn.active or not conn.established or conn.remote_addr is None:
             self.forwarder.counters.dropped.add(len(frame))
             return
@@ -210,7 +221,7 @@ class Datapath:
     def _flush(self) -> None:
         for (peer, df), batch in self._batches.items():
             body = batch.flush()
-            conn = self.overlay.connections.get(peer)
+            conn = self.overlay.sleeve_connection(peer)
             if body is not None and conn is not None:
                 self._seal_out(conn, self._crypto_for(conn), body, df)
 

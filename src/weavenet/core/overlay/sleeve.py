@@ -93,6 +93,19 @@ class SleeveConnection:
         """Confirmed by the mesh, not stopped, not failed: may carry traffic."""
         return self._confirmed and self.error is None
 
+    @property
+    def healthy(self) -> bool:
+        """Established and not failed (a sleeve that stops hearing its peer fails)."""
+        return self.established and self.error is None
+
+    @property
+    def why(self) -> str:
+        if self.error is not None:
+            return self.error
+        if self.established:
+            return "heartbeats over UDP acknowledged"
+        return "heartbeating over UDP, waiting for the first ack"
+
     # ---- the mesh side ---------------------------------------------------------------
     def confirm(self, now: float) -> None:
         self._confirmed = True

@@ -15,7 +15,7 @@ from weavenet.core.mesh.overlay import OverlayParams
 from weavenet.core.overlay.sleeve import SleeveConnection
 
 SLEEVE = "sleeve"
-OUR_OVERLAYS = (SLEEVE,)  # registration order; fastdp will go first when it exists
+OUR_OVERLAYS = (SLEEVE,)  # when the sleeve runs alone; the overlay switch composes more
 
 
 def common_overlays(ours: tuple[str, ...], theirs: tuple[str, ...]) -> list[str]:
@@ -34,11 +34,13 @@ def _port_of(address: str) -> int:
 class SleeveOverlay:
     local: int
     connections: dict[int, SleeveConnection] = field(default_factory=dict)
+    name: str = SLEEVE
 
     def add_features(self, features: dict[str, str]) -> None:
         features["Overlays"] = " ".join(OUR_OVERLAYS)
 
     def prepare_connection(self, params: OverlayParams) -> SleeveConnection:
+        """The sleeve alone as the mesh's overlay (the switch uses prepare_forwarder)."""
         index: int | None = None
         error = None
         if params.remote_overlays is not None:
@@ -48,6 +50,12 @@ class SleeveOverlay:
             else:
                 error = f"no common overlay: ours {list(OUR_OVERLAYS)}, theirs "
                 error += str(list(params.remote_overlays))
+        conn = self.prepare_forwarder(params, index)
+        conn.error = error
+        return conn
+
+    def prepare_forwarder(self, params: OverlayParams, index: int | None) -> SleeveConnection:
+        """Our forwarder at ``index`` in the common list (None: compat mode)."""
         remote_addr = None
         if params.outbound:  # the inbound side learns the address from heartbeats
             remote_addr = (host_of(params.remote_addr), _port_of(params.remote_addr))
@@ -59,13 +67,18 @@ class SleeveOverlay:
             remote_addr,
             index,
         )
-        conn.error = error
         conn.outbound, conn.session_key = params.outbound, params.session_key
         old = self.connections.get(params.remote_name)
         if old is not None:
             old.stop()
         self.connections[params.remote_name] = conn
         return conn
+
+    def sleeve_connection(self, peer: int) -> SleeveConnection | None:
+        return self.connections.get(peer)
+
+    def sleeve_connections(self) -> list[SleeveConnection]:
+        return list(self.connections.values())
 
     def forget(self, conn: SleeveConnection) -> None:
         if self.connections.get(conn.remote) is conn:

@@ -1,0 +1,211 @@
+"""fastdp's kernel side: observe the VXLAN devices and fdb, apply planned operations.
+
+The plan (and why there are two devices, pinned MACs and no flood entries) is in
+:mod:`weavenet.core.overlay.vxlan_plan`; flannel's ``device.go`` is the model for what
+lives here: the devices and a few one-call verbs, each idempotent (``replace``, deletes
+that ignore "not found"), so a round that fails half-way is finished by the next one.
+Per remote peer the kernel holds one fdb entry per MAC behind it and nothing else.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from weavenet.core.overlay.fastdp import VXLAN_OVERHEAD
+from weavenet.core.overlay.vxlan_plan import (
+    AddPin,
+    CreateDevice,
+    DelFdb,
+    DelPort,
+    DeviceSeen,
+    DeviceSpec,
+    FixDevice,
+    IsolateTap,
+    Observed,
+    Op,
+    VxlanConfig,
+)
+from weavenet.dataplane.netlink import (
+    DataplaneError,
+    ignoring,
+    iproute,
+    kernel_errors,
+    link_index,
+    link_info,
+    link_kind,
+)
+
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
+NTF_SELF, NTF_MASTER, NTF_STICKY = 0x02, 0x04, 0x40
+IFF_UP = 0x1
+
+
+def _linkinfo_data(msg: Any) -> Any:
+    info = msg.get("IFLA_LINKINFO")
+    return info.get("IFLA_INFO_DATA") if info is not None else None
+
+
+def _port_isolated(msg: Any) -> bool:
+    info = msg.get("IFLA_LINKINFO")
+    slave = info.get("IFLA_INFO_SLAVE_DATA") if info is not None else None
+    return bool(slave is not None and slave.get("IFLA_BRPORT_ISOLATED"))
+
+
+def _seen(ipr: Any, name: str) -> tuple[DeviceSeen | None, int | None]:
+    index = link_index(ipr, name)
+    if index is None:
+        return None, None
+    msg = link_info(ipr, index)
+    data = _linkinfo_data(msg)
+    if link_kind(msg) != "vxlan" or data is None:
+        return DeviceSeen(-1, -1, 0, False, None, False, False), index
+    master = msg.get("IFLA_MASTER")
+    bridge = None
+    if master:
+        bridge = link_info(ipr, master).get("IFLA_IFNAME")
+    seen = DeviceSeen(
+        vni=int(data.get("IFLA_VXLAN_ID") or 0),
+        port=int(data.get("IFLA_VXLAN_PORT") or 0),
+        mtu=int(msg.get("IFLA_MTU") or 0),
+        learning=bool(data.get("IFLA_VXLAN_LEARNING")),
+        bridge=bridge,
+        up=bool(msg["flags"] & IFF_UP),
+        isolated=_port_isolated(msg),
+    )
+    return seen, index
+
+
+def _fdb(ipr: Any, index: int) -> tuple[set[tuple[str, str, bool]], set[tuple[str, bool]]]:
+    fdb: set[tuple[str, str, bool]] = set()
+    port: set[tuple[str, bool]] = set()
+    for msg in ipr.fdb("dump", ifindex=index):
+        if msg["ifindex"] != index:
+            continue
+        mac = str(msg.get("NDA_LLADDR") or "")
+        state, flags = msg["state"], msg["flags"]
+        if flags & NTF_SELF and msg.get("NDA_DST"):
+            fdb.add((mac, str(msg.get("NDA_DST")), bool(state & (NUD_PERMANENT | NUD_NOARP))))
+        elif msg.get("NDA_MASTER") and not state & NUD_PERMANENT:  # PERMANENT: its own MAC
+            port.add((mac, bool(state & NUD_NOARP) and bool(flags & NTF_STICKY)))
+    return fdb, port
+
+
+def observe(config: VxlanConfig, netns: str | None = None) -> Observed:
+    """What the kernel has now, in the plan's terms."""
+    with iproute(netns) as ipr, kernel_errors("observe fastdp devices"):
+        data, index = _seen(ipr, config.data_device().name)
+        heartbeat, _ = _seen(ipr, config.heartbeat_device().name)
+        tap = link_index(ipr, config.tap)
+        tap_isolated = tap is None or _port_isolated(link_info(ipr, tap))
+        fdb, port = _fdb(ipr, index) if data is not None and index is not None else (set(), set())
+        return Observed(data, heartbeat, tap_isolated, frozenset(fdb), frozenset(port))
+
+
+def _create(ipr: Any, spec: DeviceSpec) -> None:
+    with ignoring(*((errno.ENODEV,))):
+        old = link_index(ipr, spec.name)
+        if old is not None:
+            ipr.link("del", index=old)
+    ipr.link(
+        "add",
+        ifname=spec.name,
+        kind="vxlan",
+        vxlan_id=spec.vni,
+        vxlan_port=spec.port,
+        vxlan_learning=1 if spec.learning else 0,
+        mtu=spec.mtu,
+    )
+    _fix(ipr, spec)
+
+
+def _fix(ipr: Any, spec: DeviceSpec) -> None:
+    index = link_index(ipr, spec.name)
+    if index is None:
+        raise DataplaneError(f"{spec.name} vanished", errno.ENODEV)
+    ipr.link("set", index=index, mtu=spec.mtu)
+    if spec.bridge is not None:
+        master = link_index(ipr, spec.bridge)
+        if master is None:
+            raise DataplaneError(f"bridge {spec.bridge} is missing", errno.ENODEV)
+        ipr.link("set", index=index, master=master)
+        ipr.brport("set", index=index, isolated=1)
+    ipr.link("set", index=index, state="up")
+
+
+def _data_index(ipr: Any, config: VxlanConfig) -> int:
+    index = link_index(ipr, config.data_device().name)
+    if index is None:
+        raise DataplaneError(f"{config.data_device().name} is missing", errno.ENODEV)
+    return index
+
+
+def _apply_one(ipr: Any, op: Op, config: VxlanConfig) -> None:
+    if isinstance(op, CreateDevice):
+        _create(ipr, op.spec)
+    elif isinstance(op, FixDevice):
+        _fix(ipr, op.spec)
+    elif isinstance(op, IsolateTap):
+        tap = link_index(ipr, op.tap)
+        if tap is not None:
+            ipr.brport("set", index=tap, isolated=1)
+    elif isinstance(op, AddPin):
+        index = _data_index(ipr, config)
+        for mac, dst in [(m, d) for m, d, _ in _fdb(ipr, index)[0] if m == op.mac]:
+            if dst != op.ip:
+                with ignoring(errno.ENOENT):
+                    ipr.fdb("del", ifindex=index, lladdr=mac, dst=dst, flags=NTF_SELF)
+        ipr.fdb(
+            "replace", ifindex=index, lladdr=op.mac, dst=op.ip, state=NUD_PERMANENT, flags=NTF_SELF
+        )
+        ipr.fdb(
+            "replace", ifindex=index, lladdr=op.mac, state=NUD_NOARP, flags=NTF_MASTER | NTF_STICKY
+        )
+    elif isinstance(op, DelFdb):
+        with ignoring(errno.ENOENT):
+            ipr.fdb(
+                "del", ifindex=_data_index(ipr, config), lladdr=op.mac, dst=op.ip, flags=NTF_SELF
+            )
+    elif isinstance(op, DelPort):
+        with ignoring(errno.ENOENT):
+            ipr.fdb("del", ifindex=_data_index(ipr, config), lladdr=op.mac, flags=NTF_MASTER)
+
+
+def apply(ops: list[Op], config: VxlanConfig, netns: str | None = None) -> None:
+    """Carry out ``ops`` in order (DataplaneError on the first that fails)."""
+    with iproute(netns) as ipr:
+        for op in ops:
+            with kernel_errors(f"fastdp: {op}"):
+                _apply_one(ipr, op, config)
+
+
+def device_index(name: str, netns: str | None = None) -> int | None:
+    with iproute(netns) as ipr:
+        return link_index(ipr, name)
+
+
+def underlay_mtu(netns: str | None = None) -> tuple[str, int]:
+    """(interface, MTU) of the underlay: the default route's device, else the first
+    non-loopback interface that is up and has an IPv4 address."""
+    with iproute(netns) as ipr, kernel_errors("find the underlay interface"):
+        for route in ipr.route("dump", family=socket.AF_INET, table=254):
+            if route["dst_len"] == 0 and route.get("RTA_OIF"):
+                msg = link_info(ipr, route.get("RTA_OIF"))
+                return str(msg.get("IFLA_IFNAME")), int(msg.get("IFLA_MTU"))
+        for msg in ipr.addr("dump", family=socket.AF_INET):
+            link = link_info(ipr, msg["index"])
+            if link.get("IFLA_IFNAME") != "lo" and link["flags"] & IFF_UP:
+                return str(link.get("IFLA_IFNAME")), int(link.get("IFLA_MTU"))
+    raise DataplaneError("no underlay interface (no default route, no IPv4 address)")
+
+
+def check_mtu(mtu: int, netns: str | None = None) -> None:
+    """DataplaneError saying what to do when ``mtu`` does not fit the underlay."""
+    ifname, underlay = underlay_mtu(netns)
+    if mtu + VXLAN_OVERHEAD > underlay:
+        raise DataplaneError(
+            f"--mtu {mtu} does not fit the underlay: {ifname} has MTU {underlay} and fastdp "
+            f"needs MTU + {VXLAN_OVERHEAD}; use --mtu {underlay - VXLAN_OVERHEAD} or less "
+            "(or --no-fastdp)"
+        )

@@ -1,0 +1,212 @@
+"""The asyncio shell of fastdp: heartbeats in and out, and the plan/apply loop that keeps
+the kernel VXLAN state as the core wants it.
+
+Heartbeats must prove the kernel path, not just UDP: we send each one from an ordinary
+UDP socket (DF set, so it is also the MTU probe) as a VXLAN packet to the peer's port
+6784 with the heartbeat VNI. There the peer's *kernel* VXLAN code decapsulates it into
+its heartbeat device, a second VXLAN device on the same port that is not on the bridge,
+and the peer reads it with an AF_PACKET socket bound to that device. Reading heartbeats
+off the data device instead would put every data frame through a packet tap, and zero
+MACs there would be learnt by the device; sending them through the data device would
+need all-zero flood entries, which would also flood broadcasts (see vxlan_plan).
+
+Every :data:`APPLY_PERIOD` the loop plans the desired state from the switch and the MAC
+cache, observes the kernel, applies the difference in a worker thread and logs what it
+changed; whatever the kernel lost of the state applied the round before is drift
+(someone deleted the device or an fdb entry): logged as a repair and counted in the
+report (``OverlayDiagnostics.fastdp.KernelRepairs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Callable
+
+from weavenet.core.mesh.router import Router
+from weavenet.core.overlay.datapath import Datapath
+from weavenet.core.overlay.fastdp import FASTDP, FastdpOverlay
+from weavenet.core.overlay.switch import OverlaySwitch
+from weavenet.core.overlay.vxlan_plan import (
+    DelFdb,
+    DelPort,
+    Desired,
+    Op,
+    VxlanConfig,
+    diff,
+    plan,
+)
+from weavenet.dataplane import vxlan
+from weavenet.dataplane.netlink import DataplaneError
+from weavenet.io.mesh_tcp import MeshShell
+
+log = logging.getLogger("weavenet.fastdp")
+
+APPLY_PERIOD = 1.0
+SOL_PACKET = 263  # missing from this CPython's socket module
+PACKET_IGNORE_OUTGOING = 23
+ETH_P_ALL = 0x0003
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+READ_BATCH = 32
+
+
+class FastdpShell:
+    def __init__(
+        self,
+        router: Router,
+        switch: OverlaySwitch,
+        overlay: FastdpOverlay,
+        datapath: Datapath,
+        config: VxlanConfig,
+        after: Callable[[], None],
+    ) -> None:
+        self.router, self.switch, self.overlay = router, switch, overlay
+        self.datapath, self.config, self.after = datapath, config, after
+        self.loop = asyncio.get_running_loop()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        self.sock.setblocking(False)
+        self.raw: socket.socket | None = None
+        self._raw_index: int | None = None
+        self._last: Desired | None = None
+        self._first = self.loop.create_future()
+        self._task = self.loop.create_task(self._keep())
+
+    async def started(self) -> None:
+        """Wait for the first round (which creates the devices) to be done."""
+        await asyncio.shield(self._first)
+
+    def close(self) -> None:
+        self._task.cancel()
+        self._close_raw()
+        self.sock.close()
+
+    # ---- heartbeats ---------------------------------------------------------------------
+    def flush(self) -> None:
+        """Send the heartbeats the forwarders queued (called after every mesh round)."""
+        for beat in self.overlay.take_heartbeats():
+            try:
+                self.sock.sendto(beat.payload, beat.addr)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                    log.debug("fastdp: heartbeat to %s failed: %s", beat.addr, exc)
+
+    def _on_raw(self) -> None:
+        raw = self.raw
+        if raw is None:
+            return
+        now = self.loop.time()
+        changed: set[int] = set()
+        for _ in range(READ_BATCH):
+            try:
+                frame = raw.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log.debug("fastdp: heartbeat socket: %s", exc)
+                break
+            peer = self.overlay.heartbeat_frame(frame, now)
+            if peer is not None:
+                changed.add(peer)
+        if changed:
+            self.router.overlay_activity(changed, now)
+            self.after()
+
+    def _open_raw(self, index: int | None) -> None:
+        name = self.config.heartbeat_device().name
+        if index is None or index == self._raw_index:
+            return
+        self._close_raw()
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        raw.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        raw.bind((name, ETH_P_ALL))
+        raw.setblocking(False)
+        self.raw, self._raw_index = raw, index
+        self.loop.add_reader(raw.fileno(), self._on_raw)
+
+    def _close_raw(self) -> None:
+        if self.raw is not None:
+            self.loop.remove_reader(self.raw.fileno())
+            self.raw.close()
+            self.raw, self._raw_index = None, None
+
+    # ---- the kernel state ---------------------------------------------------------------
+    def desired(self) -> Desired:
+        peers = {}
+        for peer in self.switch.peers_using(FASTDP):
+            fwd = self.overlay.connections.get(peer)
+            if fwd is not None:
+                peers[peer] = fwd.remote_ip
+        macs = [(mac, peer) for mac, peer, _ in self.datapath.forwarder.macs.entries()]
+        return plan(self.config, peers, macs)
+
+    def _round(
+        self, desired: Desired, last: Desired | None
+    ) -> tuple[list[Op], list[Op], int | None]:
+        """In a worker thread: observe, diff, apply. Returns (ops applied, drift: what the
+        kernel lost of the state applied last round, the heartbeat device's index)."""
+        observed = vxlan.observe(self.config)
+        ops = diff(desired, observed)
+        drift = [] if last is None else [op for op in diff(last, observed) if _restores(op)]
+        if ops:
+            vxlan.apply(ops, self.config)
+        return ops, drift, vxlan.device_index(self.config.heartbeat_device().name)
+
+    async def apply_once(self) -> list[Op]:
+        desired, last = self.desired(), self._last
+        ops, drift, heartbeat_index = await asyncio.to_thread(self._round, desired, last)
+        changes = [op for op in ops if _restores(op)]
+        if drift:
+            self.overlay.record_repair()
+            log.warning("fastdp: kernel state drifted from the plan; repaired: %s", drift)
+        if changes:
+            log.info("fastdp: applied %d change(s): %s", len(changes), changes)
+        elif ops:  # entries the kernel learnt towards peers fastdp no longer carries
+            log.debug("fastdp: removed %s", ops)
+        self._last = desired
+        self._open_raw(heartbeat_index)
+        return ops
+
+    async def _keep(self) -> None:
+        failing: str | None = None
+        while True:
+            try:
+                await self.apply_once()
+                failing = None
+            except (OSError, DataplaneError) as exc:
+                if str(exc) != failing:  # once per cause, not every second
+                    log.error("fastdp: could not apply the VXLAN plan (retrying): %s", exc)
+                failing = str(exc)
+            if not self._first.done():
+                self._first.set_result(None)
+            await asyncio.sleep(APPLY_PERIOD)  # a period, not a synchronisation
+
+
+def _restores(op: Op) -> bool:
+    """Creates or re-creates state (deletions are routine: learnt entries, fallbacks)."""
+    return not isinstance(op, DelFdb | DelPort)
+
+
+async def start_fastdp(
+    router: Router,
+    switch: OverlaySwitch,
+    datapath: Datapath,
+    bridge: str,
+    tap: str,
+    mesh: MeshShell,
+) -> FastdpShell:
+    """Wire fastdp into the daemon: its heartbeats go out after every mesh round. The
+    devices exist when this returns, so containers attached from now on get the bridge
+    MTU that the VXLAN port imposes."""
+    overlay = switch.overlays[0]
+    assert isinstance(overlay, FastdpOverlay)
+    config = VxlanConfig(bridge, tap, overlay.mtu, overlay.port)
+    fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.run_effects)
+    await fastdp.started()
+    mesh.post_effects.append(fastdp.flush)
+    log.info(
+        "fastdp: VXLAN on UDP %d (MTU %d), attached to bridge %s", overlay.port, overlay.mtu, bridge
+    )
+    return fastdp
