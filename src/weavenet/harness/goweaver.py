@@ -174,8 +174,7 @@ class GoWeaver:
         self.args = list(args)
         self.state_dir = host.cluster.tmpdir / f"{host.name}-go"
         self.api = HttpApi(host, http_addr)
-        self.status_api = HttpApi(host, status_addr)
-        self._status_addr = status_addr
+        self.status_api = HttpApi(host, status_addr)  # /status, /report, /metrics only
         self._proc: subprocess.Popen[Any] | None = None
         self._pid: int | None = None
 
@@ -187,7 +186,7 @@ class GoWeaver:
         argv += [str(self.binary), "--port=6783", f"--name={self.name}"]
         argv += [f"--nickname={self.nickname}", "--docker-api=", "--datapath=datapath"]
         argv += [f"--weave-bridge={GO_BRIDGE}", f"--http-addr={self.api.addr}"]
-        argv += [f"--status-addr={self._status_addr}", f"--db-prefix={self.state_dir}/weave"]
+        argv += [f"--status-addr={self.status_api.addr}", f"--db-prefix={self.state_dir}/weave"]
         if not any(a.startswith("--ipalloc-range") for a in self.args):
             argv.append("--ipalloc-range=")
         if not any(a.startswith("--dns") for a in self.args):
@@ -195,7 +194,8 @@ class GoWeaver:
         return [*argv, *self.args, *self.peers]
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start it (fresh working directory state) and wait until its HTTP API answers."""
+        """Start it with the peers given (no restart.sentinel: not a "resume") and wait until
+        its HTTP API answers. Persisted data (peers, IPAM ring) stays unless reset()."""
         if self.running():
             raise RuntimeError(f"{self} is already running")
         remove_go_bridge(self.host)
@@ -249,6 +249,12 @@ class GoWeaver:
         self._proc, self._pid = None, None
         remove_go_bridge(self.host)
         remove_go_firewall(self.host)
+
+    def reset(self) -> None:
+        """Stop it and delete its persisted data (peers, IPAM ring), as `weave reset`."""
+        self.stop()
+        (self.state_dir / "weavedata.db").unlink(missing_ok=True)
+        (self.state_dir / "restart.sentinel").unlink(missing_ok=True)
 
     def log(self) -> str:
         try:
