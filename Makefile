@@ -12,6 +12,9 @@ REPO_ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 GO_WEAVER ?= $(REPO_ROOT)/../shared/anchor/weaver
 INTEROP_APT := libpcap0.8 ethtool util-linux
 COV_ARGS := --cov=weavenet --cov-report=term-missing:skip-covered
+# test-netns appends its coverage to test-fast's (make test prints the combined TOTAL last);
+# `make test-netns NETNS_COV=` runs it without coverage
+NETNS_COV ?= --cov=weavenet --cov-append --cov-report=term:skip-covered
 
 .PHONY: help deps venv lint typecheck test test-fast test-netns interop demo bench bench-mesh bench-sleeve clean
 
@@ -43,9 +46,9 @@ test-fast: $(STAMP) ## unit, property, simulation and loopback integration tests
 	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop \
 	  $(COV_ARGS) $(PYTEST_ARGS)
 
-test-netns: $(STAMP) ## namespace integration tests (root), run serially
+test-netns: $(STAMP) ## namespace tests (root), serially; coverage added to test-fast's
 	@$(MAKE) --no-print-directory deps
-	$(BIN)/pytest -q -p no:xdist tests/netns $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:xdist tests/netns $(NETNS_COV) $(PYTEST_ARGS)
 
 interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_WEAVER=PATH
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(INTEROP_APT)"

@@ -138,7 +138,12 @@ class HttpApi:
         """POST /ip/<ident>: an address in the default subnet (blocks until the ring is ready)."""
         return self.ok("POST", f"/ip/{ident}", timeout=timeout).strip()
 
+    def claim(self, ident: str, cidr: str, timeout: float = 60.0) -> None:
+        """PUT /ip/<ident>/<ip>/<prefixlen>: claim that exact address."""
+        self.ok("PUT", f"/ip/{ident}/{cidr}", timeout=timeout)
+
     def owned(self, ident: str) -> str:
+        """GET /ip/<ident>: the CIDRs `ident` owns in the default subnet, space-separated."""
         return self.ok("GET", f"/ip/{ident}").strip()
 
     def prime(self, timeout: float = 60.0) -> None:
@@ -146,7 +151,13 @@ class HttpApi:
         self.ok("GET", "/ring", timeout=timeout)
 
     def add_name(self, ident: str, ip: str, fqdn: str) -> None:
+        """PUT /name/<ident>/<ip> with fqdn=...: a DNS entry (needs DNS on)."""
         self.ok("PUT", f"/name/{ident}/{ip}", data=f"fqdn={fqdn}")
+
+    def names(self) -> list[dict[str, Any]]:
+        """GET /name (JSON): every DNS entry this router knows, tombstones included."""
+        entries: list[dict[str, Any]] = json.loads(self.ok("GET", "/name") or "[]") or []
+        return entries
 
 
 # --- the Go router ---------------------------------------------------------------------------
