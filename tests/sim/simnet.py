@@ -69,8 +69,12 @@ class SimNet:
         heapq.heappush(self.events, (when, next(self._ids), action))
 
     # ---- effects -------------------------------------------------------------------
+    def flush(self, i: int) -> None:
+        """Carry out router i's effects (after a call into it from outside the net)."""
+        self._effects(i)
+
     def _effects(self, i: int) -> None:
-        for effect in self.routers[i].take_effects():
+        for effect in self.routers[i].take_effects(self.now):
             if isinstance(effect, Send):
                 self._send(i, effect)
             elif isinstance(effect, Close):

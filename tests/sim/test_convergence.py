@@ -50,7 +50,8 @@ def test_converges_with_password() -> None:
     assert net.run_until(lambda: _converged(net), limit=120)
 
 
-def _chain(n: int) -> SimNet:
+def chain(n: int) -> SimNet:
+    """n routers in a line, without discovery, converged."""
     net = SimNet(n, 11, discovery=False)
     for i in range(1, n):
         net.connect(i, [i - 1])
@@ -65,7 +66,7 @@ def _chain(n: int) -> SimNet:
 
 
 def test_chain_without_discovery_routes_through_intermediate_peers() -> None:
-    net = _chain(4)
+    net = chain(4)
     names = [r.name for r in net.routers]
     first, last = net.routers[0], net.routers[-1]
     # unicast from one end to the other goes hop by hop
@@ -81,71 +82,20 @@ def test_chain_without_discovery_routes_through_intermediate_peers() -> None:
     assert net.established_counts() == [1, 2, 2, 1]
 
 
-def test_gossip_unicast_is_relayed_along_the_chain() -> None:
-    net = _chain(3)
-    received: list[tuple[int, bytes]] = []
+def test_a_wrong_password_says_so_in_the_connection_error() -> None:
+    from weavenet.core.mesh.router import Router, RouterConfig
 
-    class Recorder:
-        def on_gossip_unicast(self, src: int, msg: bytes) -> None:
-            received.append((src, msg))
+    net = SimNet(2, 3, password=b"right")
+    wrong = RouterConfig(name=2, nickname="r1", password=b"wrong")
+    net.routers[1] = Router(wrong, random.Random(3), net.now)
+    net.connect(0, [1])
 
-        def on_gossip_broadcast(self, src: int, update: bytes) -> None:
-            return None
+    def errors() -> list[str]:
+        return [str(row["Info"]) for row in net.routers[0].maker.status(0.0)]
 
-        def gossip(self) -> None:
-            return None
-
-        def on_gossip(self, msg: bytes) -> None:
-            return None
-
-    net.routers[2].channels["test"] = Recorder()  # type: ignore[assignment]
-    assert net.routers[0].gossip_unicast("test", net.routers[2].name, b"hello")
-    net._effects(0)
-    assert net.run_until(lambda: bool(received), limit=5)
-    assert received == [(net.routers[0].name, b"hello")]
-
-
-class _Recorder:
-    """A channel owner that remembers what reached it."""
-
-    def __init__(self) -> None:
-        self.broadcasts: list[tuple[int, bytes]] = []
-
-    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
-        return None
-
-    def on_gossip_broadcast(self, src: int, update: bytes) -> None:
-        self.broadcasts.append((src, update))
-        return None
-
-    def gossip(self) -> None:
-        return None
-
-    def on_gossip(self, msg: bytes) -> None:
-        return None
-
-
-def test_unknown_channel_broadcast_is_relayed_by_a_surrogate() -> None:
-    from weavenet.core.mesh.gossip import BytesGossipData, SurrogateGossiper
-
-    net = _chain(3)
-    recorder = _Recorder()
-    net.routers[2].channels["nameserver"] = recorder  # type: ignore[assignment]
-    net.routers[0].gossip_broadcast("nameserver", BytesGossipData([b"entry"]))
-    net._effects(0)
-    assert net.run_until(lambda: bool(recorder.broadcasts), limit=5)
-    assert recorder.broadcasts == [(net.routers[0].name, b"entry")]
-    # the middle router knows nothing of the channel, yet passed it on
-    assert isinstance(net.routers[1].channels["nameserver"], SurrogateGossiper)
-
-
-def test_peer_gone_hooks_run_when_a_peer_is_garbage_collected() -> None:
-    net = _chain(2)
-    gone: list[int] = []
-    net.routers[0].peer_gone_hooks.append(gone.append)
-    conn_id = next(iter(net.routers[0].by_peer.values())).id
-    net.routers[0].connection_closed(conn_id, "test", net.now)
-    net._close(conn_id)
-    net._effects(0)
-    assert net.run_until(lambda: bool(gone), limit=10)
-    assert gone == [net.routers[1].name]
+    assert net.run_until(lambda: any("decrypt" in e for e in errors()), limit=30), errors()
+    assert any(
+        e.startswith("Unable to decrypt TCP msg: check that every peer uses the same --password")
+        for e in errors()
+    ), errors()
+    assert net.established_counts() == [0, 0]

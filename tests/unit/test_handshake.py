@@ -285,7 +285,9 @@ def test_mismatched_passwords_fail_to_decrypt_features() -> None:
     pair.run()
     for side in ("outbound", "inbound"):
         assert isinstance(pair.errors[side], DecryptError)
-        assert str(pair.errors[side]) == "Unable to decrypt TCP msg"
+        assert str(pair.errors[side]) == (
+            "Unable to decrypt TCP msg: check that every peer uses the same --password"
+        )
     assert not pair.outbound.done and not pair.inbound.done
 
 

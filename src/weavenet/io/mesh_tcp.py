@@ -94,7 +94,7 @@ class MeshShell:
 
     # ---- effects -------------------------------------------------------------------
     def run_effects(self) -> None:
-        for effect in self.router.take_effects():
+        for effect in self.router.take_effects(self.now()):
             if isinstance(effect, Send):
                 transport = self.transports.get(effect.conn)
                 if transport is not None and not transport.is_closing():

@@ -60,7 +60,7 @@ class SleeveShell:
         os.set_blocking(tap_fd, False)
         self.loop.add_reader(self.sock.fileno(), self._on_udp)
         self.loop.add_reader(tap_fd, self._on_tap)
-        router.peer_gone_hooks.append(datapath.forget_peer)
+        router.on_peer_gone(lambda name, _now: datapath.forget_peer(name))
         self._expiry = self.loop.call_later(MAC_EXPIRY_SWEEP, self._expire_macs)
 
     def _expire_macs(self) -> None:
@@ -76,7 +76,8 @@ class SleeveShell:
 
     # ---- input -------------------------------------------------------------------------
     def _on_udp(self) -> None:
-        now, routes = self.loop.time(), self.router.routes
+        now = self.loop.time()
+        routes = self.router.routes(now)
         for _ in range(READ_BATCH):
             try:
                 packet, addr = self.sock.recvfrom(65535)
@@ -89,7 +90,8 @@ class SleeveShell:
         self.flush()
 
     def _on_tap(self) -> None:
-        now, routes = self.loop.time(), self.router.routes
+        now = self.loop.time()
+        routes = self.router.routes(now)
         for _ in range(READ_BATCH):
             try:
                 frame = os.read(self.tap_fd, 65535)

@@ -23,22 +23,42 @@ class GossipData(Protocol):
 
 
 class Gossiper(Protocol):
-    """What a channel's owner implements (mesh gossip.go, comments kept)."""
+    """What a channel's owner implements (mesh gossip.go, comments kept). Every method
+    gets ``now``. Any of them may raise :class:`RemoteProtocolError` (or a subclass): the
+    router then closes the connection the message arrived on, as mesh does when a
+    Gossiper returns an error. Any other exception is a bug."""
 
-    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+    def on_gossip_unicast(self, src: int, msg: bytes, now: float) -> None:
         """A message addressed to us."""
         ...
 
-    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
+    def on_gossip_broadcast(self, src: int, update: bytes, now: float) -> GossipData | None:
         """Merge a broadcast; return what to pass on, or None."""
         ...
 
-    def gossip(self) -> GossipData | None:
+    def gossip(self, now: float) -> GossipData | None:
         """The complete state, sent periodically and to new connections."""
         ...
 
-    def on_gossip(self, msg: bytes) -> GossipData | None:
+    def on_gossip(self, msg: bytes, now: float) -> GossipData | None:
         """Merge periodic gossip; return everything new we just learnt, or None."""
+        ...
+
+
+class Gossip(Protocol):
+    """What :meth:`Router.new_gossip` returns: the channel owner sends with it."""
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool:
+        """Send ``msg`` to peer ``dst`` along the unicast routes; False (logged) if
+        there is no route to it."""
+        ...
+
+    def gossip_broadcast(self, update: GossipData, now: float) -> None:
+        """Send ``update`` to every peer along our broadcast tree."""
+        ...
+
+    def gossip_neighbour_subset(self, update: GossipData, now: float) -> None:
+        """Send ``update`` as gossip to a random subset of our neighbours."""
         ...
 
 
@@ -65,26 +85,25 @@ class SurrogateGossiper:
     Unicasts to us are ignored, broadcasts relayed unchanged, and periodic gossip relayed
     unless an identical payload was seen within the last gossip interval."""
 
-    now: float = 0.0
     _seen: dict[bytes, float] = field(default_factory=dict)
 
-    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+    def on_gossip_unicast(self, src: int, msg: bytes, now: float) -> None:
         return None
 
-    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
+    def on_gossip_broadcast(self, src: int, update: bytes, now: float) -> GossipData | None:
         return BytesGossipData([update])
 
-    def gossip(self) -> GossipData | None:
+    def gossip(self, now: float) -> GossipData | None:
         return None
 
-    def on_gossip(self, msg: bytes) -> GossipData | None:
+    def on_gossip(self, msg: bytes, now: float) -> GossipData | None:
         digest = hashlib.blake2b(msg, digest_size=16).digest()
         for key, seen_at in list(self._seen.items()):
-            if self.now - seen_at > GOSSIP_INTERVAL:
+            if now - seen_at > GOSSIP_INTERVAL:
                 del self._seen[key]
         if digest in self._seen:
             return None
-        self._seen[digest] = self.now
+        self._seen[digest] = now
         return BytesGossipData([msg])
 
 

@@ -1,120 +1,151 @@
-"""Message dispatch and gossip routing of the mesh router (mesh gossip_channel.go and
-router.go ``handleGossip``): which connections get what, and the encoding of what is
-pending. Functions of :class:`weavenet.core.mesh.router.Router`'s state."""
+"""Gossip channels and their routing (mesh gossip_channel.go and router.go
+``handleGossip``): which channel owner gets a message, and which connections get what is
+passed on. Owns the channel table; sends through the connection table."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import random
 
-from weavenet.core.effects import Send
-from weavenet.core.mesh import lifecycle
+from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.conn import MeshConn
-from weavenet.core.mesh.gossip import Gossiper, SurrogateGossiper
+from weavenet.core.mesh.connections import ConnectionTable
+from weavenet.core.mesh.gossip import Gossip, GossipData, Gossiper, SurrogateGossiper
 from weavenet.core.mesh.protocol import GossipMessage, Tag, decode_gossip, encode_gossip
+from weavenet.core.mesh.routes import RouteCache, Routes
 from weavenet.core.peername import format_peer_name
-
-if TYPE_CHECKING:
-    from weavenet.core.mesh.router import Router
 
 log = logging.getLogger("weavenet.mesh")
 
-_GOSSIP_TAGS = {int(t): t for t in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST)}
-# Gossip to one connection goes at most this often; what arrives meanwhile is merged, as
-# mesh's per-connection senders merge under load. Keeps busy meshes from drowning in
-# many small deltas.
-GOSSIP_BATCH = 0.1
+GOSSIP_TAGS = {int(t): t for t in (Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST)}
 
 
-def handle_message(router: Router, conn: MeshConn, body: bytes, now: float) -> None:
-    if not body:
-        return  # Go ignores blank messages
-    tag, payload = body[0], body[1:]
-    if tag == Tag.HEARTBEAT:
-        return
-    if tag in _GOSSIP_TAGS:
-        gossip_tag = _GOSSIP_TAGS[tag]
-        handle_gossip(router, conn, gossip_tag, decode_gossip(gossip_tag, payload), body, now)
-    elif tag in (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL):
-        if conn.overlay is not None:
-            conn.overlay.control_message(tag, payload, now)
-            lifecycle.pump_overlay(router, conn, now)
-    else:
-        log.debug("%s ignoring unknown protocol tag %d", conn.describe(), tag)
+class GossipRouter:
+    """The gossip channels of one peer. Channels nobody owns get a surrogate that
+    relays them, so mixed clusters still work; ``new_gossip`` replaces it."""
 
+    def __init__(
+        self, ourself: int, rng: random.Random, table: ConnectionTable, routes: RouteCache
+    ) -> None:
+        self._ourself = ourself
+        self._rng = rng
+        self._table = table
+        self._routes = routes
+        self._channels: dict[str, Gossiper] = {}
 
-def channel(router: Router, name: str, now: float) -> Gossiper:
-    gossiper = router.channels.get(name)
-    if gossiper is None:
-        gossiper = router.channels[name] = SurrogateGossiper()
-    if isinstance(gossiper, SurrogateGossiper):
-        gossiper.now = now
-    return gossiper
+    def new_gossip(self, channel: str, gossiper: Gossiper) -> Gossip:
+        current = self._channels.get(channel)
+        if current is not None and not isinstance(current, SurrogateGossiper):
+            raise ValueError(f"[gossip] duplicate channel {channel}: it already has an owner")
+        self._channels[channel] = gossiper
+        return GossipHandle(self, channel)
 
+    def _channel(self, name: str) -> Gossiper:
+        gossiper = self._channels.get(name)
+        if gossiper is None:
+            log.info("[gossip] created surrogate channel %s", name)
+            gossiper = self._channels[name] = SurrogateGossiper()
+        return gossiper
 
-def handle_gossip(
-    router: Router, conn: MeshConn, tag: Tag, msg: GossipMessage, body: bytes, now: float
-) -> None:
-    gossiper = channel(router, msg.channel, now)
-    if tag == Tag.GOSSIP_UNICAST:
-        if msg.dst == router.name:
-            gossiper.on_gossip_unicast(msg.src, msg.data)
+    # ---- receiving -----------------------------------------------------------------
+    def deliver(self, conn: MeshConn, tag: int, body: bytes, now: float) -> None:
+        """A gossip message arrived on ``conn``. The owner's RemoteProtocolError goes
+        up to the caller, which closes ``conn``."""
+        gossip_tag = GOSSIP_TAGS[tag]
+        msg = decode_gossip(gossip_tag, body[1:])
+        gossiper = self._channel(msg.channel)
+        if gossip_tag == Tag.GOSSIP_UNICAST:
+            if msg.dst == self._ourself:
+                gossiper.on_gossip_unicast(msg.src, msg.data, now)
+            elif not self._forward_unicast(msg.dst or 0, body, self._routes.get(now)):
+                dst = format_peer_name(msg.dst or 0)
+                log.info("dropping gossip unicast for unknown destination %s", dst)
+        elif gossip_tag == Tag.GOSSIP_BROADCAST:
+            data = gossiper.on_gossip_broadcast(msg.src, msg.data, now)
+            if data is not None:
+                tree = self._routes.get(now).broadcast_all(msg.src)
+                self._relay_broadcast(msg.channel, msg.src, data, tree)
         else:
-            relay_unicast(router, msg, body)
-    elif tag == Tag.GOSSIP_BROADCAST:
-        data = gossiper.on_gossip_broadcast(msg.src, msg.data)
-        if data is not None:
-            for conn_to in connections_to(router, router.routes.broadcast_all(msg.src)):
-                conn_to.add_broadcast(msg.channel, msg.src, data)
-    else:
-        data = gossiper.on_gossip(msg.data)
-        if data is not None:
-            for conn_to in connections_to(
-                router, router.routes.random_neighbours(msg.src, router.rng)
-            ):
-                conn_to.add_gossip(msg.channel, data)
+            data = gossiper.on_gossip(msg.data, now)
+            if data is not None:
+                self._relay(msg.channel, msg.src, data, now)
 
+    def _forward_unicast(self, dst: int, body: bytes, routes: Routes) -> bool:
+        hop = routes.lookup_all(dst)
+        conn = self._table.to_peer(hop) if hop else None
+        if conn is None:
+            return False
+        conn.send(body)
+        return True
 
-def connections_to(router: Router, names: list[int]) -> list[MeshConn]:
-    return [router.by_peer[n] for n in names if n in router.by_peer]
+    def _relay_broadcast(self, channel: str, src: int, data: GossipData, tree: list[int]) -> None:
+        for conn in self._table.connections_to(tree):
+            conn.add_broadcast(channel, src, data)
 
-
-def relay_unicast(router: Router, msg: GossipMessage, body: bytes) -> None:
-    hop = router.routes.lookup_all(msg.dst or 0)
-    conn = router.by_peer.get(hop) if hop else None
-    if conn is None:
-        log.info(
-            "dropping gossip unicast for unknown destination %s", format_peer_name(msg.dst or 0)
-        )
-        return
-    conn.send(body)
-
-
-def periodic_gossip(router: Router) -> None:
-    for channel, gossiper in router.channels.items():
-        data = gossiper.gossip()
-        if data is None:
-            continue
-        for conn in connections_to(
-            router, router.routes.random_neighbours(router.name, router.rng)
-        ):
+    def _relay(self, channel: str, src: int, data: GossipData, now: float) -> None:
+        neighbours = self._routes.get(now).random_neighbours(src, self._rng)
+        for conn in self._table.connections_to(neighbours):
             conn.add_gossip(channel, data)
 
+    # ---- sending (through a channel's handle) --------------------------------------
+    def unicast(self, channel: str, dst: int, msg: bytes) -> bool:
+        body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
+            Tag.GOSSIP_UNICAST, GossipMessage(channel, self._ourself, dst, msg)
+        )
+        if self._forward_unicast(dst, body, self._routes.fresh()):
+            return True
+        log.info("[gossip] %s: unknown relay destination: %s", channel, format_peer_name(dst))
+        return False
 
-def flush(router: Router) -> None:
-    touched = list(router._touched)  # every connection shares this one set
-    router._touched.clear()
-    for conn_id in touched:
-        conn = router.conns.get(conn_id)
-        if conn is None:
-            continue
-        if conn.pending and router._now < conn.gossip_ready_at:
-            router.note_wakeup(conn.gossip_ready_at)
-        elif conn.registered and conn.writable and conn.pending:
-            conn.gossip_ready_at = router._now + GOSSIP_BATCH
-            for tag, channel, src, payload in conn.pending.drain():
-                origin = router.name if src is None else src
-                msg = GossipMessage(channel, origin, None, payload)
-                conn.send(bytes([tag]) + encode_gossip(tag, msg))
-        if conn.out:
-            router.effects.append(Send(conn.id, conn.take_output()))
+    def broadcast(self, channel: str, update: GossipData) -> None:
+        tree = self._routes.fresh().broadcast_all(self._ourself)
+        self._relay_broadcast(channel, self._ourself, update, tree)
+
+    def neighbour_subset(self, channel: str, update: GossipData) -> None:
+        neighbours = self._routes.fresh().random_neighbours(self._ourself, self._rng)
+        for conn in self._table.connections_to(neighbours):
+            conn.add_gossip(channel, update)
+
+    # ---- full state ----------------------------------------------------------------
+    def send_all_down(self, conn: MeshConn, now: float) -> None:
+        """Every channel's complete state, to a new connection."""
+        for channel, gossiper in list(self._channels.items()):
+            data = _full_state(channel, gossiper, now)
+            if data is not None:
+                conn.add_gossip(channel, data)
+
+    def periodic(self, now: float) -> None:
+        """Every channel's complete state, to random neighbours."""
+        for channel, gossiper in list(self._channels.items()):
+            data = _full_state(channel, gossiper, now)
+            if data is not None:
+                self._relay(channel, self._ourself, data, now)
+
+
+def _full_state(name: str, gossiper: Gossiper, now: float) -> GossipData | None:
+    """A channel's complete state. Not caused by any one message, so a protocol error
+    here closes nothing: it is logged and the channel skipped this time."""
+    try:
+        return gossiper.gossip(now)
+    except RemoteProtocolError as exc:
+        log.warning("[gossip] channel %s failed to produce its state: %s", name, exc)
+        return None
+
+
+class GossipHandle:
+    """The sending side of one channel, handed to its owner (mesh gossipChannel). Sends
+    go along routes as they are now, so ``now`` is not needed yet; it is in the
+    signature so that owners never have to change when it is."""
+
+    def __init__(self, router: GossipRouter, channel: str) -> None:
+        self._router = router
+        self._channel = channel
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool:
+        return self._router.unicast(self._channel, dst, msg)
+
+    def gossip_broadcast(self, update: GossipData, now: float) -> None:
+        self._router.broadcast(self._channel, update)
+
+    def gossip_neighbour_subset(self, update: GossipData, now: float) -> None:
+        self._router.neighbour_subset(self._channel, update)

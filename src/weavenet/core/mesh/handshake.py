@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.crypto import (
     KEY_SIZE,
+    DecryptError,
     MessageCodec,
     derive_session_key,
     generate_keypair,
@@ -88,6 +89,9 @@ class HandshakeResult:
     session_key: bytes | None
     codec: MessageCodec
     leftover: list[bytes] = field(default_factory=list)
+
+
+WRONG_PASSWORD_HINT = "check that every peer uses the same --password"
 
 
 class Handshake:
@@ -159,17 +163,24 @@ class Handshake:
 
     def _receive(self, data: bytes) -> None:
         if self._state == "features":
-            assert self._codec is not None
-            self._on_bodies(self._codec.feed(data))
+            self._on_bodies(self._feed(data))
             return
         self._buf += data
         while self._state != "features":
             if not self._step():
                 return
-        assert self._codec is not None
         rest = bytes(self._buf)
         self._buf.clear()
-        self._on_bodies(self._codec.feed(rest))
+        self._on_bodies(self._feed(rest))
+
+    def _feed(self, data: bytes) -> list[bytes]:
+        """Frame (and open) the features message: the first sealed one, so failing to
+        open it means the two peers were given different passwords."""
+        assert self._codec is not None
+        try:
+            return self._codec.feed(data)
+        except DecryptError as exc:
+            raise DecryptError(f"{exc}: {WRONG_PASSWORD_HINT}") from exc
 
     def _step(self) -> bool:
         """Advance one raw (pre-framing) state; False if more bytes are needed."""

@@ -1,12 +1,17 @@
 """The mesh router core: connections, gossip, topology and targets, with no I/O.
 
 The shell feeds it socket events with ``now`` and executes the effects it returns
-(:mod:`weavenet.core.effects`). One event loop owns it; nothing here locks.
+(:mod:`weavenet.core.effects`). One event loop owns it; nothing here locks. Every entry
+point takes ``now``: the router remembers no clock.
+
+The router composes collaborators that own their state: the connection table
+(:mod:`.connections`), the gossip channels (:mod:`.gossip_routing`) and the connection
+lifecycle (:mod:`.lifecycle`). They get what they need passed in; none imports this
+module.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 from collections.abc import Callable
@@ -14,22 +19,26 @@ from dataclasses import dataclass, field
 
 from weavenet.core.effects import Dial, Effect, PersistTargets
 from weavenet.core.errors import RemoteProtocolError
-from weavenet.core.mesh import gossip_routing, lifecycle
-from weavenet.core.mesh.addresses import host_of, split_host_port
-from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
+from weavenet.core.mesh.addresses import split_host_port
+from weavenet.core.mesh.config import RouterConfig
+from weavenet.core.mesh.conn import HEARTBEAT_INTERVAL, MeshConn
 from weavenet.core.mesh.connection_maker import ConnectionMaker, OurConnection
-from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, GossipData, Gossiper
-from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, build_features
+from weavenet.core.mesh.connections import ConnectionTable
+from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, Gossip, Gossiper
+from weavenet.core.mesh.gossip_routing import GOSSIP_TAGS, GossipRouter
+from weavenet.core.mesh.lifecycle import ConnectionLifecycle, LifecycleHooks, LifecycleParts
 from weavenet.core.mesh.overlay import NullOverlay, Overlay
 from weavenet.core.mesh.peers import Peer, Peers
-from weavenet.core.mesh.protocol import GossipMessage, Tag, encode_gossip
-from weavenet.core.mesh.routes import Routes
+from weavenet.core.mesh.protocol import Tag
+from weavenet.core.mesh.routes import RouteCache, Routes
 from weavenet.core.mesh.topology_gossip import (
     TOPOLOGY_CHANNEL,
     TopologyGossipData,
     TopologyGossiper,
 )
 from weavenet.core.peername import format_peer_name
+
+__all__ = ["Router", "RouterConfig"]
 
 log = logging.getLogger("weavenet.mesh")
 
@@ -40,19 +49,8 @@ TOPOLOGY_UPDATE_DELAY = 2.0
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
-ROUTES_RECALC_DELAY = 0.2
 SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
-
-
-@dataclass(frozen=True)
-class RouterConfig:
-    name: int
-    nickname: str
-    port: int = 6783
-    password: bytes | None = None
-    discovery: bool = True
-    conn_limit: int = 200
-    trusted_subnets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+_OVERLAY_TAGS = (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL)
 
 
 @dataclass
@@ -69,7 +67,7 @@ class _Timers:
 
 
 class Router:
-    """Mesh state for one peer. Entry points end by flushing output into effects."""
+    """Mesh state for one peer. The shell calls ``take_effects`` after every entry point."""
 
     def __init__(
         self, config: RouterConfig, rng: random.Random, now: float, overlay: Overlay | None = None
@@ -81,59 +79,83 @@ class Router:
         ourself = Peer(config.name, config.nickname, self.uid, 1, rng.randrange(4096), True, {})
         self.peers = Peers(ourself, rng)
         self.maker = ConnectionMaker(config.port, config.discovery, rng, config.conn_limit)
-        self.conns: dict[int, MeshConn] = {}
-        self.by_peer: dict[int, MeshConn] = {}
         self.timers = _Timers(gossip_at=now + GOSSIP_INTERVAL, accept_refill_at=now)
-        self.effects: list[Effect] = []
-        self._touched: set[int] = set()
-        self.peer_gone_hooks: list[Callable[[int], None]] = []
-        self._routes: Routes | None = None
-        self._routes_at = now
-        self._routes_dirty = False
-        self.channels: dict[str, Gossiper] = {
-            TOPOLOGY_CHANNEL: TopologyGossiper(self.peers, self._topology_changed)
-        }
+        self._effects: list[Effect] = []
+        self._peer_gone: list[Callable[[int, float], None]] = []
+        self._routes = RouteCache(self.peers)
+        self._table = ConnectionTable(config.name)
+        self._gossip = GossipRouter(config.name, rng, self._table, self._routes)
+        self._gossip.new_gossip(TOPOLOGY_CHANNEL, TopologyGossiper(self.peers, self._news))
+        parts = LifecycleParts(
+            config, self.uid, rng, self.peers, self.maker, self.overlay, self._table, self._routes
+        )
+        hooks = LifecycleHooks(
+            send_all_gossip_down=self._gossip.send_all_down,
+            topology_update=self.schedule_topology_update,
+            note_wakeup=self.note_wakeup,
+            emit=self._effects.append,
+        )
+        self._lifecycle = ConnectionLifecycle(parts, hooks)
 
     @property
     def name(self) -> int:
         return self.config.name
 
     @property
-    def routes(self) -> Routes:
-        """Routes for forwarding gossip. After topology news they are recomputed at most
-        every ROUTES_RECALC_DELAY (as mesh defers recalculation), so a burst of updates
-        costs one computation; local connection changes take effect at once."""
-        due = self._routes_dirty and self._now >= self._routes_at + ROUTES_RECALC_DELAY
-        if self._routes is None or due:
-            self._routes = Routes.compute(self.peers)
-            self._routes_at, self._routes_dirty = self._now, False
-        return self._routes
+    def conns(self) -> dict[int, MeshConn]:
+        """Every connection by id (read-only use)."""
+        return self._table.by_id
+
+    @property
+    def by_peer(self) -> dict[int, MeshConn]:
+        """Registered connections by remote peer name (read-only use)."""
+        return self._table.by_peer
+
+    def routes(self, now: float) -> Routes:
+        """Routes for forwarding, at most a moment behind topology news."""
+        return self._routes.get(now)
 
     def fresh_routes(self) -> Routes:
-        if self._routes_dirty:
-            self._routes = None
-        return self.routes
+        """Routes reflecting everything known now."""
+        return self._routes.fresh()
+
+    # ---- gossip channels -----------------------------------------------------------
+    def new_gossip(self, channel: str, gossiper: Gossiper) -> Gossip:
+        """Give ``channel`` to ``gossiper`` (mesh Router.NewGossip); returns the handle
+        its owner sends with. ValueError if the channel already has an owner; a
+        surrogate standing in for it is replaced."""
+        return self._gossip.new_gossip(channel, gossiper)
+
+    def known_peers(self) -> dict[int, str]:
+        """Name -> nickname of every peer in the topology, us included."""
+        return {peer.name: peer.nickname for peer in self.peers}
+
+    def is_reachable(self, name: int) -> bool:
+        """Us, or a peer we have a unicast route to."""
+        return name == self.name or self._routes.fresh().lookup(name) is not None
+
+    def on_peer_gone(self, callback: Callable[[int, float], None]) -> None:
+        """Call ``callback(name, now)`` whenever a peer is garbage-collected."""
+        self._peer_gone.append(callback)
 
     # ---- control -------------------------------------------------------------------
     def connect(self, peers: list[str], replace: bool, now: float) -> list[str]:
-        self._now = now
         errors = self.maker.connect(peers, replace)
         if not errors:
-            self.effects.append(PersistTargets(tuple(self.maker.direct_peers())))
+            self._effects.append(PersistTargets(tuple(self.maker.direct_peers())))
             self._plan_connections(now)
         return errors
 
     def forget(self, peers: list[str], now: float) -> None:
-        self._now = now
         self.maker.forget(peers)
-        self.effects.append(PersistTargets(tuple(self.maker.direct_peers())))
+        self._effects.append(PersistTargets(tuple(self.maker.direct_peers())))
         self._plan_connections(now)
 
-    def take_effects(self) -> list[Effect]:
-        gossip_routing.flush(
-            self,
-        )
-        effects, self.effects = self.effects, []
+    def take_effects(self, now: float) -> list[Effect]:
+        """Everything to do now: pending gossip that is due becomes Sends."""
+        self.note_wakeup(self._table.flush(now, self._effects.append))
+        effects = list(self._effects)
+        self._effects.clear()  # the same list: the lifecycle emits into it
         return effects
 
     # ---- socket events -------------------------------------------------------------
@@ -152,138 +174,93 @@ class Router:
     def connection_opened(
         self, conn_id: int, outbound: bool, local: str, remote: str, target: str | None, now: float
     ) -> None:
-        self._now = now
-        our_conn_id = self.rng.getrandbits(64)
-        features = build_features(
-            self.name,
-            self.config.nickname,
-            self.uid,
-            our_conn_id,
-            self.peers.ourself.short_id,
-            self._trusts(remote),
-            None,
-        )
-        self.overlay.add_features(features)
-        config = HandshakeConfig(
-            features=features, outbound=outbound, password=self.config.password
-        )
-        conn = MeshConn(
-            conn_id,
-            outbound,
-            local,
-            remote,
-            target,
-            our_conn_id,
-            Handshake(config),
-            now + HEADER_TIMEOUT,
-            touched=self._touched,
-        )
-        conn.out += conn.handshake.data_to_send()
-        self._touched.add(conn_id)
-        self.conns[conn_id] = conn
-        if not outbound:
-            log.info("%s connection accepted", conn.describe())
+        self._lifecycle.open(conn_id, outbound, local, remote, target, now)
 
     def dial_failed(self, address: str, error: str, now: float) -> None:
-        self._now = now
         log.info("->[%s] error during connection attempt: %s", address, error)
         self.maker.dial_failed(address, error, now)
 
     def data_received(self, conn_id: int, data: bytes, now: float) -> None:
-        self._now = now
-        conn = self.conns.get(conn_id)
+        conn = self._table.get(conn_id)
         if conn is None:
             return
         try:
             bodies = conn.receive(data, now)
             if conn.handshake_done:
-                bodies = lifecycle.handshake_completed(self, conn, now)
+                bodies = self._lifecycle.handshake_completed(conn, now)
             for body in bodies:
-                if self.conns.get(conn_id) is not conn:
+                if self._table.get(conn_id) is not conn:
                     return
-                gossip_routing.handle_message(self, conn, body, now)
-        except RemoteProtocolError as exc:
-            lifecycle.terminate(self, conn, str(exc), now)
+                self._handle_message(conn, body, now)
+        except RemoteProtocolError as exc:  # from the peer's bytes or a channel's owner
+            self._lifecycle.terminate(conn, str(exc), now)
 
     def connection_closed(self, conn_id: int, reason: str, now: float) -> None:
-        self._now = now
-        conn = self.conns.get(conn_id)
+        conn = self._table.get(conn_id)
         if conn is not None:
-            lifecycle.terminate(self, conn, reason, now)
+            self._lifecycle.terminate(conn, reason, now)
 
     def set_writable(self, conn_id: int, writable: bool) -> None:
-        conn = self.conns.get(conn_id)
+        conn = self._table.get(conn_id)
         if conn is not None:
             conn.writable = writable
 
-    # ---- messages ------------------------------------------------------------------
-    def gossip_unicast(self, channel: str, dst: int, data: bytes) -> bool:
-        """Send channel data to one peer along the unicast-all routes."""
-        body = bytes([Tag.GOSSIP_UNICAST]) + encode_gossip(
-            Tag.GOSSIP_UNICAST, GossipMessage(channel, self.name, dst, data)
-        )
-        hop = self.fresh_routes().lookup_all(dst)
-        conn = self.by_peer.get(hop) if hop else None
-        if conn is None:
-            return False
-        conn.send(body)
-        return True
-
-    def gossip_broadcast(self, channel: str, data: GossipData) -> None:
-        """Send channel data to every peer along our broadcast-all tree."""
-        for conn in gossip_routing.connections_to(
-            self, self.fresh_routes().broadcast_all(self.name)
-        ):
-            conn.add_broadcast(channel, self.name, data)
-
-    def send_all_gossip_down(self, conn: MeshConn) -> None:
-        for channel, gossiper in self.channels.items():
-            data = gossiper.gossip()
-            if data is not None:
-                conn.add_gossip(channel, data)
+    def _handle_message(self, conn: MeshConn, body: bytes, now: float) -> None:
+        if not body:
+            return  # Go ignores blank messages
+        tag = body[0]
+        if tag == Tag.HEARTBEAT:
+            return
+        if tag in GOSSIP_TAGS:
+            self._gossip.deliver(conn, tag, body, now)
+        elif tag in _OVERLAY_TAGS:
+            if conn.overlay is not None:
+                conn.overlay.control_message(tag, body[1:], now)
+                self._lifecycle.pump_overlay(conn, now)
+        else:
+            log.debug("%s ignoring unknown protocol tag %d", conn.describe(), tag)
 
     # ---- topology ------------------------------------------------------------------
-    def _topology_changed(self) -> None:
-        self._routes_dirty = True
+    def _news(self, now: float) -> None:
+        """Topology gossip taught us something."""
+        self._routes.topology_changed()
         if self.peers.check_short_id_collision():
-            self.schedule_topology_update(set(), self._now)
-        self.timers.gc_at = min(self.timers.gc_at, self._now + GC_DELAY)
-        self.timers.plan_at = min(self.timers.plan_at, self._now + PLAN_DELAY)
+            self.schedule_topology_update(set(), now)
+        self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
+        self.timers.plan_at = min(self.timers.plan_at, now + PLAN_DELAY)
 
     def schedule_topology_update(self, names: set[int], now: float) -> None:
         """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
-        self._routes = None
+        self._routes.invalidate()
         self.timers.pending_names |= names | {self.name}
         self.timers.topology_update_at = min(
             self.timers.topology_update_at, now + TOPOLOGY_UPDATE_DELAY
         )
         self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
 
-    def _send_topology_update(self) -> None:
+    def _send_topology_update(self, now: float) -> None:
         names, self.timers.pending_names = self.timers.pending_names, set()
         self.timers.topology_update_at = float("inf")
         data = TopologyGossipData(self.peers, names)
-        for conn in gossip_routing.connections_to(
-            self, self.routes.random_neighbours(self.name, self.rng)
-        ):
+        neighbours = self._routes.get(now).random_neighbours(self.name, self.rng)
+        for conn in self._table.connections_to(neighbours):
             conn.add_gossip(TOPOLOGY_CHANNEL, data)
 
-    def _garbage_collect(self) -> None:
+    def _garbage_collect(self, now: float) -> None:
         self.timers.gc_at = float("inf")
         for peer in self.peers.garbage_collect():
-            self._routes = None
+            self._routes.invalidate()
             log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
-            for hook in self.peer_gone_hooks:  # e.g. the datapath forgets the peer's MACs
-                hook(peer.name)
+            for callback in self._peer_gone:  # e.g. the datapath forgets the peer's MACs
+                callback(peer.name, now)
 
     def _plan_connections(self, now: float) -> None:
         self.timers.plan_at = float("inf")
-        ours = [
-            OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in self.by_peer.values()
-        ]
+        connected = self._table.by_peer
+        ours = [OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in connected.values()]
         # only connections to peers we are not connected to matter for discovery; the set
         # folds the many reports of one connection into one candidate
-        us, connected = self.name, self.by_peer
+        us = self.name
         known = {
             (remote, summary.remote_tcp_addr, summary.outbound)
             for peer in self.peers.unordered()
@@ -294,39 +271,34 @@ class Router:
         for address in self.maker.plan(now, ours, known, self.name):
             host, port = split_host_port(address, self.config.port)
             log.info("->[%s] attempting connection", address)
-            self.effects.append(Dial(address, host, port))
+            self._effects.append(Dial(address, host, port))
 
     # ---- time ----------------------------------------------------------------------
-    _now: float = 0.0
-
     def tick(self, now: float) -> None:
-        self._now = now
         if now >= self.timers.sweep_at:
             self.timers.sweep_at = now + SWEEP_INTERVAL
             self._sweep_connections(now)
         elif now >= self.timers.conn_wakeup:
             self._wake_connections(now)
         if now >= self.timers.topology_update_at:
-            self._send_topology_update()
+            self._send_topology_update(now)
         if now >= self.timers.gc_at:
-            self._garbage_collect()
+            self._garbage_collect(now)
             self._plan_connections(now)
         if now >= self.timers.plan_at:
             self._plan_connections(now)
         if now >= self.timers.gossip_at:
             self.timers.gossip_at = now + GOSSIP_INTERVAL
-            gossip_routing.periodic_gossip(
-                self,
-            )
+            self._gossip.periodic(now)
         if now >= self.maker.next_wakeup():
             self._plan_connections(now)
 
     def _sweep_connections(self, now: float) -> None:
         """Coarse timers, checked once a second: read deadlines and heartbeats."""
-        for conn in list(self.conns.values()):
+        for conn in list(self._table.by_id.values()):
             if now >= conn.read_deadline:
                 reason = "read timeout: no message from the peer for too long"
-                lifecycle.terminate(self, conn, reason, now)
+                self._lifecycle.terminate(conn, reason, now)
             elif conn.registered and now >= conn.next_heartbeat:
                 conn.send(bytes([Tag.HEARTBEAT]))
                 conn.next_heartbeat = now + HEARTBEAT_INTERVAL
@@ -335,24 +307,20 @@ class Router:
     def _wake_connections(self, now: float) -> None:
         """Fine timers: overlay timers and batched gossip that is due."""
         self.timers.conn_wakeup = float("inf")
-        for conn in list(self.conns.values()):
+        for conn in list(self._table.by_id.values()):
             if conn.overlay is not None and now >= conn.overlay_wakeup:
-                conn.overlay_wakeup = conn.overlay.tick(now)
-                lifecycle.pump_overlay(self, conn, now)
+                self._lifecycle.tick_overlay(conn, now)
             if conn.pending:
-                self._touched.add(conn.id)
+                self._table.mark(conn)
             self.note_wakeup(conn.overlay_wakeup)
 
     def overlay_activity(self, names: set[int], now: float) -> None:
         """The datapath moved these peers' forwarders (a heartbeat, an MTU result):
         carry their control messages and notice establishment or failure."""
-        self._now = now
         for name in names:
-            conn = self.by_peer.get(name)
-            if conn is not None and conn.overlay is not None:
-                conn.overlay_wakeup = conn.overlay.tick(now)
-                self.note_wakeup(conn.overlay_wakeup)
-                lifecycle.pump_overlay(self, conn, now)
+            conn = self._table.to_peer(name)
+            if conn is not None:
+                self._lifecycle.tick_overlay(conn, now)
 
     def note_wakeup(self, when: float) -> None:
         self.timers.conn_wakeup = min(self.timers.conn_wakeup, when)
@@ -368,11 +336,3 @@ class Router:
             t.conn_wakeup,
             self.maker.next_wakeup(),
         )
-
-    # ---- output --------------------------------------------------------------------
-    def _trusts(self, remote: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host_of(remote))
-        except ValueError:
-            return False
-        return any(ip in net for net in self.config.trusted_subnets)

@@ -8,16 +8,33 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from weavenet.core.peername import UNKNOWN_PEER_NAME, format_peer_name
 
-if TYPE_CHECKING:
-    from weavenet.core.mesh.peers import Peers
-
 # name -> {remote name: that connection's Established flag}, as announced by `name`.
 Adjacency = Mapping[int, Mapping[int, bool]]
+# After topology news, gossip routes are recomputed at most this often (mesh defers too).
+ROUTES_RECALC_DELAY = 0.2
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> int: ...
+
+
+class Topology(Protocol):
+    """What routes are computed from; :class:`weavenet.core.mesh.peers.Peers` is one.
+    A Protocol rather than an import, so that peers.py may use this module."""
+
+    @property
+    def ourself(self) -> Named: ...
+
+    def adjacency(self) -> Adjacency: ...
+
+    def __iter__(self) -> Iterator[Named]: ...
+
 
 _EMPTY: Mapping[int, bool] = {}
 
@@ -53,7 +70,7 @@ def _widen(
 
 
 def compute_routes(
-    peers: Peers | Adjacency,
+    peers: Topology | Adjacency,
     start: int,
     stop_at: int | None,
     established_and_symmetric: bool,
@@ -83,7 +100,7 @@ class Routes:
         self._broadcast_all: dict[int, list[int]] = {}
 
     @classmethod
-    def compute(cls, peers: Peers) -> Routes:
+    def compute(cls, peers: Topology) -> Routes:
         return cls(peers.ourself.name, peers.adjacency())
 
     def lookup(self, dest: int) -> int | None:
@@ -158,7 +175,7 @@ class Routes:
             for dest, via in sorted(self.unicast.items())
         ]
 
-    def broadcast_status(self, peers: Peers) -> list[dict[str, Any]]:
+    def broadcast_status(self, peers: Topology) -> list[dict[str, Any]]:
         """The /report ``BroadcastRoutes`` array: one entry per known peer."""
         result: list[dict[str, Any]] = []
         for peer in peers:
@@ -166,3 +183,38 @@ class Routes:
             via = [format_peer_name(hop) for hop in hops] if hops else None
             result.append({"Source": format_peer_name(peer.name), "Via": via})
         return result
+
+
+class RouteCache:
+    """The routes gossip is forwarded along, recomputed lazily. After topology news they
+    are recomputed at most every ROUTES_RECALC_DELAY, so a burst of updates costs one
+    computation; local connection changes (``invalidate``) take effect at once."""
+
+    def __init__(self, topology: Topology) -> None:
+        self._topology = topology
+        self._routes: Routes | None = None
+        self._computed_at = float("-inf")
+        self._dirty = False
+
+    def get(self, now: float) -> Routes:
+        """Routes at most ROUTES_RECALC_DELAY behind topology news."""
+        due = self._dirty and now >= self._computed_at + ROUTES_RECALC_DELAY
+        if self._routes is None or due:
+            self._routes = Routes.compute(self._topology)
+            self._computed_at, self._dirty = now, False
+        return self._routes
+
+    def fresh(self) -> Routes:
+        """Routes reflecting everything known now (mesh ``ensureRecalculated``)."""
+        if self._routes is None or self._dirty:
+            self._routes = Routes.compute(self._topology)
+            self._dirty = False
+        return self._routes
+
+    def invalidate(self) -> None:
+        """One of our own connections changed: recompute at the next use."""
+        self._routes = None
+
+    def topology_changed(self) -> None:
+        """Others' topology changed: recompute once the deferral is over."""
+        self._dirty = True

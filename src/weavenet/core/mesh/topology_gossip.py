@@ -29,26 +29,26 @@ class TopologyGossipData:
 class TopologyGossiper:
     """Applies topology updates to the peer table; ``on_change`` runs after any news."""
 
-    def __init__(self, peers: Peers, on_change: Callable[[], None]) -> None:
+    def __init__(self, peers: Peers, on_change: Callable[[float], None]) -> None:
         self.peers = peers
         self.on_change = on_change
 
-    def _apply(self, update: bytes) -> tuple[set[int], set[int]]:
+    def _apply(self, update: bytes, now: float) -> tuple[set[int], set[int]]:
         received, new = self.peers.apply_update(update)
         if new:
-            self.on_change()
+            self.on_change(now)
         return received, new
 
-    def on_gossip_unicast(self, src: int, msg: bytes) -> None:
+    def on_gossip_unicast(self, src: int, msg: bytes, now: float) -> None:
         return None  # Go never sends topology unicasts
 
-    def on_gossip_broadcast(self, src: int, update: bytes) -> GossipData | None:
-        received, _ = self._apply(update)
+    def on_gossip_broadcast(self, src: int, update: bytes, now: float) -> GossipData | None:
+        received, _ = self._apply(update, now)
         return TopologyGossipData(self.peers, received) if received else None
 
-    def gossip(self) -> GossipData | None:
+    def gossip(self, now: float) -> GossipData | None:
         return TopologyGossipData(self.peers, {p.name for p in self.peers})
 
-    def on_gossip(self, msg: bytes) -> GossipData | None:
-        _, new = self._apply(msg)
+    def on_gossip(self, msg: bytes, now: float) -> GossipData | None:
+        _, new = self._apply(msg, now)
         return TopologyGossipData(self.peers, new) if new else None

@@ -1,0 +1,1 @@
+"""IP address management: the ring CRDT, our free space, Paxos and the allocator (Go ipam/)."""

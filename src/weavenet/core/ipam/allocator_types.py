@@ -1,0 +1,162 @@
+"""The allocator's vocabulary: configuration, effects, status records, pending requests.
+
+Everything here is plain data; the behaviour lives in allocator.py and its parts.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from weavenet.core.errors import WeaveError
+from weavenet.core.ipam.address import CIDR
+from weavenet.core.ipam.paxos import PaxosInfo
+
+IPAM_CHANNEL = "IPallocation"
+TICK_INTERVAL = 5.0  # Go tickInterval: retries of proposals and pending requests
+MAX_CLAIM_TRIES = 5  # Go maxTryCount: a claim of another peer's address gives up after this
+CANCELLED = "cancelled"  # HTTP body of a cancelled request (Go cancellationErr)
+
+
+@dataclass(frozen=True)
+class Consensus:
+    quorum: int  # already resolved by the caller
+
+
+@dataclass(frozen=True)
+class Seed:
+    peers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Observer:
+    pass
+
+
+InitMode = Consensus | Seed | Observer
+
+
+@dataclass(frozen=True)
+class AllocatorConfig:
+    name: int
+    uid: int
+    nickname: str
+    universe: CIDR
+    default_subnet: CIDR
+    init: InitMode
+
+
+class PeerView(Protocol):
+    """The router's view of the topology (contract A)."""
+
+    def known_peers(self) -> dict[int, str]: ...
+    def is_reachable(self, name: int) -> bool: ...
+
+
+class GossipData(Protocol):
+    def encode(self) -> list[bytes]: ...
+    def merge(self, other: GossipData) -> GossipData: ...
+
+
+class Gossip(Protocol):
+    """What the router hands a channel's owner for sending (contract A, structurally)."""
+
+    def gossip_unicast(self, dst: int, msg: bytes, now: float) -> bool: ...
+    def gossip_broadcast(self, update: GossipData, now: float) -> None: ...
+    def gossip_neighbour_subset(self, update: GossipData, now: float) -> None: ...
+
+
+class IpamError(WeaveError):
+    """A request the caller got wrong; str() is Go's error text."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer to a long-running request; ``error`` is Go's HTTP body text, None on success."""
+
+    req: int
+    cidr: CIDR | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PersistRing:
+    data: bytes | None  # gob(*Ring) as Go's "ring" key; None = delete
+
+
+@dataclass(frozen=True)
+class PersistOwned:
+    ident: str
+    is_container: bool
+    cidrs: tuple[CIDR, ...]  # () = delete
+
+
+IpamEffect = Reply | PersistRing | PersistOwned
+
+
+@dataclass(frozen=True)
+class RingEntryInfo:
+    token: int
+    size: int
+    peer: int
+    nickname: str
+    is_known_peer: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class IpamStatus:
+    status: str
+    awaiting: str
+    ring_ready: bool
+    paxos: PaxosInfo | None
+    universe: CIDR
+    range_num_ips: int
+    active_ips: int
+    default_subnet: CIDR
+    entries: tuple[RingEntryInfo, ...]
+    pending_claims: tuple[tuple[str, CIDR], ...]
+    pending_allocates: tuple[str, ...]
+    unreachable_count: int
+    unreachable_percentage: float
+
+
+class RingState(enum.Enum):
+    """Where the allocator is in getting a ring (Go: ring.Empty() and awaitingConsensus)."""
+
+    NO_RING = "no ring"  # nothing asked for one yet
+    AWAITING_CONSENSUS = "awaiting consensus"  # proposing (elector) or asking (observer)
+    READY = "ready"  # the ring exists; Paxos is over
+    SHUT_DOWN = "shut down"  # weave reset: our space went to an heir; requests are refused
+
+
+# Pending requests (Go's operation implementations); the allocator tries them in order.
+
+
+@dataclass
+class PendingPrime:
+    req: int
+
+
+@dataclass
+class PendingAllocate:
+    req: int
+    ident: str
+    subnet: CIDR
+    is_container: bool
+    asked: tuple[int, ...] = ()  # peers we last asked for space, for status
+
+
+@dataclass
+class PendingClaim:
+    req: int | None  # None once answered (noErrorOnUnknown) but still being tried
+    ident: str
+    cidr: CIDR
+    is_container: bool
+    no_error_on_unknown: bool
+    tries: int = 0
+    asked: int | None = None  # owner we asked for the address, for status
+
+
+PendingOp = PendingPrime | PendingAllocate | PendingClaim
