@@ -11,10 +11,12 @@ REPO_ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 # interop: a Go weaver 2.8.1 (links libpcap; Go-side containers need ethtool; unshare: util-linux)
 GO_WEAVER ?= $(REPO_ROOT)/../shared/anchor/weaver
 INTEROP_APT := libpcap0.8 ethtool util-linux
-COV_ARGS := --cov=weavenet --cov-report=term-missing:skip-covered
-# test-netns appends its coverage to test-fast's (make test prints the combined TOTAL last);
-# `make test-netns NETNS_COV=` runs it without coverage
-NETNS_COV ?= --cov=weavenet --cov-append --cov-report=term:skip-covered
+# `make test-fast COV_ARGS=` skips coverage (about 3x faster on Python 3.11)
+COV_ARGS ?= --cov=weavenet --cov-report=term-missing:skip-covered
+# Opt-in: `make test NETNS_COV='--cov=weavenet --cov-append'` adds the namespace tier's coverage
+# to test-fast's (combined TOTAL ~93%). Off by default: traced routers are ~50% slower, which
+# exposes timing races in namespace tests.
+NETNS_COV ?=
 
 .PHONY: help deps venv lint typecheck test test-fast test-netns interop demo bench bench-mesh bench-sleeve clean
 
@@ -46,7 +48,7 @@ test-fast: $(STAMP) ## unit, property, simulation and loopback integration tests
 	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop \
 	  $(COV_ARGS) $(PYTEST_ARGS)
 
-test-netns: $(STAMP) ## namespace tests (root), serially; coverage added to test-fast's
+test-netns: $(STAMP) ## namespace integration tests (root), run serially
 	@$(MAKE) --no-print-directory deps
 	$(BIN)/pytest -q -p no:xdist tests/netns $(NETNS_COV) $(PYTEST_ARGS)
 
