@@ -18,7 +18,7 @@ COV_ARGS ?= --cov=weavenet --cov-report=term-missing:skip-covered
 # exposes timing races in namespace tests.
 NETNS_COV ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns interop demo bench bench-mesh bench-sleeve clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,7 @@ test-netns: $(STAMP) ## namespace integration tests (root), run serially
 	@$(MAKE) --no-print-directory deps
 	$(BIN)/pytest -q -p no:xdist tests/netns $(NETNS_COV) $(PYTEST_ARGS)
 
+.PHONY: interop
 interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_WEAVER=PATH
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(INTEROP_APT)"
 	@test -f "$(GO_WEAVER)" || { echo "interop: no Go weaver at $(GO_WEAVER) (give GO_WEAVER=PATH)"; exit 2; }
