@@ -37,14 +37,17 @@ def _entries(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _rings_agree(go: GoWeaver, ours: Host) -> list[dict[str, Any]]:
-    """Poll until both /report IPAM Entries are identical and non-empty; return them."""
+    """Poll until both /report IPAM Entries are identical and non-empty; return them.
+
+    An owner's entry version moves when its free count changes after an allocation, and
+    (in Go as in ours) that reaches the other side with the periodic gossip, every 30 s."""
     seen: list[Any] = []
 
     def agree() -> bool:
         seen[:] = [_entries(go.report()), _entries(our_api(ours).report())]
         return bool(seen[0]) and seen[0] == seen[1]
 
-    wait_until(agree, 30, interval=0.3, message="IPAM rings agree", describe=lambda: seen)
+    wait_until(agree, 75, interval=0.5, message="IPAM rings agree", describe=lambda: seen)
     return list(seen[0])
 
 
