@@ -18,7 +18,7 @@ COV_ARGS ?= --cov=weavenet --cov-report=term-missing:skip-covered
 # exposes timing races in namespace tests.
 NETNS_COV ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 
 test: lint typecheck test-fast test-netns ## lint, types, all tests but interop (.ci/run runs both)
 
-demo: $(STAMP) ## 3 hosts, full mesh, 2 containers each, cross-host pings; tears down
+demo: $(STAMP) ## 3 hosts, full mesh, containers attached by IPAM, pings, kill -9 + --resume; tears down
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
@@ -70,7 +70,15 @@ bench-sleeve: $(STAMP) ## data plane, 2 hosts: iperf3 + ping over underlay, plai
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
 	$(BIN)/python bench/sleeve.py
 
+bench-ipam: $(STAMP) ## IPAM over HTTP: allocation latency/rate, launch to first allocation (vs Go)
+	$(BIN)/python bench/ipam.py
+
 bench: bench-mesh bench-sleeve ## all benchmarks (results go to BENCHMARKS.md by hand)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: bench-dns
+bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"
+	$(BIN)/python bench/dns.py $(BENCH_DNS_ARGS)

@@ -1,8 +1,11 @@
-"""`make demo`: three emulated hosts form a Weave mesh, then show their status.
+"""`make demo`: three emulated hosts form a Weave mesh, attach containers, survive a crash.
 
 h1 is launched alone, h2 is given h1's address, h3 is given h2's address; peer discovery
-completes the mesh (h1 <-> h3). Everything runs in network namespaces and is torn down at the
-end, also on Ctrl-C. Needs root.
+completes the mesh (h1 <-> h3). Two containers per host are attached with `weave attach`
+and no address (IPAM allocates from 10.32.0.0/12 once the three routers agree), they ping
+across hosts; then h2's router is killed with SIGKILL and relaunched with `weave launch
+--resume`: same peer name, same addresses, the containers still reach each other.
+Everything runs in network namespaces and is torn down at the end, also on Ctrl-C. Needs root.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 import time
 from types import FrameType
 
-from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh
+from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh, wait_until
 from weavenet.harness.containers import reaches
 
 N_HOSTS = 3
@@ -83,18 +86,18 @@ def show_status(cluster: Cluster) -> None:
 
 
 def attach_containers(cluster: Cluster) -> list[tuple[Container, str]]:
-    """Two containers per host, all on 10.2.1.0/24, attached with `weave attach`."""
+    """Two containers per host, attached with `weave attach` and no address (IPAM)."""
     header("containers")
     attached = []
-    for h, host in enumerate(cluster.hosts, start=1):
+    for host in cluster.hosts:
         for c in (1, 2):
             container = host.add_container(f"c{c}")
-            ip = f"10.2.1.{h * 10 + c}"
-            say(f"$ weave attach {ip}/24 netns:{container.netns}    # on {host.name}")
+            say(f"$ weave attach netns:{container.netns}    # on {host.name}")
             try:
-                host.weave("attach", f"{ip}/24", f"netns:{container.netns}")
+                ip = host.weave("attach", f"netns:{container.netns}", timeout=60).stdout.strip()
             except CommandError as exc:
                 raise DemoError(f"weave attach failed on {host.name}:\n{exc}") from exc
+            say(ip)
             attached.append((container, ip))
     say()
     say(f"$ weave ps    # on {cluster.hosts[0].name}")
@@ -120,6 +123,31 @@ def show_cross_host_pings(attached: list[tuple[Container, str]]) -> None:
         raise DemoError(f"{failures} cross-host pings failed")
 
 
+def crash_and_resume(cluster: Cluster) -> None:
+    """kill -9 h2's router, relaunch it with --resume, show it kept its name and containers."""
+    host = cluster.hosts[1]
+    header(f"kill -9 the router on {host.name}, then weave launch --resume")
+    name = host.report()["Router"]["Name"]
+    pid = host.router_pid()
+    if pid is None:
+        raise DemoError(f"no router running on {host.name}")
+    say(f"$ kill -9 {pid}    # on {host.name}")
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: host.router_pid() is None, timeout=10, message="router gone")
+    say(f"$ weave ps    # on {host.name}, router down: the attachments are persisted")
+    say(host.weave("ps").stdout.rstrip("\n"))
+    say(f"$ weave launch --resume    # on {host.name}")
+    try:
+        host.launch("--resume")
+    except CommandError as exc:
+        raise DemoError(f"weave launch --resume failed on {host.name}:\n{exc}") from exc
+    wait_for_full_mesh(cluster)
+    again = host.report()["Router"]["Name"]
+    say(f"peer name before {name}, after {again}")
+    if again != name:
+        raise DemoError(f"{host.name} came back as {again}, not {name}")
+
+
 def show_router_log_tails(cluster: Cluster, lines: int = 15) -> None:
     """On failure: the end of each router's log, to show why."""
     for host in cluster.hosts:
@@ -137,6 +165,8 @@ def run_demo() -> None:
             wait_for_full_mesh(cluster)
             attached = attach_containers(cluster)
             show_status(cluster)
+            show_cross_host_pings(attached)
+            crash_and_resume(cluster)
             show_cross_host_pings(attached)
         except DemoError:
             show_router_log_tails(cluster)

@@ -27,6 +27,8 @@ from weavenet.core.mesh.router import Router, RouterConfig
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.peername import format_peer_name
 from weavenet.io.identity import resolve_peer_name
+from weavenet.io.ipam_config import parse_ipam_flags
+from weavenet.io.ipam_shell import start_ipam
 from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
@@ -54,6 +56,9 @@ class Options:
     metrics_addr: str
     resume: bool
     weave_bridge: str
+    ipalloc_range: str
+    ipalloc_default_subnet: str
+    ipalloc_init: str
     peers: tuple[str, ...]
 
 
@@ -139,15 +144,21 @@ async def serve(opts: Options) -> None:
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     overlay = SleeveOverlay(name) if opts.weave_bridge else None
     router = build_router(opts, store, name, loop.time(), overlay)
+    ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
+    ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     shell = MeshShell(router, opts.host, opts.port, store.save_targets)
     await shell.start()
+    ipam = await start_ipam(ipam_settings, shell, store)
     sleeve = await _start_datapath(opts, router, shell, overlay) if overlay else None
-    keeper = None
+    keeper, attachments = None, None
     if opts.weave_bridge:
-        from weavenet.io.reconcile import reconcile_forever
+        from weavenet.io.attachments import AttachmentKeeper
 
-        keeper = asyncio.create_task(reconcile_forever(opts.weave_bridge, opts.state_dir))
-    runners = [await start_http(make_app(shell), opts.http_addr)]
+        release = ipam.release if ipam is not None else None  # contract C
+        attachments = AttachmentKeeper(store, opts.weave_bridge, release)
+        await attachments.reconcile()  # before the API answers: restored attachments first
+        keeper = asyncio.create_task(attachments.run())
+    runners = [await start_http(make_app(shell, ipam, attachments), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
         runners.append(await start_http(make_status_app(shell), addr))
@@ -160,6 +171,8 @@ async def serve(opts: Options) -> None:
     for runner in runners:
         await runner.cleanup()
     await shell.stop()
+    if ipam is not None:
+        ipam.close()
     if keeper is not None:
         keeper.cancel()
     if sleeve is not None:
@@ -189,6 +202,9 @@ _FLAGS = [
         help="bridge for containers, with the sleeve overlay (weave launch passes 'weave');"
         " empty: control plane only",
     ),
+    click.option("--ipalloc-range", default="", help="IPAM universe (CIDR); empty: IPAM off"),
+    click.option("--ipalloc-default-subnet", default="", help="default: the --ipalloc-range"),
+    click.option("--ipalloc-init", default="", help="consensus[=N], seed=NAME,... or observer"),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

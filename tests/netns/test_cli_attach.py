@@ -7,10 +7,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from weavenet.harness import Cluster, Container, Host
+from weavenet.harness import Cluster, Container, Host, wait_until
 from weavenet.harness.containers import reaches
+from weavenet.io.store import read_attachments
 
-NO_BRIDGE = "weave: attach: weave bridge not found: run 'weave launch' first"
+NOT_RUNNING = (
+    "weave: attach: weave router is not running at 127.0.0.1:6784: start it with 'weave launch'"
+)
 
 
 def spec(c: Container) -> str:
@@ -39,9 +42,15 @@ def ps_line(c: Container, *cidrs: str) -> str:
     return " ".join([spec(c), mac_of(c, "ethwe"), *cidrs])
 
 
-def state(host: Host, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((host.state_dir / name).read_text())
-    return data
+def persisted(host: Host) -> set[str]:
+    """The idents the router has committed to its store."""
+    found = read_attachments(host.state_dir)
+    return set() if found is None else {a.ident for a in found[0]}
+
+
+def persisted_exposed(host: Host) -> list[tuple[str, bool]]:
+    found = read_attachments(host.state_dir)
+    return [] if found is None else [(str(c), m) for c, m in found[1]]
 
 
 def launched(cluster: Callable[..., Cluster]) -> Host:
@@ -63,7 +72,7 @@ def test_attach_ps_detach(cluster: Callable[..., Cluster]) -> None:
     line1, line2 = ps_line(c1, "10.2.1.1/24"), ps_line(c2, "10.2.1.2/24")
     assert ps_lines(h1) == [expose_line, line1, line2]
     assert ps_lines(h1, spec(c2)) == [line2]
-    assert set(state(h1, "attachments.json")) == {spec(c1), spec(c2)}
+    assert persisted(h1) == {spec(c1), spec(c2)}
 
     # re-running attach changes nothing: same MAC, same addresses, still connected
     assert h1.weave("attach", "10.2.1.1/24", spec(c1)).stdout == "10.2.1.1\n"
@@ -74,7 +83,7 @@ def test_attach_ps_detach(cluster: Callable[..., Cluster]) -> None:
     assert h1.weave("detach", spec(c2)).stdout == "10.2.1.2\n"
     assert not has_link(c2, "ethwe")
     assert ps_lines(h1) == [expose_line, line1]
-    assert set(state(h1, "attachments.json")) == {spec(c1)}
+    assert persisted(h1) == {spec(c1)}
     assert not c1.ping("10.2.1.2", timeout=1.0)
     assert h1.weave("detach", spec(c2)).stdout == "", "detaching again removes nothing"
 
@@ -95,9 +104,9 @@ def test_detach_some_addresses_and_forget_dead_containers(
     assert ps_lines(h1, spec(c1)) == [ps_line(c1, "10.2.1.1/24")]
     assert not c2.ping("10.2.2.1", timeout=1.0)
 
-    h1.remove_container("c1")  # the namespace (and its ethwe) is gone
+    h1.remove_container("c1")  # the namespace (and its ethwe) is gone: the router drops it
+    wait_until(lambda: persisted(h1) == {spec(c2)}, timeout=15, message="c1 dropped")
     assert ps_lines(h1)[1:] == [ps_line(c2, "10.2.2.2/24")]
-    assert set(state(h1, "attachments.json")) == {spec(c2)}
 
 
 def test_expose_and_hide(cluster: Callable[..., Cluster]) -> None:
@@ -110,8 +119,7 @@ def test_expose_and_hide(cluster: Callable[..., Cluster]) -> None:
     assert reaches(h1, "10.2.1.1")
     bridge_mac = mac_of(h1, "weave")
     assert ps_lines(h1)[0] == f"weave:expose {bridge_mac} 10.2.1.254/24"
-    exposed = [{"cidr": "10.2.1.254/24", "masquerade": True}]
-    assert state(h1, "firewall.json") == {"bridge": "weave", "exposed": exposed}
+    assert persisted_exposed(h1) == [("10.2.1.254/24", True)]
     assert "masquerade" in h1.run(["nft", "list", "table", "ip", "weavenet"]).stdout
     assert h1.weave("expose", "10.2.1.254/24").stdout == "10.2.1.254\n", "idempotent"
     assert addresses(h1, "weave") == ["10.2.1.254/24"]
@@ -120,7 +128,7 @@ def test_expose_and_hide(cluster: Callable[..., Cluster]) -> None:
     assert addresses(h1, "weave") == []
     assert not h1.ping("10.2.1.1", timeout=1.0)
     assert ps_lines(h1)[0] == f"weave:expose {bridge_mac}"
-    assert state(h1, "firewall.json") == {"bridge": "weave", "exposed": []}
+    assert persisted_exposed(h1) == []
 
 
 def test_attach_before_launch_fails_cleanly(cluster: Callable[..., Cluster]) -> None:
@@ -128,9 +136,9 @@ def test_attach_before_launch_fails_cleanly(cluster: Callable[..., Cluster]) -> 
     c1 = h1.add_container("c1")
     result = h1.weave("attach", "10.2.1.1/24", spec(c1), check=False)
     assert result.returncode != 0 and result.stdout == ""
-    assert result.stderr.splitlines() == [NO_BRIDGE]
+    assert result.stderr.splitlines() == [NOT_RUNNING]
     assert not has_link(c1, "ethwe")
-    assert not (h1.state_dir / "attachments.json").exists()
+    assert read_attachments(h1.state_dir) is None
     refused = h1.weave("attach", "10.2.1.1/24", f"netns:{h1.netns}", check=False)
     assert refused.returncode != 0
     assert refused.stderr.startswith("weave: attach: Container is running in the host network")

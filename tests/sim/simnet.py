@@ -13,10 +13,19 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from weavenet.core.effects import Close, Dial, PersistTargets, Send
 from weavenet.core.mesh.router import Router, RouterConfig
 from weavenet.core.peername import format_peer_name
+
+
+class Ticker(Protocol):
+    """Another core object on a router's event loop (an IPAM allocator, a nameserver)."""
+
+    def tick(self, now: float) -> None: ...
+
+    def next_wakeup(self) -> float: ...
 
 
 @dataclass
@@ -39,6 +48,7 @@ class SimNet:
     routers: list[Router] = field(default_factory=list)
     links: dict[int, Link] = field(default_factory=dict)
     events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -149,7 +159,10 @@ class SimNet:
         while self.now <= deadline:
             if done():
                 return True
-            wake = min(r.next_wakeup() for r in self.routers)
+            wake = min(
+                min(r.next_wakeup() for r in self.routers),
+                min((t.next_wakeup() for _, t in self.tickers), default=float("inf")),
+            )
             event_at = self.events[0][0] if self.events else float("inf")
             step = min(wake, event_at, deadline + 1)
             self.now = max(self.now, step)
@@ -163,6 +176,10 @@ class SimNet:
                     if router.next_wakeup() <= self.now:
                         router.tick(self.now)
                         self._effects(i)
+                for i, ticker in self.tickers:
+                    if ticker.next_wakeup() <= self.now:
+                        ticker.tick(self.now)
+                        self.flush(i)
         return done()
 
     def run_for(self, seconds: float) -> None:

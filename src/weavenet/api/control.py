@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from weavenet.core.ipam.address import CIDR
+
 
 @runtime_checkable
 class RouterControl(Protocol):
@@ -38,4 +40,56 @@ class RouterControl(Protocol):
 
     def forget(self, peers: Sequence[str]) -> None:
         """Remove ``peers`` from the targets (live connections stay up)."""
+        ...
+
+
+class IpamRequestFailed(Exception):
+    """A long-running IPAM request (allocate, claim) was refused; ``str()`` is Go's HTTP
+    body text (e.g. "Unable to claim: address 10.32.0.1 is already owned by ...")."""
+
+
+class IpamCancelled(Exception):
+    """A long-running IPAM request was cancelled (Go answers with the body "cancelled")."""
+
+
+@runtime_checkable
+class IpamControl(Protocol):
+    """What the IPAM HTTP routes need from a running allocator (``io.ipam_shell``).
+
+    Immediate calls raise ``weavenet.core.ipam.allocator.IpamError`` with Go's text on a bad
+    request; mutating calls return once the change is committed to the store."""
+
+    default_subnet: CIDR
+
+    async def allocate(self, ident: str, subnet: CIDR) -> CIDR:
+        """An address for ``ident`` in ``subnet`` (the existing one if it has one); waits
+        for the ring and for free space. Raises IpamRequestFailed or IpamCancelled."""
+        ...
+
+    async def claim(self, ident: str, cidr: CIDR, no_error_on_unknown: bool) -> None:
+        """Record ``cidr`` as ``ident``'s; may wait for the ring or the owner."""
+        ...
+
+    async def prime(self) -> None:
+        """Return once the ring exists (``GET /ring``)."""
+        ...
+
+    def lookup(self, ident: str, subnet: CIDR | None) -> list[CIDR]: ...
+
+    def owned(self) -> dict[str, list[CIDR]]: ...
+
+    async def free(self, ident: str, addr: int) -> None: ...
+
+    async def delete(self, ident: str) -> None: ...
+
+    async def shutdown(self) -> None:
+        """``weave reset``: hand our ranges to an heir and forget the persisted state."""
+        ...
+
+    async def admin_takeover(self, peer: str) -> int:
+        """``weave rmpeer``: take over the ranges of peer (name or nickname); #IPs."""
+        ...
+
+    def cancel_all(self) -> None:
+        """The server is stopping: every request still waiting is answered "cancelled"."""
         ...

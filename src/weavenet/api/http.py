@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from weavenet.api.control import RouterControl
+from weavenet.api.attach_http import AttachControl, add_attach_routes
+from weavenet.api.control import IpamControl, RouterControl
 from weavenet.api.gofmt import go_json
+from weavenet.api.ipam_http import add_ipam_routes
 from weavenet.api.metrics import make_registry, render_metrics
 from weavenet.api.status_text import (
     render_connections,
@@ -132,11 +134,19 @@ def _base_app(control: RouterControl) -> web.Application:
     return app
 
 
-def make_app(control: RouterControl) -> web.Application:
-    """The full control API served on ``--http-addr``."""
+def make_app(
+    control: RouterControl,
+    ipam: IpamControl | None = None,
+    attachments: AttachControl | None = None,
+) -> web.Application:
+    """The full control API served on ``--http-addr`` (IPAM routes 404 without ``ipam``;
+    the attachment endpoints when the router has a bridge)."""
     app = _base_app(control)
     app.router.add_post("/connect", handle_connect)
     app.router.add_post("/forget", handle_forget)
+    add_ipam_routes(app, ipam)
+    if attachments is not None:
+        add_attach_routes(app, attachments)
     return app
 
 
@@ -175,7 +185,9 @@ async def start_http(app: web.Application, addr: str) -> web.AppRunner:
     else:
         host, port = split_host_port(addr)
         site_factory = lambda r: web.TCPSite(r, host, port, reuse_address=True)  # noqa: E731
-    runner = web.AppRunner(app, access_log=None)
+    # handler_cancellation: a client that goes away cancels its handler, and with it
+    # a blocked IPAM request (aiohttp >= 3.9 no longer does this by default)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         await site_factory(runner).start()

@@ -2,6 +2,11 @@
 
 Byte-compatible with the templates in Weave Net 2.8 ``prog/weaver/http.go``.
 Every function takes the ``/report`` document (see :mod:`weavenet.api.control`).
+
+One addition: when our IPAM report says what the allocator is waiting for (its
+``Awaiting`` field, e.g. the peers a consensus still needs), ``weave status`` shows it
+on an ``Awaiting:`` line under ``Status:``, and ``weave status ipam`` shows both before a
+ring exists, where Go prints nothing. A ready allocator's texts are exactly Go's.
 """
 
 from __future__ import annotations
@@ -108,11 +113,18 @@ def ipam_status(ipam: dict[str, Any]) -> str:
     return "idle"
 
 
+def _awaiting(ipam: dict[str, Any]) -> str:
+    """Our ``Awaiting`` line (what the allocator waits for), absent when nothing is."""
+    awaiting = ipam.get("Awaiting")
+    return _line("Awaiting", awaiting) if awaiting else ""
+
+
 def _ipam_section(ipam: dict[str, Any]) -> str:
     return (
         "\n"
         + _line("Service", "ipam")
         + _line("Status", ipam_status(ipam))
+        + _awaiting(ipam)
         + _line("Range", ipam.get("Range"))
         + _line("DefaultSubnet", ipam.get("DefaultSubnet"))
     )
@@ -241,11 +253,16 @@ def _ipam_owners(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def render_ipam(report: dict[str, Any]) -> str:
-    """``weave status ipam``: space owned per peer, ours first; empty before a ring exists."""
+    """``weave status ipam``: space owned per peer, ours first (Go ``printIPAMRanges``).
+
+    Before a ring exists Go prints nothing; a report of ours (it has ``Status``) shows the
+    status and what is awaited instead, so that a blocked allocation explains itself."""
     ipam = report.get("IPAM") or {}
     ours = (report.get("Router") or {}).get("Name")
     total = int(ipam.get("RangeNumIPs") or 0)
     owners = _ipam_owners(ipam.get("Entries") or [])
+    if not owners and "Status" in ipam:
+        return _line("Status", ipam_status(ipam)) + _awaiting(ipam)
     order = [ours] if ours in owners else []
     order += [peer for peer in owners if peer != ours]
     out = []

@@ -35,7 +35,7 @@ def http_addr() -> str:
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.socket_path = path
 
@@ -50,7 +50,8 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _connection(addr: str, timeout: float) -> http.client.HTTPConnection:
+def connection(addr: str, timeout: float | None) -> http.client.HTTPConnection:
+    """An (unopened) connection to the router at `addr`; `timeout` None waits forever."""
     if addr.startswith("/"):
         return _UnixHTTPConnection(addr, timeout)
     host, sep, port = addr.rpartition(":")
@@ -62,21 +63,19 @@ def _connection(addr: str, timeout: float) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
 
-def call(
+def exchange(
+    conn: http.client.HTTPConnection,
     method: str,
     path: str,
     form: Form | None = None,
     accept_json: bool = False,
-    timeout: float = 5.0,
-    addr: str | None = None,
 ) -> tuple[int, str]:
-    """Send one request; return (HTTP status, body text).
+    """Send one request on `conn` and read the answer: (HTTP status, body text).
 
     Raises :class:`RouterNotRunning` when nothing listens at the address and
-    :class:`ClientError` on other transport failures (e.g. a timeout).
+    :class:`ClientError` on other transport failures (e.g. a timeout). Closes `conn`.
     """
-    target = addr or http_addr()
-    conn = _connection(target, timeout)
+    target = getattr(conn, "socket_path", None) or f"{conn.host}:{conn.port}"
     headers = {"Connection": "close"}
     if accept_json:
         headers["Accept"] = "application/json"
@@ -91,11 +90,25 @@ def call(
     except (ConnectionRefusedError, FileNotFoundError) as exc:
         raise RouterNotRunning(target) from exc
     except TimeoutError as exc:
-        raise ClientError(f"weave router at {target} did not answer within {timeout:g}s") from exc
+        waited = f" within {conn.timeout:g}s" if conn.timeout else ""
+        raise ClientError(f"weave router at {target} did not answer{waited}") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise ClientError(f"cannot talk to weave router at {target}: {exc}") from exc
     finally:
         conn.close()
+
+
+def call(
+    method: str,
+    path: str,
+    form: Form | None = None,
+    accept_json: bool = False,
+    timeout: float = 5.0,
+    addr: str | None = None,
+) -> tuple[int, str]:
+    """Send one request to the router; return (HTTP status, body text) (see `exchange`)."""
+    conn = connection(addr or http_addr(), timeout)
+    return exchange(conn, method, path, form, accept_json)
 
 
 def router_answers(addr: str | None = None, timeout: float = 1.0) -> int | None:

@@ -121,7 +121,9 @@ class LaunchConfig:
 
 def _with_bridge(args: Sequence[str]) -> list[str]:
     """Like ``weave launch``, give the router the ``weave`` bridge unless told otherwise
-    (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router)."""
+    (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router).
+    ``--no-restart`` (no Docker restart policy) means nothing here and is dropped."""
+    args = [a for a in args if a != "--no-restart"]
     if "--no-bridge" in args:
         return [a for a in args if a != "--no-bridge"]
     if any(a == "--weave-bridge" or a.startswith("--weave-bridge=") for a in args):
@@ -226,3 +228,88 @@ def stop(state_dir: str, timeout: float = STOP_TIMEOUT) -> bool:
     with contextlib.suppress(OSError):
         Path(state_dir, PID_FILE).unlink()
     return True
+
+
+# --- before spawning: help, peer addresses, the IP allocation range --------------------------
+
+DEFAULT_IPALLOC_RANGE = "10.32.0.0/12"
+LAUNCH_USAGE = """\
+Usage:
+weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
+                    [--host <ip_address>] [--name <mac>] [--nickname <nickname>]
+                    [--no-restart] [--resume] [--no-discovery] [--ipalloc-init <mode>]
+                    [--ipalloc-range <cidr> [--ipalloc-default-subnet <cidr>]]
+                    [--conn-limit <n>] [--no-bridge]
+                    [--log-level=debug|info|warning|error] <peer> ...
+
+  <peer> = <ip_address_or_fqdn>[:<port>]
+  <mode> = consensus[=<count>] | seed=<mac>,... | observer
+  --ipalloc-range defaults to 10.32.0.0/12; --ipalloc-range '' disables IP allocation.
+  --no-bridge runs a control-plane-only router (no weave bridge, no data plane).
+
+Router flags (weaver --help), all accepted by weave launch:
+"""
+
+
+def launch_help() -> str:
+    """Weave's launch usage plus every router flag, from the router itself."""
+    proc = subprocess.run(
+        [*router_command(), "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    return LAUNCH_USAGE + proc.stdout
+
+
+def peer_args(args: Sequence[str]) -> list[str]:
+    """The peers among the router arguments (its positional arguments)."""
+    from weavenet.daemon import weaver
+
+    ctx = weaver.make_context(
+        "weaver", list(args), resilient_parsing=True, ignore_unknown_options=True
+    )
+    return [p for p in ctx.params.get("peers") or () if not p.startswith("-")]
+
+
+def check_peers(args: Sequence[str], port: int = 6783) -> None:
+    """Refuse a bad peer address before spawning, with the text `weave connect` gives."""
+    from weavenet.core.mesh.addresses import split_host_port
+
+    for peer in peer_args(args):
+        try:
+            split_host_port(peer, port)
+        except ValueError as exc:
+            raise LaunchError(str(exc)) from None
+
+
+def _overlap(cidr: str) -> bool:
+    import ipaddress
+
+    from weavenet.dataplane import overlapping_route
+
+    return (
+        overlapping_route(ipaddress.IPv4Network(cidr, strict=False), ignore=("weave",)) is not None
+    )
+
+
+def ipalloc_args(given: str | None, progress: TextIO) -> list[str]:
+    """The --ipalloc-range to pass to the router, as Weave's launch checks it: the default
+    must not overlap a host route (ignoring the weave bridge's own), a range the user
+    chose only warns; an empty value disables IP allocation."""
+    if given is None:
+        if _overlap(DEFAULT_IPALLOC_RANGE):
+            raise LaunchError(
+                f"ERROR: Default --ipalloc-range {DEFAULT_IPALLOC_RANGE} overlaps with existing"
+                " route on host.\nYou must pick another range and set it on all hosts."
+            )
+        return ["--ipalloc-range", DEFAULT_IPALLOC_RANGE]
+    if given:
+        try:
+            overlaps = _overlap(given)
+        except ValueError as exc:
+            raise LaunchError(f"invalid --ipalloc-range {given!r}: {exc}") from None
+        if overlaps:
+            progress.write(
+                f"WARNING: Specified --ipalloc-range {given} overlaps with existing route"
+                " on host.\n"
+                "Unless this is deliberate, you must pick another range and set it on all hosts.\n"
+            )
+    return [f"--ipalloc-range={given}"]

@@ -17,6 +17,7 @@ import click
 
 from weavenet import __version__
 from weavenet.cli import launcher
+from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
 
@@ -99,12 +100,21 @@ def main() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def launch(args: Sequence[str]) -> None:
     """Start the router: weave launch [--password P] [router flags] [PEER...]."""
+    if "--help" in args or "-h" in args:
+        click.echo(launcher.launch_help(), nl=False)
+        return
     try:
         password, rest = launcher.take_option(args, "--password", "-password")
         state_dir, rest = launcher.take_option(rest, "--state-dir")
         addr, rest = launcher.take_option(rest, "--http-addr")
+        iprange, rest = launcher.take_option(rest, "--ipalloc-range", "--iprange", "-iprange")
+        launcher.check_peers(rest)
     except launcher.LaunchError as exc:
         fail(f"weave launch: {exc}")
+    try:
+        rest = launcher.ipalloc_args(iprange, sys.stderr) + rest
+    except launcher.LaunchError as exc:
+        fail(str(exc))
     env = dict(os.environ)
     if password is not None:
         env["WEAVE_PASSWORD"] = password
@@ -194,7 +204,7 @@ def version() -> None:
     click.echo(f"weave {body}" if code == 200 else "weave router not running")
 
 
-for _command in DATAPLANE_COMMANDS:  # attach, detach, ps, expose, hide
+for _command in (*DATAPLANE_COMMANDS, *ADMIN_COMMANDS):  # attach ... hide, prime, rmpeer, reset
     main.add_command(_command)
 
 

@@ -46,6 +46,7 @@ from weavenet.dataplane.containers import (
     ensure_not_host,
     resolve_container,
 )
+from weavenet.dataplane.host import container_ports, overlapping_route, reset_host
 from weavenet.dataplane.netlink import DataplaneError, run_in_netns
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "bridge_exists",
     "bridge_info",
     "container_addresses",
+    "container_ports",
     "delete_bridge",
     "delete_link",
     "detach",
@@ -78,9 +80,11 @@ __all__ = [
     "format_ps_line",
     "hide",
     "open_tap_fd",
+    "overlapping_route",
     "reapply_firewall",
     "reattach_ports",
     "remove_firewall",
+    "reset_host",
     "resolve_container",
     "run_in_netns",
     "send_gratuitous_arps",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from weavenet.core.attachments import LinkState
 from weavenet.dataplane.bridge import DEFAULT_BRIDGE, require_bridge
 from weavenet.dataplane.containers import ContainerRef, ensure_not_host
 from weavenet.dataplane.netlink import (
@@ -106,12 +107,16 @@ def _move_into(host: Any, index: int, netns_path: str) -> None:
         os.close(fd)
 
 
-def _create_veth(host: Any, cont: Any, ref: ContainerRef, bridge_index: int, mtu: int) -> None:
+def _create_veth(
+    host: Any, cont: Any, ref: ContainerRef, bridge_index: int, mtu: int, mac: str | None
+) -> None:
     host_name = veth_name(ref.ident)
     peer_name = veth_name(ref.ident, VETH_PEER_PREFIX)
     for stale in (host_name, peer_name):
         _delete_if_present(host, stale)
-    peer = {"ifname": peer_name, "mtu": mtu}
+    peer: dict[str, Any] = {"ifname": peer_name, "mtu": mtu}
+    if mac is not None:  # re-created: the same MAC keeps the neighbours' ARP caches right
+        peer["address"] = mac
     host.link("add", ifname=host_name, kind="veth", mtu=mtu, peer=peer)
     try:
         _plug_port(host, _must_index(host, host_name), bridge_index)
@@ -141,13 +146,15 @@ def _host_end(host: Any, cont: Any, ref: ContainerRef, index: int) -> int | None
     return None
 
 
-def _ensure_ethwe(host: Any, cont: Any, ref: ContainerRef, bridge: str, mtu: int | None) -> int:
+def _ensure_ethwe(
+    host: Any, cont: Any, ref: ContainerRef, bridge: str, mtu: int | None, mac: str | None
+) -> int:
     """ifindex of ethwe in the container, creating the veth pair if needed."""
     bridge_index = require_bridge(host, bridge)
     index = link_index(cont, CONTAINER_IFNAME)
     if index is None:
         want_mtu = mtu or int(link_info(host, bridge_index).get("IFLA_MTU"))
-        _create_veth(host, cont, ref, bridge_index, want_mtu)
+        _create_veth(host, cont, ref, bridge_index, want_mtu, mac)
         index = _must_index(cont, CONTAINER_IFNAME)
     else:
         host_index = _host_end(host, cont, ref, index)
@@ -180,16 +187,19 @@ def attach(
     multicast_route: bool = True,
     mtu: int | None = None,
     *,
+    mac: str | None = None,
     netns: str | None = None,
 ) -> AttachResult:
-    """Connect `container` to `bridge` (in host namespace `netns`) with `cidrs`. Idempotent."""
+    """Connect `container` to `bridge` (in host namespace `netns`) with `cidrs`. Idempotent.
+
+    A new ethwe gets `mac` if given; an existing one keeps its own."""
     ensure_not_host(container, netns)
     with (
         iproute(netns) as host,
         iproute(container.netns_path) as cont,
         kernel_errors(f"attach {container.ident}"),
     ):
-        index = _ensure_ethwe(host, cont, container, bridge, mtu)
+        index = _ensure_ethwe(host, cont, container, bridge, mtu, mac)
         _add_addresses(cont, index, cidrs, multicast_route)
         mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
         host_end = _host_end(host, cont, container, index)
@@ -261,6 +271,35 @@ def container_addresses(container: ContainerRef) -> ContainerAddresses:
             return ContainerAddresses(None, [])
         mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
         return ContainerAddresses(mac, _current(cont, index))
+
+
+def _has_multicast_route(cont: Any, index: int) -> bool:
+    dst, dst_len = str(MULTICAST_NET.network_address), MULTICAST_NET.prefixlen
+    return any(
+        r.get("RTA_DST") == dst and r["dst_len"] == dst_len and r.get("RTA_OIF") == index
+        for r in cont.get_routes(family=socket.AF_INET)
+    )
+
+
+def link_state(
+    container: ContainerRef, bridge: str = DEFAULT_BRIDGE, netns: str | None = None
+) -> LinkState | None:
+    """What the reconciler needs to know of the container's ethwe (None if it has none)."""
+    with (
+        iproute(netns) as host,
+        iproute(container.netns_path) as cont,
+        kernel_errors(f"inspect {container.ident}"),
+    ):
+        index = link_index(cont, CONTAINER_IFNAME)
+        if index is None:
+            return None
+        mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
+        cidrs = frozenset(_current(cont, index))
+        host_end = _host_end(host, cont, container, index)
+        bridge_index = link_index(host, bridge)
+        master = None if host_end is None else link_info(host, host_end).get("IFLA_MASTER")
+        on_bridge = bridge_index is not None and master == bridge_index
+        return LinkState(mac, cidrs, _has_multicast_route(cont, index), on_bridge)
 
 
 def reattach_ports(bridge: str = DEFAULT_BRIDGE, netns: str | None = None) -> list[str]:

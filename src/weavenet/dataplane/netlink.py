@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,15 @@ def ignoring(*codes: int) -> Iterator[None]:
             raise
 
 
+def _netlink_socket_in(path: str) -> int:
+    """A NETLINK_ROUTE socket bound to namespace `path`, made on a thread that entered it.
+
+    pyroute2's own `netns=` forks a helper process; in the router that child inherits the
+    asyncio signal wake-up fd, and the SIGTERM that ends it reads as our own shutdown."""
+    sock = run_in_netns(path, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
+    return sock.detach()
+
+
 @contextmanager
 def iproute(netns: str | None = None) -> Iterator[Any]:
     """A synchronous IPRoute in namespace `netns` (never created if missing)."""
@@ -98,7 +108,7 @@ def iproute(netns: str | None = None) -> Iterator[Any]:
     if path is not None:
         check_netns(path)
     with kernel_errors(f"netlink in {path or 'own namespace'}"):
-        ipr = IPRoute() if path is None else IPRoute(netns=path, flags=0)
+        ipr = IPRoute() if path is None else IPRoute(fileno=_netlink_socket_in(path))
     try:
         yield ipr
     finally:

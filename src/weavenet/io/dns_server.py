@@ -73,10 +73,11 @@ class DnsServer:
         self._upstream_tasks: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._exclude: tuple[str, ...] = ()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on UDP and TCP; returns the port (port 0 picks one free for both)."""
-        self._watcher = ResolvConfWatcher(exclude=(host,))
+        self._watcher = ResolvConfWatcher(exclude=(host, *self._exclude))
         for _ in range(BIND_ATTEMPTS if port == 0 else 1):
             try:
                 bound = await self._bind(host, port)
@@ -117,6 +118,16 @@ class DnsServer:
             for writer in list(self._clients):
                 writer.close()
             await self._tcp.wait_closed()
+
+    def exclude_upstreams(self, hosts: tuple[str, ...]) -> None:
+        """Never forward to ``hosts`` (the other listen addresses of this router)."""
+        self._exclude = hosts
+        if self._watcher is not None:
+            self._watcher.set_exclude((*hosts, *self._own_host()))
+            self._servers()  # reread now: status shows the new list at once
+
+    def _own_host(self) -> tuple[str, ...]:
+        return (str(self._udp.getsockname()[0]),) if self._udp is not None else ()
 
     def upstream_servers(self) -> tuple[str, ...]:
         """The current upstream list (for status and report)."""

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from weavenet.core.effects import Close, Dial, PersistTargets, Send
 from weavenet.core.mesh.report import datapath_report, full_report
@@ -22,6 +22,17 @@ from weavenet.core.overlay.datapath import Datapath
 log = logging.getLogger("weavenet.shell")
 
 DIAL_TIMEOUT = 10.0
+
+
+class Ticker(Protocol):
+    """Another core object driven from the shell's one timer (e.g. the IPAM allocator).
+
+    ``run_effects`` executes what the object has queued; it runs before the router's
+    effects, so that state is persisted before the gossip announcing it goes out."""
+
+    def tick(self, now: float) -> None: ...
+    def next_wakeup(self) -> float: ...
+    def run_effects(self) -> None: ...
 
 
 def _addr(sockaddr: Any) -> str:
@@ -62,6 +73,9 @@ class MeshShell:
         self._dials: set[asyncio.Task[None]] = set()
         self.post_effects: list[Callable[[], None]] = []  # e.g. the datapath's sends
         self.datapath: Datapath | None = None  # set when a bridge is in use
+        self.tickers: list[Ticker] = []
+        # optional report sections after "Router", e.g. ("IPAM", ipam_shell.report)
+        self.sections: list[tuple[str, Callable[[], dict[str, Any]]]] = []
 
     def now(self) -> float:
         return self.loop.time()
@@ -93,7 +107,13 @@ class MeshShell:
         return conn_id
 
     # ---- effects -------------------------------------------------------------------
+    def add_ticker(self, ticker: Ticker) -> None:
+        self.tickers.append(ticker)
+        self.run_effects()
+
     def run_effects(self) -> None:
+        for ticker in self.tickers:
+            ticker.run_effects()
         for effect in self.router.take_effects(self.now()):
             if isinstance(effect, Send):
                 transport = self.transports.get(effect.conn)
@@ -117,7 +137,7 @@ class MeshShell:
         """Keep one timer armed for the core's next wake-up. A timer that would fire too
         early is left alone (the core simply finds nothing due and we re-arm), which
         saves re-creating it after every socket event."""
-        when = self.router.next_wakeup()
+        when = min([self.router.next_wakeup(), *(t.next_wakeup() for t in self.tickers)])
         if self._timer is not None:
             if self._timer.when() <= when:
                 return
@@ -128,7 +148,11 @@ class MeshShell:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.router.tick(self.now())
+        now = self.now()
+        self.router.tick(now)
+        for ticker in self.tickers:
+            if ticker.next_wakeup() <= now:
+                ticker.tick(now)
         self.run_effects()
 
     async def _dial(self, dial: Dial) -> None:
@@ -150,6 +174,8 @@ class MeshShell:
         report = full_report(self.router, self.wall_offset(), routes=routes)
         if self.datapath is not None:
             report["Router"].update(datapath_report(self.datapath, self.router, self.wall_offset()))
+        for key, section in self.sections:
+            report[key] = section()
         return report
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:

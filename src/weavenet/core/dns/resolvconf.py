@@ -84,6 +84,12 @@ class ResolvConfWatcher:
         self._mtime: float | None = None
         self.config = ResolvConf()
 
+    def set_exclude(self, exclude: Iterable[str]) -> None:
+        """New listen addresses to keep out of the upstreams: the file is reread next time."""
+        self._exclude = tuple(exclude)
+        self._last_stat = float("-inf")
+        self._mtime = None
+
     def stat_due(self, now: float) -> bool:
         return now - self._last_stat >= self._interval
 

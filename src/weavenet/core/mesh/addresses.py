@@ -39,7 +39,10 @@ def _valid_host(host: str) -> bool:
         ipaddress.ip_address(host)
         return True
     except ValueError:
-        return bool(_HOSTNAME.match(host))
+        pass
+    # a name whose last label is all digits is a mistyped IPv4 address (999.1.1.1), not a
+    # host name: no top-level domain is numeric (RFC 3696 s2)
+    return bool(_HOSTNAME.match(host)) and not host.rstrip(".").rsplit(".", 1)[-1].isdigit()
 
 
 def join_host_port(host: str, port: int) -> str:

@@ -66,6 +66,11 @@ __all__ = [
 ]
 
 
+# (first type id, type) -> the definitions a fresh stream sends for it, and the ids they
+# assign: encoding them is most of the cost of a one-value stream (e.g. a persisted ring).
+_FRESH_DEFINITIONS: dict[tuple[int, GobType], tuple[bytes, dict[GobType, int]]] = {}
+
+
 class Encoder:
     """One gob stream: type definitions are sent once per Encoder, as Go does."""
 
@@ -81,7 +86,33 @@ class Encoder:
 
         Raises GobEncodeError if ``value`` does not fit ``typ``; the stream is unchanged then.
         """
-        self._assign(typ)
+        fresh = not self._ids
+        first_id = self._next_id
+        cached = _FRESH_DEFINITIONS.get((first_id, typ)) if fresh else None
+        if cached is not None:  # a new stream always starts with the same definitions
+            definitions, ids = cached
+            self._ids = dict(ids)
+            self._sent = set(ids.values())
+            self._next_id = first_id + len(ids)
+        else:
+            self._assign(typ)
+        try:
+            body = self._value_message(typ, value)
+        except GobEncodeError:
+            if cached is not None:  # as if nothing happened: the stream is still fresh
+                self._ids, self._sent, self._next_id = {}, set(), first_id
+            raise
+        out = bytearray()
+        if cached is not None:
+            out += definitions
+        else:
+            self._send_type(out, typ)
+            if fresh:
+                _FRESH_DEFINITIONS[(first_id, typ)] = (bytes(out), dict(self._ids))
+        _frame(out, body)
+        return bytes(out)
+
+    def _value_message(self, typ: GobType, value: object) -> bytearray:
         body = bytearray()
         put_int(body, self._id(typ))
         if isinstance(typ, Struct):
@@ -89,10 +120,7 @@ class Encoder:
         else:
             body.append(0)  # singleton: field delta 0
             self._value(body, typ, value)
-        out = bytearray()
-        self._send_type(out, typ)
-        _frame(out, body)
-        return bytes(out)
+        return body
 
     # -- type ids and definitions ---------------------------------------------------
 

@@ -1,0 +1,46 @@
+"""The ``IPAM`` section of ``/report``: Go's ``ipam.Status`` JSON (surface §1.6), field for
+field and in Go's order, plus two fields of ours (contract C): ``Status``, the line
+``weave status`` shows, and ``Awaiting``, what the allocator waits for ("" if nothing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weavenet.core.ipam.address import format_address
+from weavenet.core.ipam.allocator import IpamStatus
+from weavenet.core.peername import format_peer_name
+
+
+def ipam_report(status: IpamStatus) -> dict[str, Any]:
+    """The ``IPAM`` section of ``/report`` (Go ``ipam.Status``) plus our Status/Awaiting."""
+    paxos = None
+    if status.paxos is not None:
+        paxos = {
+            "Elector": status.paxos.elector,
+            "KnownNodes": status.paxos.known_nodes,
+            "Quorum": status.paxos.quorum,
+        }
+    entries = [
+        {
+            "Token": format_address(e.token),
+            "Size": e.size,
+            "Peer": format_peer_name(e.peer),
+            "Nickname": e.nickname,
+            "IsKnownPeer": e.is_known_peer,
+            "Version": e.version,
+        }
+        for e in status.entries
+    ]
+    claims = [{"Ident": ident, "CIDR": str(cidr)} for ident, cidr in status.pending_claims]
+    return {
+        "Paxos": paxos,
+        "Range": str(status.universe),
+        "RangeNumIPs": status.range_num_ips,
+        "ActiveIPs": status.active_ips,
+        "DefaultSubnet": str(status.default_subnet),
+        "Entries": entries or None,
+        "PendingClaims": claims or None,
+        "PendingAllocates": list(status.pending_allocates) or None,
+        "Status": status.status,
+        "Awaiting": status.awaiting,
+    }
