@@ -1,6 +1,4 @@
-"""PENDING (not collected: rename to test_ipam_interop.py once our IPAM is merged).
-
-IPAM between a Go weaver and ours (issue 6, acceptance 8): one ring by consensus, distinct
+"""IPAM between a Go weaver and ours (issue 6, acceptance 8): one ring by consensus, distinct
 addresses on both sides, identical rings; a ring seeded by different peers is refused with
 Go's error text and neither router crashes."""
 
