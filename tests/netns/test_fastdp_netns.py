@@ -3,14 +3,13 @@ in harness namespaces (issue 8, acceptance 1, 2, 5 and 6)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from weavenet.harness import Cluster, Container, Host, wait_until
 from weavenet.harness.containers import attached_container, connections, wait_reaches
 from weavenet.harness.mesh import wait_for_mesh
+from weavenet.harness.transfer import tcp_transfer
 
 HUNDRED_MB = 100 << 20
 
@@ -23,36 +22,6 @@ def _stats(host: Host) -> dict[str, Any]:
 def _on_fastdp(host: Host, peers: int = 1) -> bool:
     lines = connections(host).splitlines()
     return sum(" fastdp " in f"{line} " and "established" in line for line in lines) >= peers
-
-
-def _transfer(src: Container, dst: Container, dst_ip: str, size: int) -> None:
-    """Send `size` random bytes from src to a listener in dst; compare SHA-256 digests."""
-    server = (
-        "import hashlib,socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
-        "socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',5201));s.listen(1);c,_=s.accept();"
-        "h=hashlib.sha256();n=0\n"
-        "while True:\n d=c.recv(1<<16)\n if not d: break\n h.update(d);n+=len(d)\n"
-        "print(n,h.hexdigest())"
-    )
-    client = (
-        "import hashlib,os,socket,sys,time;data=os.urandom(int(sys.argv[2]));"
-        "print(hashlib.sha256(data).hexdigest())\n"
-        "for _ in range(100):\n"
-        " try:\n  s=socket.create_connection((sys.argv[1],5201),timeout=5);break\n"
-        " except OSError: time.sleep(0.1)\n"
-        "s.sendall(data);s.close()"
-    )
-    listener = subprocess.Popen(
-        dst.exec_argv([sys.executable, "-c", server]), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        sent = src.run([sys.executable, "-c", client, dst_ip, str(size)], timeout=180)
-        out, _ = listener.communicate(timeout=180)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    assert out.split() == [str(size), sent.stdout.split()[0]], (out, sent.stdout)
 
 
 def _two_hosts(c: Cluster) -> tuple[Host, Host, Container, Container]:
@@ -71,7 +40,7 @@ def test_two_hosts_pick_fastdp_and_carry_100_mb(cluster: Callable[..., Cluster])
     c = cluster(2)
     h1, h2, a, b = _two_hosts(c)
     before = _stats(h1).get("forwarded_bytes", 0)
-    _transfer(a, b, "10.2.1.2", HUNDRED_MB)
+    tcp_transfer(a, b, "10.2.1.2", HUNDRED_MB)
     assert _on_fastdp(h1) and _on_fastdp(h2), connections(h1)
     through_userspace = _stats(h1).get("forwarded_bytes", 0) - before
     assert through_userspace < HUNDRED_MB // 10, f"{through_userspace} bytes took the sleeve"
@@ -96,12 +65,12 @@ def test_blocked_vxlan_falls_back_to_sleeve_and_comes_back(
     assert "fastdp: no heartbeat ack" in connections(h1), connections(h1)
     wait_reaches(a, "10.2.1.2", timeout=15)
     before = _stats(h1).get("forwarded_bytes", 0)
-    _transfer(a, b, "10.2.1.2", 4 << 20)
+    tcp_transfer(a, b, "10.2.1.2", 4 << 20)
     assert _stats(h1).get("forwarded_bytes", 0) - before >= 4 << 20, "not on the sleeve"
     _block(c, 6784, False)
     wait_until(lambda: _on_fastdp(h1) and _on_fastdp(h2), timeout=60, message="back on fastdp")
     assert "overlay_switch ->" in h1.log() and "using fastdp" in h1.log()
-    _transfer(a, b, "10.2.1.2", 4 << 20)
+    tcp_transfer(a, b, "10.2.1.2", 4 << 20)
 
 
 def _fdb(host: Host) -> str:
@@ -141,11 +110,11 @@ def test_chain_relays_through_the_middle_host(cluster: Callable[..., Cluster]) -
     m = attached_container(h2, "m", "10.2.1.2/24")
     b = attached_container(h3, "b", "10.2.1.3/24")
     wait_reaches(a, "10.2.1.3", timeout=20)
-    _transfer(a, b, "10.2.1.3", 4 << 20)
+    tcp_transfer(a, b, "10.2.1.3", 4 << 20)
     assert _stats(h2).get("relayed_bytes", 0) >= 4 << 20, "h2 did not relay"
     wait_reaches(a, "10.2.1.2")
     before = _stats(h1).get("forwarded_bytes", 0)
-    _transfer(a, m, "10.2.1.2", 16 << 20)
+    tcp_transfer(a, m, "10.2.1.2", 16 << 20)
     assert _stats(h1).get("forwarded_bytes", 0) - before < 4 << 20, "direct hop not on fastdp"
 
 

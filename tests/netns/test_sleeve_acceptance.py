@@ -27,6 +27,7 @@ from pathlib import Path
 from weavenet.harness import Cluster, Container, Host, wait_until
 from weavenet.harness.containers import attached_container, wait_reaches
 from weavenet.harness.mesh import wait_for_mesh
+from weavenet.harness.transfer import tcp_transfer
 
 MARKER = b"MARKER-7f3a"
 SLEEVE_PORT = 6783
@@ -136,38 +137,6 @@ def _read_frames(path: Path) -> list[bytes]:
     return frames
 
 
-def _transfer(src: Container, dst: Container, dst_ip: str, size: int, fill: bytes = b"") -> None:
-    """TCP-send `size` bytes (random, or `fill` repeated) from src to a listener in dst;
-    the listener's byte count and SHA-256 must match what was sent."""
-    server = (
-        "import hashlib,socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
-        "socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',5201));s.listen(1);print('ready',flush=True)\n"
-        "s.settimeout(60);c,_=s.accept();c.settimeout(60);h=hashlib.sha256();n=0\n"
-        "while True:\n d=c.recv(1<<16)\n if not d: break\n h.update(d);n+=len(d)\n"
-        "print(n,h.hexdigest())"
-    )
-    client = (
-        "import hashlib,os,socket,sys;n=int(sys.argv[2]);fill=bytes.fromhex(sys.argv[3])\n"
-        "data=(fill*(n//len(fill)+1))[:n] if fill else os.urandom(n)\n"
-        "print(hashlib.sha256(data).hexdigest(),flush=True)\n"
-        "s=socket.create_connection((sys.argv[1],5201),timeout=60);s.sendall(data);s.close()"
-    )
-    listener = subprocess.Popen(
-        dst.exec_argv([sys.executable, "-c", server]), stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert listener.stdout is not None
-        assert listener.stdout.readline().strip() == "ready"
-        argv = [sys.executable, "-c", client, dst_ip, str(size), fill.hex()]
-        sent = src.run(argv, timeout=120)
-        out, _ = listener.communicate(timeout=120)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    assert out.split() == [str(size), sent.stdout.split()[0]], (out, sent.stdout)
-
-
 def _send_udp_markers(src: Container, dst_ip: str, count: int = 50) -> None:
     send = (
         "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -202,7 +171,7 @@ def _carry_markers(c: Cluster, password: str | None) -> tuple[Host, Host, Captur
     b = _container(h2, "b", "10.2.1.2/24")
     _reaches(a, "10.2.1.2")
     with capture(c) as captured:
-        _transfer(a, b, "10.2.1.2", 256 * 1024, fill=MARKER)
+        tcp_transfer(a, b, "10.2.1.2", 256 * 1024, fill=MARKER)
         _send_udp_markers(a, "10.2.1.2")
     return h1, h2, captured[0]
 
@@ -309,8 +278,8 @@ def test_path_mtu_under_a_700_byte_underlay(cluster: Callable[..., Cluster]) -> 
         timeout=20,
         message="ping -s 10000 across the 700-byte underlay",
     )
-    _transfer(a, b, "10.2.1.2", 10 * 1024)
-    _transfer(a, b, "10.2.1.2", 10 * 1024 * 1024)
+    tcp_transfer(a, b, "10.2.1.2", 10 * 1024)
+    tcp_transfer(a, b, "10.2.1.2", 10 * 1024 * 1024)
     rules = c.iptables("-L", "FORWARD", "-v", "-n", "-x").stdout
     drops = re.search(r"^\s*(\d+)\s+\d+\s+DROP", rules, re.M)
     assert drops and int(drops.group(1)) > 0, f"the underlay limit never bit:\n{rules}"

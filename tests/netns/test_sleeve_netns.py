@@ -15,6 +15,7 @@ from weavenet.harness.containers import (
     wait_reaches,
 )
 from weavenet.harness.mesh import wait_for_mesh
+from weavenet.harness.transfer import tcp_transfer
 
 
 def _container(host: Host, name: str, cidr: str) -> Container:
@@ -57,36 +58,6 @@ def test_encrypted_sleeve_carries_traffic(cluster: Callable[..., Cluster]) -> No
     assert "encrypted   sleeve" in _connections(h1)
 
 
-def _tcp_transfer(src: Container, dst: Container, dst_ip: str, size: int) -> None:
-    """Send `size` random bytes from src to a listener in dst; compare SHA-256 digests."""
-    server = (
-        "import hashlib,socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
-        "socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',5201));s.listen(1);c,_=s.accept();"
-        "h=hashlib.sha256();n=0\n"
-        "while True:\n d=c.recv(1<<16)\n if not d: break\n h.update(d);n+=len(d)\n"
-        "print(n,h.hexdigest())"
-    )
-    client = (
-        "import hashlib,os,socket,sys,time;data=os.urandom(int(sys.argv[2]));"
-        "print(hashlib.sha256(data).hexdigest())\n"
-        "for _ in range(100):\n"
-        " try:\n  s=socket.create_connection((sys.argv[1],5201),timeout=5);break\n"
-        " except OSError: time.sleep(0.1)\n"
-        "s.sendall(data);s.close()"
-    )
-    argv = dst.exec_argv([sys.executable, "-c", server])
-    listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        sent = src.run([sys.executable, "-c", client, dst_ip, str(size)], timeout=120)
-        out, _ = listener.communicate(timeout=120)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    received = out.split()
-    assert received == [str(size), sent.stdout.split()[0]], (received, sent.stdout)
-
-
 def test_partial_connectivity_relays_through_the_middle_host(
     cluster: Callable[..., Cluster],
 ) -> None:
@@ -100,7 +71,7 @@ def test_partial_connectivity_relays_through_the_middle_host(
     a = _container(h1, "a", "10.2.1.1/24")
     b = _container(h3, "b", "10.2.1.3/24")
     _reaches(a, "10.2.1.3", timeout=20)
-    _tcp_transfer(a, b, "10.2.1.3", 1 << 20)
+    tcp_transfer(a, b, "10.2.1.3", 1 << 20)
     h2.stop()
     wait_until(lambda: not a.ping("10.2.1.3", timeout=1.0), timeout=20, message="h2 gone")
 
