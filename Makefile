@@ -60,7 +60,7 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 
 test: lint typecheck test-fast test-netns ## lint, types, all tests but interop (.ci/run runs both)
 
-demo: $(STAMP) ## 3 hosts, full mesh, containers attached by IPAM, pings, kill -9 + --resume; tears down
+demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU

@@ -1,19 +1,24 @@
-"""`make demo`: three emulated hosts form a Weave mesh, attach containers, survive a crash.
+"""`make demo`: three hosts form a Weave mesh, attach containers, resolve names, survive a crash.
 
 h1 is launched alone, h2 is given h1's address, h3 is given h2's address; peer discovery
 completes the mesh (h1 <-> h3). Two containers per host are attached with `weave attach`
 and no address (IPAM allocates from 10.32.0.0/12 once the three routers agree), they ping
-across hosts; then h2's router is killed with SIGKILL and relaunched with `weave launch
---resume`: same peer name, same addresses, the containers still reach each other.
+across hosts; every c1 is named `web` and every c2 `<host>-c2` (weave attach --name): names
+resolve across hosts with dig through the resolv.conf attach wrote, and `web` is answered
+with a different one of the three addresses from query to query. Then h2's router is
+killed with SIGKILL and relaunched with `weave launch --resume`: same peer name, same
+addresses, same names, the containers still reach each other.
 Everything runs in network namespaces and is torn down at the end, also on Ctrl-C. Needs root.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from weavenet.harness import Cluster, CommandError, Container, Host, wait_for_mesh, wait_until
@@ -92,9 +97,11 @@ def attach_containers(cluster: Cluster) -> list[tuple[Container, str]]:
     for host in cluster.hosts:
         for c in (1, 2):
             container = host.add_container(f"c{c}")
-            say(f"$ weave attach netns:{container.netns}    # on {host.name}")
+            name = "web" if c == 1 else f"{host.name}-c{c}"  # every c1 shares the name web
+            argv = ["attach", "--name", name, f"netns:{container.netns}"]
+            say(f"$ weave {' '.join(argv)}    # on {host.name}")
             try:
-                ip = host.weave("attach", f"netns:{container.netns}", timeout=60).stdout.strip()
+                ip = host.weave(*argv, timeout=60).stdout.strip()
             except CommandError as exc:
                 raise DemoError(f"weave attach failed on {host.name}:\n{exc}") from exc
             say(ip)
@@ -121,6 +128,29 @@ def show_cross_host_pings(attached: list[tuple[Container, str]]) -> None:
             )
     if failures:
         raise DemoError(f"{failures} cross-host pings failed")
+
+
+def _dig(container: Container, name: str) -> list[str]:
+    argv = ["dig", "+short", "+tries=1", "+time=2", name]
+    return container.run(argv, check=False).stdout.split()
+
+
+def show_dns(cluster: Cluster) -> None:
+    """Names registered on one host resolve on the others; a shared name is balanced."""
+    header("WeaveDNS: names across hosts, one name shared by three containers")
+    client = cluster.hosts[0].containers["c2"]
+    for host in cluster.hosts[1:]:
+        name = f"{host.name}-c2.weave.local"
+        found = wait_until(lambda n=name: _dig(client, n), timeout=5, message=f"resolve {name}")
+        say(f"$ dig +short {name}    # in h1/c2, via /etc/netns/{client.netns}/resolv.conf")
+        say(" ".join(found))
+    say("$ for i in $(seq 12); do dig +short web.weave.local; done  # in h1/c2")
+    answers = [" ".join(_dig(client, "web.weave.local")) for _ in range(12)]
+    say(" ".join(answers))
+    counts = {a: answers.count(a) for a in sorted(set(answers))}
+    say(f"answers: {counts}")
+    say(f"$ weave status dns    # on {cluster.hosts[0].name}")
+    say(cluster.hosts[0].status("dns").rstrip("\n"))
 
 
 def crash_and_resume(cluster: Cluster) -> None:
@@ -166,11 +196,16 @@ def run_demo() -> None:
             attached = attach_containers(cluster)
             show_status(cluster)
             show_cross_host_pings(attached)
+            show_dns(cluster)
             crash_and_resume(cluster)
             show_cross_host_pings(attached)
+            show_dns(cluster)
         except DemoError:
             show_router_log_tails(cluster)
             raise
+        finally:  # the resolv.conf files weave attach wrote for our namespaces
+            for path in Path("/etc/netns").glob(f"{cluster.prefix}-*"):
+                shutil.rmtree(path, ignore_errors=True)
         header("tearing down")
 
 
