@@ -124,6 +124,16 @@ def test_stopped_router_entries_go_and_come_back_with_resume(dns_cluster: Cluste
         wait_until(lambda h=host: ("db", ip) in names_on(h), 30.0, message="db back")
 
 
+def test_a_container_gone_for_good_loses_its_name_everywhere(dns_cluster: Cluster) -> None:
+    h1, h2, h3 = routers(dns_cluster)
+    tmp = h3.add_container("tmp")
+    [ip] = attach_all([(h3, tmp)], "--name", "tmp")
+    wait_until(lambda: ("tmp", ip) in names_on(h1), 2.0, message="tmp registered")
+    h3.remove_container("tmp")  # its netns file goes: the router drops it within a round
+    for host in (h1, h2):
+        wait_until(lambda h=host: ("tmp", ip) not in names_on(h), 15.0, message="tmp gone")
+
+
 def test_other_names_go_upstream_with_failover_then_servfail(dns_cluster: Cluster) -> None:
     h1, h4 = dns_cluster.hosts[0], dns_cluster.hosts[3]
     client = h1.add_container("cl4")

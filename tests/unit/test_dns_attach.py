@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from weavenet.api.control import IpamRequestFailed
 from weavenet.cli.dns_client import in_domain, qualify, split_dns_args
 from weavenet.core.attachments import Attachment, AttachmentError, AttachRequest
 from weavenet.core.errors import WeaveError
 from weavenet.io.dns_attach import DnsAttachments
-from weavenet.io.dns_listeners import DnsListenError
 
 Cidr = ipaddress.IPv4Interface
 
@@ -78,7 +78,7 @@ class Listeners:
 
     async def ensure_subnet(self, cidr: str) -> str:
         if self.fail:
-            raise DnsListenError("no address for the DNS server")
+            raise IpamRequestFailed("range 10.2.1.0/24 out of bounds: 10.32.0.0/12")
         self.subnets.append(str(Cidr(cidr).network))
         return "10.32.0.2"
 
@@ -117,11 +117,11 @@ def test_name_outside_the_domain_is_refused_before_anything_is_wired() -> None:
     assert keeper.table == {}
 
 
-def test_listener_failure_fails_a_named_attach_but_not_an_unnamed_one() -> None:
-    control = DnsAttachments(Keeper(), Names(), Listeners(fail=True))
-    with pytest.raises(AttachmentError, match="no address for the DNS server"):
-        asyncio.run(control.attach(request("web", A)))
-    assert asyncio.run(control.attach(request(None, A))).cidrs == (A,)
+def test_a_subnet_without_listener_still_attaches_and_registers() -> None:
+    names = Names()
+    control = DnsAttachments(Keeper(), names, Listeners(fail=True))
+    assert asyncio.run(control.attach(request("web", A))).cidrs == (A,)
+    assert names.live == {("web.weave.local.", "netns:c", int(A.ip))}
 
 
 def test_restore_registers_persisted_names_and_ensures_listeners() -> None:

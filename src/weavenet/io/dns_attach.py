@@ -3,7 +3,8 @@
 It wraps the router's AttachmentKeeper (same interface, api.attach_http.AttachControl):
 
 - attach: the DNS listener for each of the container's subnets is ensured first (so that
-  the CLI can write the container's resolv.conf), then the container is wired, then its
+  the CLI can write the container's resolv.conf; a subnet that can have none is logged),
+  then the container is wired, then its
   name (the request's ``name``, qualified with the domain when it has no dot) is
   registered for every address of the attachment;
 - detach: a partial detach tombstones the names of the removed addresses; a detach that
@@ -20,9 +21,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from weavenet.api.control import IpamRequestFailed
 from weavenet.core.attachments import Attachment, AttachmentError, AttachRequest
 from weavenet.core.dns.nameserver import is_subdomain
-from weavenet.io.dns_listeners import DnsListenError
+from weavenet.core.errors import WeaveError
 
 log = logging.getLogger("weavenet.dns")
 
@@ -91,16 +93,16 @@ class DnsAttachments:
             )
         return full
 
-    async def _ensure_listeners(self, cidrs: Sequence[Cidr], required: bool) -> None:
+    async def _ensure_listeners(self, cidrs: Sequence[Cidr]) -> None:
+        """A subnet without a listener (no free address, outside the IPAM range) still gets
+        its container attached and named: others resolve it; it has no resolv.conf."""
         if self.listeners is None:
             return
         for cidr in cidrs:
             try:
                 await self.listeners.ensure_subnet(str(cidr))
-            except DnsListenError as exc:
-                if required:
-                    raise AttachmentError(str(exc)) from exc
-                log.warning("DNS: %s", exc)
+            except (WeaveError, IpamRequestFailed) as exc:  # no address, IPAM refusing
+                log.warning("DNS: no listener for %s: %s", cidr.network, exc)
 
     def _register(self, att: Attachment) -> None:
         if att.dns_name is None:
@@ -110,7 +112,7 @@ class DnsAttachments:
 
     async def attach(self, req: AttachRequest) -> Attachment:
         name = self._checked_name(req.dns_name)
-        await self._ensure_listeners(req.cidrs, required=name is not None)
+        await self._ensure_listeners(req.cidrs)
         if name != req.dns_name:
             req = AttachRequest(
                 req.ident, req.spec, req.netns_path, req.cidrs, req.multicast_route, name
@@ -140,5 +142,5 @@ class DnsAttachments:
     async def restore(self) -> None:
         """Listeners and names for the attachments restored from the store."""
         for att in self.keeper.attachments():
-            await self._ensure_listeners(att.cidrs, required=False)
+            await self._ensure_listeners(att.cidrs)
             self._register(att)
