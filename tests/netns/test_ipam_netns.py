@@ -201,13 +201,14 @@ def test_rmpeer_takes_over_a_dead_peer_and_reset_hands_space_over(
 
 
 def test_waiting_for_consensus_is_visible_and_times_out(cluster: Callable[..., Cluster]) -> None:
-    c = cluster(1)
-    (h1,) = c.hosts
-    h1.launch("--ipalloc-init", "consensus=3")
+    c = cluster(2)
+    h1, h2 = c.hosts  # h2 never starts a router: consensus cannot be reached
+    h1.launch("--ipalloc-init", "consensus=3", h2.ip)
     ct = h1.add_container("a")
     result = h1.weave("attach", "--timeout", "5", f"netns:{ct.netns}", check=False, timeout=60)
     assert result.returncode != 0
     assert "awaiting consensus (quorum: 2, known: 1)" in result.stderr
+    assert f"peers not connected yet: {h2.ip}:6783" in result.stderr
     assert "Waiting" in result.stderr and "timed out" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 4, "progress must not flood the terminal"
     assert "awaiting consensus (quorum: 2, known: 1)" in h1.status("ipam")

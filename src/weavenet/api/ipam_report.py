@@ -44,3 +44,21 @@ def ipam_report(status: IpamStatus) -> dict[str, Any]:
         "Status": status.status,
         "Awaiting": status.awaiting,
     }
+
+
+def with_unconnected_targets(
+    section: dict[str, Any], targets: list[dict[str, object]]
+) -> dict[str, Any]:
+    """While the allocator waits, name the peers we are still trying to reach: they are
+    usually what consensus or a space request is missing. ``targets`` are the mesh's rows
+    for targets without a live connection (Address, State, Info)."""
+    if not section.get("Awaiting") or not targets:
+        return section
+    shown = []
+    for row in targets:
+        info = str(row.get("Info") or "").split(", retry:")[0]
+        reason = info.rsplit(": ", 1)[-1] if info else ""
+        state = f"{row.get('State')}: {reason}" if reason else str(row.get("State"))
+        shown.append(f"{row.get('Address')} ({state})")
+    section["Awaiting"] += "; peers not connected yet: " + ", ".join(shown)
+    return section

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from weavenet.api.control import IpamCancelled, IpamRequestFailed
-from weavenet.api.ipam_report import ipam_report
+from weavenet.api.ipam_report import ipam_report, with_unconnected_targets
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import (
     IPAM_CHANNEL,
@@ -366,6 +366,8 @@ async def start_ipam(
     allocator.restore(ring, owned, now)
     shell = IpamShell(allocator, store, mesh.run_effects, settings.default_subnet, sends)
     router.on_peer_gone(allocator.peer_gone)
-    mesh.sections.append(("IPAM", shell.report))
+    mesh.sections.append(
+        ("IPAM", lambda: with_unconnected_targets(shell.report(), router.maker.status(0.0)))
+    )
     mesh.add_ticker(shell)
     return shell
