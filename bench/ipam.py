@@ -42,7 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 HOSTS = ["127.0.0.60", "127.0.0.61", "127.0.0.62"]
 PORT, HTTP_PORT = 6783, 6784
 IPAM_FLAGS = ["--ipalloc-range", "10.32.0.0/12", "--ipalloc-init", "consensus=3"]
-GO_WEAVER = os.environ.get("GO_WEAVER", "/work/shared/anchor/weaver")
+GO_WEAVER = os.environ.get(
+    "GO_WEAVER", str(Path(__file__).resolve().parents[2] / "shared" / "anchor" / "weaver")
+)
 TARGET_RATE, TARGET_P99_MS, TARGET_FIRST_S = 1000.0, 10.0, 1.0
 
 

@@ -21,7 +21,7 @@ C = parse_peer_name("02:00:00:00:00:0c")
 D = parse_peer_name("02:00:00:00:00:0d")
 US = parse_peer_name("0e:00:00:00:00:99")
 
-SAMPLES = Path("/work/shared/reference/samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "weave28"
 
 # Appendix A.5: hostA, UID 0x0102030405060708, Version 7, ShortID 0xabc, one connection.
 A5 = bytes.fromhex(
