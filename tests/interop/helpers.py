@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from weavenet.harness import Container, Host, wait_until
+from weavenet.harness import Host, wait_until
 from weavenet.harness.goweaver import GoWeaver, HttpApi
 
 OUR_HTTP = "127.0.0.1:6784"
@@ -92,33 +90,3 @@ def go_sleeve_mtu(go: GoWeaver) -> int | None:
         if conn.get("State") == "established" and attrs.get("name") == "sleeve":
             return int(attrs["mtu"]) if "mtu" in attrs else None
     return None
-
-
-_SERVER = (
-    "import hashlib,socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
-    "socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',int(sys.argv[1])));s.listen(1);"
-    "print('listening',flush=True);c,_=s.accept();h=hashlib.sha256();n=0\n"
-    "while True:\n d=c.recv(1<<16)\n if not d: break\n h.update(d);n+=len(d)\n"
-    "print(n,h.hexdigest())"
-)
-_CLIENT = (
-    "import hashlib,os,socket,sys;data=os.urandom(int(sys.argv[3]));"
-    "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=30);"
-    "s.sendall(data);s.shutdown(socket.SHUT_WR);s.recv(1);s.close();"
-    "print(hashlib.sha256(data).hexdigest())"
-)
-
-
-def tcp_transfer(src: Container, dst: Container, dst_ip: str, size: int, port: int = 5201) -> None:
-    """Send `size` random bytes from src to a listener in dst; both SHA-256 digests must match."""
-    argv = dst.exec_argv([sys.executable, "-c", _SERVER, str(port)])
-    listener = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
-        sent = src.run([sys.executable, "-c", _CLIENT, dst_ip, str(port), str(size)], timeout=120)
-        out, _ = listener.communicate(timeout=60)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    assert out.split() == [str(size), sent.stdout.strip()], (out, sent.stdout)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.interop.helpers import tcp_transfer, wait_mesh, wait_tables_agree
+from tests.interop.helpers import wait_mesh, wait_tables_agree
 from weavenet.harness import Container, Host
 from weavenet.harness.containers import attached_container, wait_reaches
 from weavenet.harness.goweaver import GoWeaver, InteropCluster, attach_go_container
+from weavenet.harness.transfer import tcp_transfer
 
 
 def _cut(c: InteropCluster, x: Host, y: Host) -> None:

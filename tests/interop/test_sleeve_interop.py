@@ -12,12 +12,12 @@ from tests.interop.helpers import (
     go_sleeve_mtu,
     our_connections,
     our_sleeve_mtu,
-    tcp_transfer,
     wait_mesh,
 )
 from weavenet.harness import Container, wait_until
 from weavenet.harness.containers import attached_container, wait_reaches
 from weavenet.harness.goweaver import GoWeaver, InteropCluster, attach_go_container
+from weavenet.harness.transfer import tcp_transfer
 
 TEN_MB = 10 * 1024 * 1024
 # Sleeve PMTU over a 1500-byte underlay, as the Go weaver computes it: 1500 - IP/UDP (28) -
