@@ -59,6 +59,7 @@ class FastSleeveCounters:
     superframes_in: int = 0
     superframes_out: int = 0
     datagrams_in: int = 0
+    receives: int = 0  # reads of the socket (UDP GRO coalesces several datagrams)
     datagrams_out: int = 0
     replayed: int = 0  # datagrams of a superframe already accepted, or too old
     forged: int = 0  # superframes that failed authentication
@@ -132,6 +133,7 @@ class FastSleeveOverlay:
                 "SuperframesIn": c.superframes_in,
                 "SuperframesOut": c.superframes_out,
                 "DatagramsIn": c.datagrams_in,
+                "Receives": c.receives,
                 "DatagramsOut": c.datagrams_out,
                 "Replayed": c.replayed,
                 "Forged": c.forged,

@@ -123,6 +123,7 @@ class FastSleevePath:
     def received(self, buf: Buffer, length: int, segment: int, now: float) -> list[Delivered]:
         """``length`` bytes of datagrams, each ``segment`` bytes but the last (UDP GRO;
         0: one datagram), from the fast sleeve socket."""
+        self.overlay.counters.receives += 1
         view = memoryview(buf)
         step = segment or length
         out: list[Delivered] = []
