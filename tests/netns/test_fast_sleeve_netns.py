@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.netns.test_sleeve_acceptance import MARKER, capture
+
 from weavenet.harness import Cluster, Container, Host, wait_until
 from weavenet.harness.containers import attached_container, connections, wait_reaches
 from weavenet.harness.mesh import wait_for_mesh

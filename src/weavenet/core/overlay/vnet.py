@@ -58,6 +58,8 @@ def complete_checksum(frame: Buffer, start: int, offset: int) -> bytes:
 
 def plain_frames(packet: Buffer) -> list[bytes]:
     """The frames a NIC would put on the wire for ``packet`` (vnet header + frame)."""
+    if len(packet) < VNET + ETH:
+        raise VnetError(f"TAP packet too short: {len(packet)} bytes")
     flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack_from(packet)
     frame = memoryview(packet)[VNET:]
     kind = gso_type & ~GSO_ECN
@@ -72,7 +74,7 @@ def plain_frames(packet: Buffer) -> list[bytes]:
 
 def _tcp_offsets(frame: Buffer, v6: bool) -> tuple[int, int]:
     """(where TCP starts, where the payload starts) in an untagged Ethernet frame."""
-    if len(frame) < ETH + 40 + 20:
+    if len(frame) < ETH + (40 if v6 else 20) + 20:
         raise VnetError(f"superframe too short: {len(frame)} bytes")
     if v6:
         if frame[12:14] != b"\x86\xdd" or frame[ETH + 6] != 6:
