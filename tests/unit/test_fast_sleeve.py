@@ -3,7 +3,11 @@ overlay switch (fastdp, then fast sleeve, then sleeve)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weavenet.core.mesh.overlay import OverlayParams
 from weavenet.core.overlay.fast_sleeve import (
@@ -206,3 +210,24 @@ def test_go_peers_and_no_fast_sleeve_keep_the_sleeve() -> None:
     assert compat.names == ["sleeve"]
     off = _switch(fast=False).prepare_connection(_params(B, A, True, None, ALL))
     assert off.names == ["fastdp", "sleeve"]
+
+
+@given(st.lists(st.integers(1, 20), min_size=1, max_size=60), st.randoms(), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_gro_runs_in_any_grouping_and_order_give_the_superframe_once(
+    cuts: list[int], rng: random.Random, sealed: bool
+) -> None:
+    a, b = _pair(KEY if sealed else None)
+    a.send(a.overlay.connections[B], _data(FRAME))
+    datagrams = _wire(a)
+    runs, i = [], 0
+    for n in [*cuts, len(datagrams)]:  # consecutive datagrams, as UDP GRO coalesces them
+        if i < len(datagrams):
+            runs.append(b"".join(datagrams[i : i + n]))
+            i += n
+    runs += rng.sample(runs, k=min(2, len(runs)))  # duplicated runs
+    rng.shuffle(runs)
+    got = []
+    for run in runs:
+        got.extend(b.received(run, len(run), 1000, 1.0))
+    assert len(got) == 1 and bytes(memoryview(got[0].packet)[PEERS + 10 :]) == FRAME

@@ -89,6 +89,22 @@ def split(prefix: bytes, body: Buffer, datagram_size: int, per_send: int) -> lis
     return sends
 
 
+def contiguous_run(view: memoryview, length: int, step: int) -> tuple[int, int, bytes] | None:
+    """(first index, count, chunks joined) if a UDP GRO run (``length`` bytes, datagrams
+    of ``step``) holds consecutive datagrams of one superframe: the common case, joined
+    with no per-datagram bookkeeping. None: let :meth:`Reassembler.add` sort it out."""
+    first, count = view[HEADER - 2], view[HEADER - 1]
+    if length <= step or first >= count or first + -(-length // step) > count:
+        return None
+    prefix = view[:AAD_SIZE]
+    for index, start in enumerate(range(step, length, step), first + 1):
+        if view[start + AAD_SIZE] != index or view[start : start + AAD_SIZE] != prefix:
+            return None
+        if view[start + AAD_SIZE + 1] != count:
+            return None
+    return first, count, b"".join([view[s + HEADER : s + step] for s in range(0, length, step)])
+
+
 @dataclass(slots=True)
 class _Partial:
     count: int
@@ -137,6 +153,57 @@ class Reassembler:
         assert buf is not None
         del buf[part.end :]
         return buf
+
+    def add_block(
+        self, sfid: int, first: int, count: int, data: bytes, stride: int
+    ) -> bytes | bytearray | None:
+        """:meth:`add` for consecutive chunks ``first``... joined in ``data``, each
+        ``stride`` bytes but maybe the superframe's last."""
+        blocks = -(-len(data) // stride)
+        if first == 0 and blocks == count and sfid not in self.pending:
+            return data  # the whole superframe at once
+        part = self.pending.get(sfid)
+        if part is None:
+            return self._new_block(sfid, first, count, data, stride)
+        bits = ((1 << blocks) - 1) << first
+        if part.count != count or (part.stride and part.stride != stride):
+            del self.pending[sfid]
+            self.lost += 1
+            raise FastSleeveError(f"superframe of {part.count} datagrams, one says {count}")
+        if part.mask & bits:
+            self.duplicates += 1
+            return None
+        if not part.stride:
+            part.stride, part.buf = stride, bytearray(stride * count)
+            if part.tail is not None:
+                tail, part.tail = part.tail, None
+                self._place(part, count - 1, count, tail)
+        return self._fill(sfid, part, first, data, bits)
+
+    def _new_block(
+        self, sfid: int, first: int, count: int, data: bytes, stride: int
+    ) -> bytearray | None:
+        if len(self.pending) >= self.capacity:
+            del self.pending[next(iter(self.pending))]
+            self.lost += 1
+        part = self.pending[sfid] = _Partial(count, stride, 0, 0, bytearray(stride * count))
+        bits = ((1 << -(-len(data) // stride)) - 1) << first
+        return self._fill(sfid, part, first, data, bits)
+
+    def _fill(
+        self, sfid: int, part: _Partial, first: int, data: bytes, bits: int
+    ) -> bytearray | None:
+        assert part.buf is not None
+        start = first * part.stride
+        part.buf[start : start + len(data)] = data
+        if bits >> (part.count - 1):
+            part.end = start + len(data)
+        part.mask |= bits
+        if part.mask != (1 << part.count) - 1:
+            return None
+        del self.pending[sfid]
+        del part.buf[part.end :]
+        return part.buf
 
     def take_lost(self) -> int:
         lost, self.lost = self.lost, 0

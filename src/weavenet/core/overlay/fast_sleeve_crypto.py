@@ -61,7 +61,7 @@ class Opener:
     def __init__(self, key: bytes | None) -> None:
         self.aead = AESGCM(key) if key is not None else None
 
-    def open(self, sfid: int, aad: bytes, data: bytearray) -> Buffer:
+    def open(self, sfid: int, aad: bytes, data: Buffer) -> Buffer:
         if self.aead is None:
             return data
         if len(data) < TAG:

@@ -24,6 +24,7 @@ from weavenet.core.overlay.fast_sleeve_codec import (
     FastSleeveError,
     Kind,
     Reassembler,
+    contiguous_run,
     pack_prefix,
     parse_header,
     split,
@@ -124,14 +125,48 @@ class FastSleevePath:
         """``length`` bytes of datagrams, each ``segment`` bytes but the last (UDP GRO;
         0: one datagram), from the fast sleeve socket."""
         self.overlay.counters.receives += 1
-        view = memoryview(buf)
+        view = memoryview(buf)[:length]
         step = segment or length
+        if step < length:
+            run = contiguous_run(view, length, step)
+            if run is not None:
+                got = self._run(view, run, -(-length // step), step - HEADER, now)
+                return [got] if got is not None else []
         out: list[Delivered] = []
         for start in range(0, length, step):
             got = self._datagram(view[start : min(start + step, length)], now)
             if got is not None:
                 out.append(got)
         return out
+
+    def _run(
+        self, view: memoryview, run: tuple[int, int, bytes], datagrams: int, stride: int, now: float
+    ) -> Delivered | None:
+        """A GRO run of consecutive datagrams of one superframe (:func:`contiguous_run`)."""
+        counters = self.overlay.counters
+        counters.datagrams_in += datagrams
+        try:
+            head = parse_header(view)
+        except FastSleeveError:
+            counters.malformed += datagrams
+            return None
+        peer = self._peer(head.sender)
+        if peer is None:
+            counters.malformed += datagrams
+            return None
+        if not peer.window.fresh(head.sfid):
+            counters.replayed += datagrams
+            return None
+        first, count, data = run
+        try:
+            whole = peer.reassembly.add_block(head.sfid, first, count, data, stride)
+        except FastSleeveError:
+            whole = None
+            counters.malformed += 1
+        counters.lost += peer.reassembly.take_lost()
+        if whole is None:
+            return None
+        return self._superframe(peer, head.kind, head.sfid, bytes(view[:AAD_SIZE]), whole, now)
 
     def _datagram(self, datagram: memoryview, now: float) -> Delivered | None:
         counters = self.overlay.counters
@@ -159,7 +194,7 @@ class FastSleevePath:
         return self._superframe(peer, head.kind, head.sfid, bytes(datagram[:AAD_SIZE]), whole, now)
 
     def _superframe(
-        self, peer: _Peer, kind: Kind, sfid: int, aad: bytes, whole: bytearray, now: float
+        self, peer: _Peer, kind: Kind, sfid: int, aad: bytes, whole: Buffer, now: float
     ) -> Delivered | None:
         counters = self.overlay.counters
         try:
