@@ -3,6 +3,7 @@ overlay switch (fastdp, then fast sleeve, then sleeve)."""
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -101,13 +102,20 @@ def test_gro_runs_are_cut_at_the_segment_size() -> None:
     assert len(got) == 1 and b.overlay.counters.receives == 1
 
 
-def test_a_replayed_datagram_is_dropped_and_counted() -> None:
+def test_a_replayed_datagram_is_dropped_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     a, b = _pair(KEY)
     a.send(a.overlay.connections[B], _data(FRAME))
     datagrams = _wire(a)
     assert len(_deliver(b, datagrams)) == 1
-    assert _deliver(b, [datagrams[3], datagrams[-1]]) == []
+    with caplog.at_level(logging.WARNING, "weavenet.fastsleeve"):
+        assert _deliver(b, [datagrams[3], datagrams[-1]]) == []
     assert b.overlay.counters.replayed == 2 and b.overlay.counters.forged == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "fast sleeve: dropped a replayed datagram from aa:00:00:00:00:01 "
+        "(so far: 1 replayed, 0 forged)"
+    ]
 
 
 def test_a_tampered_datagram_spoils_its_superframe_only() -> None:

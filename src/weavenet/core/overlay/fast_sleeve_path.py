@@ -13,6 +13,7 @@ receive buffer copied once, into their place in the superframe.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from weavenet.core.overlay.fast_sleeve import FastSleeveForwarder, FastSleeveOverlay
@@ -31,10 +32,14 @@ from weavenet.core.overlay.fast_sleeve_codec import (
 )
 from weavenet.core.overlay.fast_sleeve_crypto import Opener, Sealer, direction_keys
 from weavenet.core.overlay.replay import ReplayWindow
+from weavenet.core.peername import format_peer_name
+
+log = logging.getLogger("weavenet.fastsleeve")
 
 MAX_UDP_SEND = 65507  # one sendmsg: 65535 - IPv4 20 - UDP 8
 MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS (128 on newer kernels)
 MIN_DATA = PEERS + 10 + 14  # peers, vnet header, Ethernet header
+WARN_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class FastSleevePath:
     changed: set[int] = field(default_factory=set)  # peers whose heartbeat we must ack
     _peers: dict[int, _Peer] = field(default_factory=dict)
     _out: list[Outgoing] = field(default_factory=list)
+    _quiet_until: float = float("-inf")
 
     def _peer(self, name: int) -> _Peer | None:
         fwd = self.overlay.connections.get(name)
@@ -88,6 +94,16 @@ class FastSleevePath:
         if peer is None or peer.fwd is not fwd:
             peer = self._peers[name] = _Peer(fwd)
         return peer
+
+    def _rejected(self, what: str, sender: int, now: float) -> None:
+        """One log line per :data:`WARN_INTERVAL` for attacks (the counters say how many)."""
+        if now >= self._quiet_until:
+            self._quiet_until = now + WARN_INTERVAL
+            c = self.overlay.counters
+            log.warning(
+                "fast sleeve: dropped a %s datagram from %s (so far: %d replayed, %d forged)",
+                what, format_peer_name(sender), c.replayed, c.forged,
+            )  # fmt: skip
 
     def forget_peer(self, name: int) -> None:
         self._peers.pop(name, None)
@@ -156,6 +172,7 @@ class FastSleevePath:
             return None
         if not peer.window.fresh(head.sfid):
             counters.replayed += datagrams
+            self._rejected("replayed", head.sender, now)
             return None
         first, count, data = run
         try:
@@ -182,6 +199,7 @@ class FastSleevePath:
             return None
         if not peer.window.fresh(head.sfid):
             counters.replayed += 1
+            self._rejected("replayed", head.sender, now)
             return None
         try:
             whole = peer.reassembly.add(head.sfid, head.index, head.count, datagram[HEADER:])
@@ -201,6 +219,7 @@ class FastSleevePath:
             body = peer.opener.open(sfid, aad, whole)
         except FastSleeveError:
             counters.forged += 1
+            self._rejected("forged or corrupted", peer.fwd.remote, now)
             return None
         if not peer.window.accept(sfid):
             counters.replayed += 1
