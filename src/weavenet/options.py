@@ -115,7 +115,9 @@ FLAGS = [
         show_default=True,
         help="fastdp MTU; checked against the underlay at launch",
     ),
-    click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    click.option(
+        "--no-fastdp", is_flag=True, help="no kernel VXLAN (the fast sleeve and sleeve remain)"
+    ),
     click.option(
         "--no-fast-sleeve",
         is_flag=True,
