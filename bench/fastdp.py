@@ -7,7 +7,8 @@ at once; every round measures each path in turn, so the machine's mood affects t
   kvxlan    a hand-made kernel VXLAN between two containers (bridge + vxlan, UDP 4789,
             nolearning + static fdb, MTU 1376): the limit of the fastdp design
   fastdp    container -> container through our routers' fastdp (default `weave launch`)
-  sleeve    the same through our Weave-compatible sleeve (`weave launch --no-fastdp`)
+  sleeve    the same through our Weave-compatible sleeve
+            (`weave launch --no-fastdp --no-fast-sleeve`)
 
 iperf3 TCP with 1 and 4 streams (medians of --runs), ping p50/p99. Targets: fastdp at
 least 90 % of kvxlan (1 stream) and its ping p50 within 1.2 times kvxlan's. Exit status:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             ends["underlay"] = (fast.hosts[0], fast.hosts[1].ip)
             ends["kvxlan"] = hand_made_vxlan(fast)
             ends["fastdp"] = overlay(fast, want="fastdp")
-            ends["sleeve"] = overlay(slow, "--no-fastdp", want="sleeve")
+            ends["sleeve"] = overlay(slow, "--no-fastdp", "--no-fast-sleeve", want="sleeve")
             result = measure(args, ends)
     except (BenchError, CommandError, CommandTimeout, TimeoutError, OSError) as exc:
         print(f"\nbench-fastdp failed: {exc}", file=sys.stderr)

@@ -157,7 +157,7 @@ def _connections(host: Host) -> str:
 def overlay_cluster(cluster: Cluster, password: str | None) -> tuple[Container, str]:
     """Launch both routers, wait for the sleeve, attach a container on each host."""
     h1, h2 = cluster.hosts
-    extra = ["--no-fastdp", *(["--password", password] if password else [])]
+    extra = ["--no-fastdp", "--no-fast-sleeve", *(["--password", password] if password else [])]
     h1.launch(*extra)
     h2.launch(*extra, h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=30)
