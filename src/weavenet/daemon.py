@@ -224,8 +224,11 @@ def _start_cni(opts: Options, run: Running) -> None:
         run.cni.add_source(source)
     if opts.cni_gc_period > 0:
         run.cni_task = asyncio.create_task(run.cni.run())
-        log.info("CNI GC every %gs using %s", opts.cni_gc_period,
-                 ", ".join(s.name for s in sources) or "no runtime (it frees nothing)")  # fmt: skip
+        log.info(
+            "CNI GC every %gs using %s",
+            opts.cni_gc_period,
+            ", ".join(s.name for s in sources) or "no runtime (it frees nothing)",
+        )
 
 
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:

@@ -72,8 +72,13 @@ class Invocation:
         # the host's env may not carry CNI_*: remove what we drop from it too
         env.update({k: "" for k in drop})
         stdin = conf if isinstance(conf, str) else json.dumps(conf)
-        proc = self.host.run([str(venv_bin() / self.plugin)], input=stdin, env=env,  # "/" wins
-                             check=False, timeout=timeout)  # fmt: skip
+        proc = self.host.run(
+            [str(venv_bin() / self.plugin)],
+            input=stdin,
+            env=env,  # "/" wins
+            check=False,
+            timeout=timeout,
+        )
         try:
             out = json.loads(proc.stdout) if proc.stdout.strip() else None
         except ValueError:

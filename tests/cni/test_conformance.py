@@ -265,8 +265,13 @@ def test_awaiting_consensus_is_a_bounded_wait_naming_the_missing_peer() -> None:
 
 def test_weave_ipam_serves_the_reference_bridge_plugin(h1: Host, box: Container) -> None:
     cni = Invocation.of(box, plugin="weave-ipam")
-    conf = {"cniVersion": "1.0.0", "name": "cnbr", "type": "bridge", "bridge": "cnbr0",
-            "ipam": {"type": "weave-ipam"}}  # fmt: skip
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "cnbr",
+        "type": "bridge",
+        "bridge": "cnbr0",
+        "ipam": {"type": "weave-ipam"},
+    }
     bridge = Invocation(h1, cni.netns, cni.container_id)
     bridge.plugin = f"{REFERENCE_PLUGINS}/bridge"
     result = bridge.add(conf)

@@ -59,8 +59,9 @@ def install(bin_dir: Path, net_dir: Path, hairpin: bool, force: bool) -> list[st
         done.append(f"installed {bin_dir / name} -> {entry_point(name)}")
     portmap = bin_dir / "portmap"
     if not portmap.exists():
-        source = next((Path(d) / "portmap" for d in PORTMAP_DIRS
-                       if (Path(d) / "portmap").is_file()), None)  # fmt: skip
+        source = next(
+            (Path(d) / "portmap" for d in PORTMAP_DIRS if (Path(d) / "portmap").is_file()), None
+        )
         if source is None:
             done.append(f"warning: no portmap plugin for {bin_dir}: {NO_PORTMAP}")
         else:

@@ -101,8 +101,10 @@ def parse_env(env: Mapping[str, str]) -> Env:
         _need(env, "CNI_NETNS", "the container's network namespace file")
     ifname = _need(env, "CNI_IFNAME", "the interface name to create, e.g. eth0")
     if len(ifname) > 15 or ifname in (".", "..") or re.search(r"[/:\s]", ifname):
-        raise CniError(INVALID_ENV, f"invalid CNI_IFNAME {ifname!r}: at most 15 characters, "
-                       "no '/', ':' or spaces")  # fmt: skip
+        raise CniError(
+            INVALID_ENV,
+            f"invalid CNI_IFNAME {ifname!r}: at most 15 characters, no '/', ':' or spaces",
+        )
     path = tuple(p for p in env.get("CNI_PATH", "").split(":") if p)
     return Env(command, cid, netns, ifname, path)
 

@@ -31,8 +31,10 @@ def _plugin_path(env: Env, name: str) -> str:
         candidate = os.path.join(folder, name)
         if os.access(candidate, os.X_OK):
             return candidate
-    raise CniError(DELEGATE_FAILED, f"IPAM plugin {name!r} not found in CNI_PATH "
-                   f"{':'.join(env.path)}: install it there")  # fmt: skip
+    raise CniError(
+        DELEGATE_FAILED,
+        f"IPAM plugin {name!r} not found in CNI_PATH {':'.join(env.path)}: install it there",
+    )
 
 
 def run_delegate(env: Env, conf: NetConf, command: str) -> dict[str, Any] | None:
@@ -41,9 +43,13 @@ def run_delegate(env: Env, conf: NetConf, command: str) -> dict[str, Any] | None
     child_env = {**os.environ, "CNI_COMMAND": command}
     try:
         proc = subprocess.run(
-            [plugin], input=conf.raw, env=child_env, capture_output=True,
-            timeout=conf.ipam_timeout + DELEGATE_GRACE, check=False,
-        )  # fmt: skip
+            [plugin],
+            input=conf.raw,
+            env=child_env,
+            capture_output=True,
+            timeout=conf.ipam_timeout + DELEGATE_GRACE,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CniError(DELEGATE_FAILED, f"IPAM plugin {plugin} failed to run: {exc}") from None
     try:
@@ -52,8 +58,11 @@ def run_delegate(env: Env, conf: NetConf, command: str) -> dict[str, Any] | None
         answer = None
     if proc.returncode != 0:
         if isinstance(answer, dict) and isinstance(answer.get("code"), int):
-            raise CniError(answer["code"], f"IPAM plugin {conf.ipam.type}: {answer.get('msg')}",
-                           str(answer.get("details", "")))  # fmt: skip
+            raise CniError(
+                answer["code"],
+                f"IPAM plugin {conf.ipam.type}: {answer.get('msg')}",
+                str(answer.get("details", "")),
+            )
         why = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
         raise CniError(DELEGATE_FAILED, f"IPAM plugin {conf.ipam.type} failed: {why}")
     return answer if isinstance(answer, dict) else None
@@ -98,8 +107,11 @@ def check(env: Env, conf: NetConf, router: Router, prev: Result) -> list[str]:
 
 def prev_result(conf: NetConf) -> Result:
     if conf.prev_result is None:
-        raise CniError(CHECK_FAILED, "CHECK needs the ADD result in prevResult: the runtime "
-                       "must pass it (cniVersion 0.4.0 or later)")  # fmt: skip
+        raise CniError(
+            CHECK_FAILED,
+            "CHECK needs the ADD result in prevResult: the runtime "
+            "must pass it (cniVersion 0.4.0 or later)",
+        )
     return parse_result(conf.prev_result)
 
 

@@ -40,8 +40,10 @@ def run(plugin: Plugin, env: Mapping[str, str], stdin: BinaryIO, out: TextIO, er
         version = config_version(raw)
         conf = parse_netconf(raw)
         if cni_env.command == "CHECK" and conf.cni_version not in CHECK_SINCE:
-            raise CniError(INCOMPATIBLE_VERSION, f"CHECK is not defined for cniVersion "
-                           f"{conf.cni_version}: use 0.4.0 or later")  # fmt: skip
+            raise CniError(
+                INCOMPATIBLE_VERSION,
+                f"CHECK is not defined for cniVersion {conf.cni_version}: use 0.4.0 or later",
+            )
         result = plugin(cni_env, conf)
     except CniError as exc:
         return _fail(exc, version, out, err)

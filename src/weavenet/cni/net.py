@@ -44,8 +44,11 @@ def _gateway(conf: NetConf, ip: IpConfig, router: Router) -> ipaddress.IPv4Addre
     except DataplaneError as exc:
         raise _kernel(f"cannot read bridge {conf.bridge}", exc) from None
     if mac is None:
-        raise CniError(KERNEL_ERROR, f"there is no bridge {conf.bridge!r} here: start the "
-                       "router with 'weave launch' (or fix \"bridge\" in the config)")  # fmt: skip
+        raise CniError(
+            KERNEL_ERROR,
+            f"there is no bridge {conf.bridge!r} here: start the "
+            "router with 'weave launch' (or fix \"bridge\" in the config)",
+        )
     for addr in addrs:
         if ip.address.ip in addr.network:
             return addr.ip
@@ -82,9 +85,14 @@ def add(env: Env, conf: NetConf, router: Router) -> Result:
         if not result.routes and gw is None:
             gw = _gateway(conf, ip, router)
         attached = dataplane.attach(
-            ref, [i.address for i in result.ips], conf.bridge, multicast_route=False,
-            mtu=conf.mtu, ifname=env.ifname, hairpin=conf.hairpin,
-        )  # fmt: skip
+            ref,
+            [i.address for i in result.ips],
+            conf.bridge,
+            multicast_route=False,
+            mtu=conf.mtu,
+            ifname=env.ifname,
+            hairpin=conf.hairpin,
+        )
         wanted = _routes(result, ip, gw)
         routes.add_routes(env.netns, env.ifname, [routes.Route(d, g) for d, g in wanted])
     except DataplaneError as exc:
@@ -128,16 +136,18 @@ def _link_problems(env: Env, conf: NetConf, prev: Result) -> list[str]:
     from weavenet.dataplane.attach import link_state
 
     try:
-        state = link_state(ContainerRef(env.container_id, env.netns), conf.bridge,
-                           ifname=env.ifname)  # fmt: skip
+        state = link_state(
+            ContainerRef(env.container_id, env.netns), conf.bridge, ifname=env.ifname
+        )
         have_routes = routes.routes_of(env.netns, env.ifname) if state else set()
     except DataplaneError as exc:
         return [f"cannot inspect {env.ifname} in {env.netns}: {exc}"]
     if state is None:
         return [f"interface {env.ifname} is missing in {env.netns}"]
     problems = []
-    index = next((n for n, i in enumerate(prev.interfaces) if i.sandbox and i.name == env.ifname),
-                 None)  # fmt: skip
+    index = next(
+        (n for n, i in enumerate(prev.interfaces) if i.sandbox and i.name == env.ifname), None
+    )
     if index is not None and prev.interfaces[index].mac.lower() != state.mac.lower():
         problems.append(f"{env.ifname} has MAC {state.mac}, not {prev.interfaces[index].mac}")
     for ip in prev.ips:
@@ -158,8 +168,10 @@ def check(env: Env, conf: NetConf, router: Router) -> None:
     prev = ipam.prev_result(conf)
     problems = _link_problems(env, conf, prev) + ipam.check(env, conf, router, prev)
     if problems:
-        raise CniError(CHECK_FAILED, "; ".join(problems) + ": the attachment is damaged; "
-                       "delete and re-create the container")  # fmt: skip
+        raise CniError(
+            CHECK_FAILED,
+            "; ".join(problems) + ": the attachment is damaged; delete and re-create the container",
+        )
 
 
 def plugin(env: Env, conf: NetConf) -> dict[str, Any] | None:

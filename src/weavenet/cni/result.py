@@ -113,8 +113,9 @@ def parse_result(data: Any, what: str = "prevResult", code: int = INVALID_CONFIG
             ip4 = data["ip4"]
             gw = Ip(ip4["gateway"]) if ip4.get("gateway") else None
             ips = [IpConfig(ipaddress.IPv4Interface(ip4["ip"]), gw)]
-            return Result(ips, _parse_routes(ip4.get("routes"), what, code), [],
-                          data.get("dns") or {})  # fmt: skip
+            return Result(
+                ips, _parse_routes(ip4.get("routes"), what, code), [], data.get("dns") or {}
+            )
         ips = []
         for item in data.get("ips") or []:
             addr = ipaddress.ip_interface(item["address"])
@@ -127,8 +128,7 @@ def parse_result(data: Any, what: str = "prevResult", code: int = INVALID_CONFIG
         ]
     except (KeyError, TypeError, ValueError, AttributeError):
         raise _bad(what, data, code) from None
-    return Result(ips, _parse_routes(data.get("routes"), what, code), ifaces,
-                  data.get("dns") or {})  # fmt: skip
+    return Result(ips, _parse_routes(data.get("routes"), what, code), ifaces, data.get("dns") or {})
 
 
 def delegate_result(data: Any) -> Result:

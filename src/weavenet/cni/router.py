@@ -78,8 +78,10 @@ class Router:
         if not 200 <= code < 300:
             raise CniError(ROUTER_ERROR, f"weave IPAM refused {ident}: {body.strip()}")
         if body.strip() == CANCELLED:
-            raise CniError(TRY_AGAIN_LATER, f"the router cancelled the allocation for {ident} "
-                           "(is it stopping?): try again")  # fmt: skip
+            raise CniError(
+                TRY_AGAIN_LATER,
+                f"the router cancelled the allocation for {ident} (is it stopping?): try again",
+            )
         return body.strip()
 
     def allocate(self, ident: str, subnet: ipaddress.IPv4Network | None, timeout: float) -> Cidr:

@@ -29,8 +29,12 @@ class CniRecord:
     added: float  # wall-clock seconds at ADD
 
     def to_json(self) -> dict[str, str | float]:
-        return {"ident": self.ident, "netns": self.netns, "ifname": self.ifname,
-                "added": self.added}  # fmt: skip
+        return {
+            "ident": self.ident,
+            "netns": self.netns,
+            "ifname": self.ifname,
+            "added": self.added,
+        }
 
     @staticmethod
     def from_json(data: dict[str, object]) -> CniRecord:
