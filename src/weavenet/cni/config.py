@@ -16,8 +16,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from weavenet.cni.errors import (
     DECODING_FAILURE,
@@ -35,10 +34,11 @@ BUILTIN_IPAM = ("", "weave-ipam")
 DEFAULT_IPAM_TIMEOUT = 30.0
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 Cidr = ipaddress.IPv4Interface
+# NamedTuples, not dataclasses: importing dataclasses (and inspect) costs more than the
+# rest of VERSION together, and the plugin runs once per container operation.
 
 
-@dataclass(frozen=True)
-class Env:
+class Env(NamedTuple):
     command: str
     container_id: str
     netns: str
@@ -46,8 +46,7 @@ class Env:
     path: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class IpamConf:
+class IpamConf(NamedTuple):
     type: str = ""
     subnet: ipaddress.IPv4Network | None = None
     gateway: ipaddress.IPv4Address | None = None
@@ -59,15 +58,14 @@ class IpamConf:
         return self.type in BUILTIN_IPAM
 
 
-@dataclass(frozen=True)
-class NetConf:
+class NetConf(NamedTuple):
     cni_version: str
     name: str
     bridge: str = "weave"
     mtu: int | None = None
     hairpin: bool = True
-    ipam: IpamConf = field(default_factory=IpamConf)
-    dns: Mapping[str, Any] = field(default_factory=dict)
+    ipam: IpamConf = IpamConf()
+    dns: Mapping[str, Any] = {}  # never mutated
     ipam_timeout: float = DEFAULT_IPAM_TIMEOUT
     prev_result: Mapping[str, Any] | None = None
     raw: bytes = b""

@@ -134,6 +134,4 @@ def plugin(env: Env, conf: NetConf) -> dict[str, Any] | None:
 
 
 def _builtin(conf: NetConf) -> NetConf:
-    from dataclasses import replace
-
-    return replace(conf, ipam=replace(conf.ipam, type=""))
+    return conf._replace(ipam=conf.ipam._replace(type=""))

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from weavenet.cni.errors import DELEGATE_FAILED, INVALID_CONFIG, CniError
 
@@ -21,26 +20,23 @@ Ip = ipaddress.IPv4Address
 RouteT = tuple[Net, Ip | None]
 
 
-@dataclass(frozen=True)
-class Interface:
+class Interface(NamedTuple):
     name: str
     mac: str
     sandbox: str = ""
 
 
-@dataclass(frozen=True)
-class IpConfig:
+class IpConfig(NamedTuple):
     address: ipaddress.IPv4Interface
     gateway: Ip | None = None
     interface: int | None = None
 
 
-@dataclass
-class Result:
-    ips: list[IpConfig]
-    routes: list[RouteT] = field(default_factory=list)
-    interfaces: list[Interface] = field(default_factory=list)
-    dns: Mapping[str, Any] = field(default_factory=dict)
+class Result(NamedTuple):
+    ips: Sequence[IpConfig]
+    routes: Sequence[RouteT] = ()
+    interfaces: Sequence[Interface] = ()
+    dns: Mapping[str, Any] = {}  # never mutated
 
     def to_json(self, version: str) -> dict[str, Any]:
         routes = [_route_json(r) for r in self.routes]
