@@ -69,11 +69,17 @@ def _routes(result: Result, ip: IpConfig, gw: ipaddress.IPv4Address | None) -> l
     return [*routes, (DEFAULT_DST, gw)]
 
 
+def _port_ident(env: Env) -> str:
+    """What names the host end: the container id (``vethwepl<id>``, as Weave's) for eth0;
+    id and interface for any other, so a second interface never replaces the first."""
+    return env.container_id if env.ifname == "eth0" else f"{env.container_id}:{env.ifname}"
+
+
 def add(env: Env, conf: NetConf, router: Router) -> Result:
     from weavenet import dataplane
     from weavenet.dataplane import DataplaneError, routes
 
-    ref = dataplane.ContainerRef(env.container_id, env.netns)
+    ref = dataplane.ContainerRef(_port_ident(env), env.netns)
     try:
         dataplane.ensure_not_host(ref)
     except DataplaneError as exc:
@@ -120,7 +126,7 @@ def _remove_interface(env: Env) -> None:
     from weavenet.dataplane import DataplaneError
 
     try:
-        dataplane.detach(dataplane.ContainerRef(env.container_id, env.netns), None, env.ifname)
+        dataplane.detach(dataplane.ContainerRef(_port_ident(env), env.netns), None, env.ifname)
     except DataplaneError as exc:  # the namespace is gone: so is the veth
         print(f"weave-cni: removing {env.ifname} in {env.netns}: {exc}", file=sys.stderr)
 
@@ -137,7 +143,7 @@ def _link_problems(env: Env, conf: NetConf, prev: Result) -> list[str]:
 
     try:
         state = link_state(
-            ContainerRef(env.container_id, env.netns), conf.bridge, ifname=env.ifname
+            ContainerRef(_port_ident(env), env.netns), conf.bridge, ifname=env.ifname
         )
         have_routes = routes.routes_of(env.netns, env.ifname) if state else set()
     except DataplaneError as exc:
