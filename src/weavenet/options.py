@@ -41,8 +41,8 @@ class Options:
     mtu: int = 1376
     fastdp: bool = True
     cni_runtimes: tuple[str, ...] = ()
-    cni_gc_period: float = 60.0
-    cni_gc_min_age: float = 60.0
+    cni_gc_period: float = 30.0
+    cni_gc_min_age: float = 30.0
 
 
 FLAGS = [
@@ -127,14 +127,14 @@ FLAGS = [
     ),
     click.option(
         "--cni-gc-period",
-        default=60.0,
+        default=30.0,
         type=click.FloatRange(0),
         show_default=True,
         help="seconds between missed-DEL collections of CNI containers; 0: off",
     ),
     click.option(
         "--cni-gc-min-age",
-        default=60.0,
+        default=30.0,
         type=click.FloatRange(0),
         show_default=True,
         help="a CNI container younger than this is never collected",

@@ -49,7 +49,7 @@ class CniRecord:
 
 @dataclass
 class GcPolicy:
-    min_age: float = 60.0
+    min_age: float = 30.0
     misses_needed: int = 2
 
 
