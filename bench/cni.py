@@ -4,13 +4,16 @@ One host namespace with a router; for N fresh container namespaces, the wall tim
 `weave-net` VERSION, ADD and DEL (the plugin process from exec to exit, started with
 `nsenter --net`, as a runtime would in its own namespace), next to the reference Go
 plugins `bridge` + `host-local` doing the same ADD / DEL, and a bare `true` (the cost of
-starting any process that way). Medians and p90 in milliseconds.
+starting any process that way). Medians and p90 of the wall time, and the median CPU
+time (user + system, of the plugin process and its children), in milliseconds: on a busy
+machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,13 +25,21 @@ from weavenet.harness import Cluster, Host, random_prefix, venv_bin
 REFERENCE = Path("/usr/lib/cni")
 
 
-def timed(argv: list[str], env: dict[str, str], stdin: str) -> float:
-    start = time.perf_counter()
+Sample = tuple[float, float]  # wall ms, CPU ms
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def timed(argv: list[str], env: dict[str, str], stdin: str) -> Sample:
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run(argv, input=stdin.encode(), env=env, capture_output=True, check=False)
     took = (time.perf_counter() - start) * 1000
     if proc.returncode != 0:
         raise SystemExit(f"{argv[-1]} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
-    return took
+    return took, _cpu() - cpu
 
 
 def cni_env(host: Host, command: str, ident: str, netns: str) -> dict[str, str]:
@@ -42,9 +53,9 @@ def cni_env(host: Host, command: str, ident: str, netns: str) -> dict[str, str]:
     }
 
 
-def measure(host: Host, plugin: str, conf: dict[str, object], runs: int) -> dict[str, list[float]]:
+def measure(host: Host, plugin: str, conf: dict[str, object], runs: int) -> dict[str, list[Sample]]:
     exec_in = ["nsenter", f"--net=/run/netns/{host.netns}"]
-    times: dict[str, list[float]] = {"ADD": [], "DEL": [], "VERSION": []}
+    times: dict[str, list[Sample]] = {"ADD": [], "DEL": [], "VERSION": []}
     for n in range(runs):
         box = host.add_container(f"b{plugin[-3:]}{n}")
         netns, ident = f"/run/netns/{box.netns}", f"bench{n}{plugin[-3:]}"
@@ -56,10 +67,11 @@ def measure(host: Host, plugin: str, conf: dict[str, object], runs: int) -> dict
     return times
 
 
-def row(name: str, samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
-    return f"| {name} | {statistics.median(ordered):.1f} | {p90:.1f} |"
+def row(name: str, samples: list[Sample]) -> str:
+    wall = sorted(w for w, _ in samples)
+    p90 = wall[min(len(wall) - 1, int(len(wall) * 0.9))]
+    cpu = statistics.median(c for _, c in samples)
+    return f"| {name} | {statistics.median(wall):.1f} | {p90:.1f} | {cpu:.1f} |"
 
 
 def main() -> int:
@@ -86,7 +98,7 @@ def main() -> int:
         }
         ref = measure(host, str(REFERENCE / "bridge"), ref_conf, args.runs)
     print(f"CNI plugin wall time, ms ({args.runs} runs each)\n")
-    print("| operation | median | p90 |\n| --- | --- | --- |")
+    print("| operation | wall median | wall p90 | CPU median |\n| --- | --- | --- | --- |")
     for command in ("VERSION", "ADD", "DEL"):
         print(row(f"weave-net {command}", ours[command]))
     for command in ("ADD", "DEL"):
