@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
 
     from weavenet.api.attach_http import AttachControl
     from weavenet.io.cni_gc import CniCollector
+    from weavenet.io.cni_kernel import CniKernel
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
@@ -155,6 +156,7 @@ class Running:
     keeper: asyncio.Task[None] | None = None
     cni: CniCollector | None = None
     cni_task: asyncio.Task[None] | None = None
+    cni_kernel: CniKernel | None = None
 
 
 async def _start_dns(
@@ -211,7 +213,12 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
 
 def _start_cni(opts: Options, run: Running) -> None:
-    """The registry of CNI containers and the missed-DEL collector (needs IPAM)."""
+    """The CNI plugin's netlink work (needs the bridge), the registry of CNI containers
+    and the missed-DEL collector (need IPAM)."""
+    if opts.weave_bridge:
+        from weavenet.io.cni_kernel import CniKernel
+
+        run.cni_kernel = CniKernel()
     if run.ipam is None:
         return
     from weavenet.core.cni_gc import GcPolicy
@@ -239,10 +246,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.api.dns_http import add_dns_routes
 
         add_dns_routes(app, run.dns)
-    if run.cni is not None:
+    if run.cni is not None or run.cni_kernel is not None:
         from weavenet.api.cni_http import add_cni_routes
 
-        add_cni_routes(app, run.cni)
+        add_cni_routes(app, run.cni, run.cni_kernel)
     runners = [await start_http(app, opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):

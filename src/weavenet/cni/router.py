@@ -9,14 +9,24 @@ yet: 10.0.0.2:6783 (connecting: ...)").
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+from typing import Any
 from urllib.parse import quote
 
 from weavenet.cli.client import ClientError, RouterNotRunning, connection, exchange, http_addr
-from weavenet.cni.errors import IPAM_DISABLED, ROUTER_ERROR, TRY_AGAIN_LATER, CniError
+from weavenet.cni.errors import (
+    IPAM_DISABLED,
+    KERNEL_ERROR,
+    ROUTER_ERROR,
+    TRY_AGAIN_LATER,
+    CniError,
+)
 
 Cidr = ipaddress.IPv4Interface
 EXPOSE_IDENT = "weave:expose"
 CALL_TIMEOUT = 10.0
+KERNEL_TIMEOUT = 30.0
 CANCELLED = "cancelled"
 
 
@@ -35,9 +45,15 @@ class Router:
     def __init__(self, addr: str | None = None) -> None:
         self.addr = addr or http_addr()
 
-    def call(self, method: str, path: str, timeout: float = CALL_TIMEOUT) -> tuple[int, str]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        timeout: float = CALL_TIMEOUT,
+        form: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         try:
-            return exchange(connection(self.addr, timeout), method, path)
+            return exchange(connection(self.addr, timeout), method, path, form)
         except RouterNotRunning as exc:
             raise CniError(TRY_AGAIN_LATER, str(exc)) from None
         except ClientError as exc:
@@ -119,6 +135,30 @@ class Router:
 
     def unregister(self, ident: str) -> None:
         self.call_plain("DELETE", f"/cni/{quote(ident, safe='')}")
+
+    def kernel(self, operation: str, what: str, **req: Any) -> dict[str, Any]:
+        """Have the router do netlink work for us (io.cni_kernel), in our namespaces."""
+        form = {"json": json.dumps({**req, "pid": os.getpid()})}
+        try:
+            code, body = self.call("POST", f"/cni-kernel/{operation}", KERNEL_TIMEOUT, form)
+        except TimedOut as exc:
+            raise CniError(TRY_AGAIN_LATER, f"{what}: {exc}") from None
+        if code == 404:
+            raise CniError(
+                ROUTER_ERROR,
+                f"{what}: the router has no bridge to attach to "
+                "(launched with --no-bridge?): relaunch it with 'weave launch'",
+            )
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = {"error": body.strip()}
+        if code != 200:
+            kind = KERNEL_ERROR if code == 500 else ROUTER_ERROR
+            raise CniError(kind, f"{what}: {answer.get('error', body.strip())}")
+        if not isinstance(answer, dict):
+            raise CniError(ROUTER_ERROR, f"{what}: the router answered {body!r:.100}")
+        return answer
 
     def expose(self, cidr: Cidr) -> None:
         self._ok("POST", f"/expose/{cidr.ip}/{cidr.network.prefixlen}", f"expose {cidr}")
