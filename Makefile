@@ -58,7 +58,7 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 	@test -f "$(GO_WEAVER)" || { echo "interop: no Go weaver at $(GO_WEAVER) (give GO_WEAVER=PATH)"; exit 2; }
 	GO_WEAVER="$(abspath $(GO_WEAVER))" $(BIN)/pytest -q -p no:xdist tests/interop $(PYTEST_ARGS)
 
-test: lint typecheck test-fast test-netns ## lint, types, all tests but interop (.ci/run runs both)
+test: lint typecheck test-fast test-netns test-cni ## lint, types, all tests but interop (.ci/run runs both)
 
 demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
 	$(BIN)/python scripts/demo.py
@@ -86,3 +86,16 @@ clean: ## remove the venv and caches
 bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"
 	$(BIN)/python bench/dns.py $(BENCH_DNS_ARGS)
+
+# CNI: the reference plugins (portmap, bridge, host-local), podman 4.3, containerd 1.6 + runc,
+# a static busybox for the containers' root filesystem; nsenter/unshare from util-linux
+CNI_APT := containernetworking-plugins podman containerd runc busybox-static util-linux curl
+.PHONY: test-cni
+test-cni: $(STAMP) ## CNI plugin: conformance suite, podman + ctr on two hosts, missed-DEL GC (root)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(CNI_APT)"
+	$(BIN)/pytest -q -p no:xdist tests/cni $(PYTEST_ARGS)
+
+.PHONY: bench-cni
+bench-cni: $(STAMP) ## CNI plugin wall time per ADD/DEL/VERSION vs bridge + host-local (root)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(CNI_APT)"
+	$(BIN)/python bench/cni.py

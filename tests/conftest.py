@@ -14,8 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 
 from weavenet.harness import Cluster, random_prefix
+
+# No per-example deadline: tests check behaviour, never speed (benchmarks do), and a busy
+# machine (CI, parallel namespace tests) makes wall-clock deadlines fail at random.
+settings.register_profile("weavenet", deadline=None)
+settings.load_profile("weavenet")
 
 LOG_TAIL = 80
 NETNS_TOOLS = ("ip", "iptables", "nft")

@@ -41,6 +41,9 @@ class Options:
     mtu: int = 1376
     fastdp: bool = True
     fast_sleeve: bool = True
+    cni_runtimes: tuple[str, ...] = ()
+    cni_gc_period: float = 30.0
+    cni_gc_min_age: float = 30.0
 
 
 FLAGS = [
@@ -122,6 +125,27 @@ FLAGS = [
         "--no-fast-sleeve",
         is_flag=True,
         help="no TSO-superframe sleeve (UDP mesh port + 2) between our routers",
+    ),
+    click.option(
+        "--cni-runtime",
+        "cni_runtimes",
+        multiple=True,
+        help="where the CNI GC sees live containers: containerd[:SOCKET[:NAMESPACE]] or"
+        " podman[:PATH] (repeatable; none: the GC frees nothing)",
+    ),
+    click.option(
+        "--cni-gc-period",
+        default=30.0,
+        type=click.FloatRange(0),
+        show_default=True,
+        help="seconds between missed-DEL collections of CNI containers; 0: off",
+    ),
+    click.option(
+        "--cni-gc-min-age",
+        default=30.0,
+        type=click.FloatRange(0),
+        show_default=True,
+        help="a CNI container younger than this is never collected",
     ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])

@@ -1,0 +1,37 @@
+"""The router's side of the plugin's netlink work: requests are checked before the kernel
+is touched, and act in the plugin's namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from weavenet.io.cni_kernel import CniKernel, CniRequestError, _paths
+
+
+def test_paths_are_the_plugins_view() -> None:
+    assert _paths({"pid": 42, "netns": "/run/netns/x"}) == (
+        "/proc/42/ns/net",
+        "/proc/42/root/run/netns/x",
+    )
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        {"netns": "/n"},
+        {"pid": 0, "netns": "/n"},
+        {"pid": "1", "netns": "/n"},
+        {"pid": 1, "netns": "relative"},
+        {"pid": 1},
+    ],
+)
+def test_bad_requests_are_refused(req: dict[str, object]) -> None:
+    with pytest.raises(CniRequestError):
+        _paths(req)
+
+
+def test_unknown_operation_is_refused() -> None:
+    with pytest.raises(CniRequestError, match="unknown operation"):
+        asyncio.run(CniKernel().run("format-disk", {}))
