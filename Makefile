@@ -45,7 +45,7 @@ typecheck: $(STAMP) ## mypy (strict on weavenet.core)
 	$(BIN)/mypy
 
 test-fast: $(STAMP) ## unit, property, simulation and loopback integration tests, with coverage
-	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop \
+	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop --ignore=tests/docker \
 	  $(COV_ARGS) $(PYTEST_ARGS)
 
 test-netns: $(STAMP) ## namespace integration tests (root), run serially
@@ -58,7 +58,7 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 	@test -f "$(GO_WEAVER)" || { echo "interop: no Go weaver at $(GO_WEAVER) (give GO_WEAVER=PATH)"; exit 2; }
 	GO_WEAVER="$(abspath $(GO_WEAVER))" $(BIN)/pytest -q -p no:xdist tests/interop $(PYTEST_ARGS)
 
-test: lint typecheck test-fast test-netns ## lint, types, all tests but interop (.ci/run runs both)
+test: lint typecheck test-fast test-netns test-docker ## lint, types, all tests but interop (.ci/run runs both)
 
 demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
 	$(BIN)/python scripts/demo.py
@@ -86,3 +86,10 @@ clean: ## remove the venv and caches
 bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"
 	$(BIN)/python bench/dns.py $(BENCH_DNS_ARGS)
+
+# Docker tier: Debian's docker.io (dockerd + client at /usr/sbin, /usr/bin) and busybox-static
+DOCKER_APT := docker.io busybox-static util-linux
+.PHONY: test-docker
+test-docker: $(STAMP) ## real dockerd per host: plugin, weave attach, restarts (Docker tier)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
+	$(BIN)/pytest -q -p no:xdist tests/docker $(PYTEST_ARGS)
