@@ -39,10 +39,12 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from aiohttp import web
 
     from weavenet.api.attach_http import AttachControl
+    from weavenet.io.attachments import AttachmentKeeper
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
+    from weavenet.plugin.setup import DockerIntegration, KeeperHooks
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -152,6 +154,8 @@ class Running:
     sleeve: SleeveShell | None = None
     attachments: AttachControl | None = None
     keeper: asyncio.Task[None] | None = None
+    hooks: KeeperHooks | None = None  # the keeper, for Docker's events
+    docker: DockerIntegration | None = None
 
 
 async def _start_dns(
@@ -197,6 +201,7 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
     keeper = AttachmentKeeper(run.store, opts.weave_bridge, release)
     await keeper.reconcile()
+    run.hooks = _keeper_hooks(keeper)
     run.attachments = keeper
     if dns is not None:
         from weavenet.io.dns_attach import DnsAttachments
@@ -205,6 +210,24 @@ async def _start_attachments(opts: Options, run: Running) -> None:
         await with_dns.restore()
         run.attachments = with_dns
     run.keeper = asyncio.create_task(keeper.run())
+
+
+def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
+    from weavenet.plugin.setup import KeeperHooks
+
+    return KeeperHooks(keeper.container_event, keeper.container_event, keeper.reconcile)
+
+
+async def _start_docker(opts: Options, run: Running) -> None:
+    """Docker's event stream and, with --plugin, the weavemesh plugin (needs a bridge)."""
+    if opts.docker_api == "" or not opts.weave_bridge:
+        return
+    from weavenet.plugin.setup import start_docker
+
+    socket = opts.plugin_mesh_socket if opts.plugin else None
+    run.docker = await start_docker(
+        opts.docker_api, run.hooks, socket, opts.weave_bridge, run.ipam, run.dns, run.listeners
+    )
 
 
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
@@ -224,6 +247,8 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
 
 
 async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
+    if run.docker is not None:
+        await run.docker.stop()
     for runner in runners:
         await runner.cleanup()
     if run.listeners is not None:
@@ -257,6 +282,7 @@ async def serve(opts: Options) -> None:
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
+        await _start_docker(opts, run)
     runners = await _start_http(opts, run)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,10 @@ class Options:
     peers: tuple[str, ...]
     mtu: int = 1376
     fastdp: bool = True
+    # Docker (weavenet.plugin): None = $DOCKER_HOST or the default socket, "" = no Docker
+    docker_api: str | None = None
+    plugin: bool = False
+    plugin_mesh_socket: str = "/run/docker/plugins/weavemesh.sock"
 
 
 FLAGS = [
@@ -115,6 +119,20 @@ FLAGS = [
         help="fastdp MTU; checked against the underlay at launch",
     ),
     click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    click.option(
+        "--docker-api",
+        envvar="DOCKER_HOST",
+        default=None,
+        help="the Docker daemon (unix:// or tcp://); default $DOCKER_HOST, else "
+        "unix:///var/run/docker.sock; '' turns the Docker integration off",
+    ),
+    click.option("--plugin", is_flag=True, help="serve the Docker network plugin weavemesh"),
+    click.option(
+        "--plugin-mesh-socket",
+        default="/run/docker/plugins/weavemesh.sock",
+        show_default=True,
+        help="socket of the weavemesh network and IPAM plugin",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

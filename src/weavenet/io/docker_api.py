@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any, TypeVar
 
 import aiodocker
@@ -79,6 +79,14 @@ class DockerApi:
             raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         return info
 
+    async def version(self) -> dict[str, Any]:
+        """GET /version (DockerUnavailable when no daemon answers)."""
+        try:
+            info: dict[str, Any] = await self._call(self._docker().version())
+        except DockerError as exc:
+            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
+        return info
+
     async def running_ids(self) -> list[str]:
         """Full ids of the running containers."""
         try:
@@ -89,6 +97,8 @@ class DockerApi:
 
     async def network(self, name: str) -> dict[str, Any] | None:
         """GET /networks/NAME; None if there is no such network."""
+        if not name:
+            return None  # GET /networks/ would list them all
         try:
             net = await self._call(self._docker().networks.get(name))
             info: dict[str, Any] = await self._call(net.show())
@@ -115,10 +125,10 @@ class DockerApi:
             raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         return True
 
-    async def container_events(self) -> AsyncIterator[dict[str, Any]]:
+    async def container_events(self) -> AsyncGenerator[dict[str, Any], None]:
         """Container events until the stream ends (the daemon stopped): then it returns.
         Raises DockerUnavailable if the daemon cannot be reached at all."""
-        await self._call(self._docker().version())  # fail fast when nobody is there
+        await self.version()  # fail fast when nobody is there
         filters = json.dumps({"type": ["container"]})
         events = self._docker().events
         subscriber = events.subscribe(filters=filters, timeout=None)  # type: ignore[no-untyped-call]
@@ -147,6 +157,20 @@ def inspect_container(name: str, url: str | None = None) -> dict[str, Any] | Non
     """Blocking `DockerApi.inspect` (DockerUnavailable if no daemon answers)."""
     result: dict[str, Any] | None = _run(lambda api: api.inspect(name), url)
     return result
+
+
+def daemon_answers(url: str | None = None) -> bool:
+    """True if a Docker daemon answers `GET /version` at `url`."""
+
+    async def version(api: DockerApi) -> bool:
+        try:
+            await api.version()
+        except DockerUnavailable:
+            return False
+        return True
+
+    answered: bool = _run(version, url)
+    return answered
 
 
 def ensure_network(name: str, config: dict[str, Any], url: str | None = None) -> bool:
