@@ -86,10 +86,11 @@ def readdress(netns_path: str, old: Cidr, new: Cidr) -> str | None:
             index = int(link["index"])
             if (str(old.ip), old.network.prefixlen) not in ipv4_addresses(cont, index):
                 continue
-            with ignoring(errno.EEXIST):
-                cont.addr("add", index=index, address=str(new.ip), prefixlen=new.network.prefixlen)
+            # old first: deleting a primary address takes its secondaries with it
             with ignoring(errno.EADDRNOTAVAIL):
                 cont.addr("del", index=index, address=str(old.ip), prefixlen=old.network.prefixlen)
+            with ignoring(errno.EEXIST):
+                cont.addr("add", index=index, address=str(new.ip), prefixlen=new.network.prefixlen)
             ifname, mac = str(link.get_attr("IFLA_IFNAME")), str(link.get_attr("IFLA_ADDRESS"))
             break
         else:

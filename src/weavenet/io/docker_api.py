@@ -108,6 +108,16 @@ class DockerApi:
             raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         return info
 
+    async def networks(self, driver: str) -> list[dict[str, Any]]:
+        """GET /networks with that driver."""
+        try:
+            found: list[dict[str, Any]] = await self._call(
+                self._docker().networks.list(filters={"driver": [driver]})
+            )
+        except DockerError as exc:
+            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
+        return found
+
     async def create_network(self, config: dict[str, Any]) -> None:
         try:
             await self._call(self._docker().networks.create(config))
@@ -125,16 +135,23 @@ class DockerApi:
             raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         return True
 
-    async def container_events(self) -> AsyncGenerator[dict[str, Any], None]:
-        """Container events until the stream ends (the daemon stopped): then it returns.
-        Raises DockerUnavailable if the daemon cannot be reached at all."""
+    async def container_events(
+        self, since: float | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Container events (from wall-clock time `since` on, replayed by the daemon)
+        until the stream ends (the daemon stopped): then it returns. Raises
+        DockerUnavailable if the daemon cannot be reached at all."""
         await self.version()  # fail fast when nobody is there
-        filters = json.dumps({"type": ["container"]})
+        params: dict[str, str] = {"filters": json.dumps({"type": ["container"]})}
+        if since is not None:
+            params["since"] = f"{since:.6f}"
         events = self._docker().events
-        subscriber = events.subscribe(filters=filters, timeout=None)  # type: ignore[no-untyped-call]
+        subscriber = events.subscribe(timeout=None, **params)  # type: ignore[no-untyped-call]
         try:
             while (event := await subscriber.get()) is not None:
                 yield event
+        except (aiohttp.ClientError, OSError):
+            return  # cut off mid-stream: the daemon went away
         finally:
             await events.stop()  # type: ignore[no-untyped-call]
 

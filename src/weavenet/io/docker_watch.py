@@ -9,15 +9,18 @@ Every container event that matters is handed to the listeners:
   names removed (the keeper drops its attachment, the plugin frees what it held).
 
 When the stream ends (the daemon stopped) or cannot be opened, the watcher tries again
-with a growing pause (0.2 s to 2 s); each time it (re)connects it resyncs: every listener
-sees a `start` for each running container and the keeper reconciles, since events may
-have been missed meanwhile.
+with a growing pause (0.2 s to 2 s), asking the daemon to replay the events since the
+stream was lost (a restarted daemon starts its restart-policy containers while we are
+still reconnecting); each time it (re)connects it also resyncs: every listener sees a
+`start` for each running container and the keeper reconciles. Handling an event twice is
+harmless: every listener makes things match, it does not toggle them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +30,7 @@ from weavenet.io.docker_api import DockerApi, DockerUnavailable
 log = logging.getLogger("weavenet.docker")
 
 RETRY_MIN, RETRY_MAX = 0.2, 2.0
+CLOCK_MARGIN = 1.0  # seconds replayed before the loss (the daemon's clock is ours, roughly)
 Callback = Callable[[str], Awaitable[None]]
 
 
@@ -47,7 +51,10 @@ class DockerWatcher:
     connected: bool = False
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    _lost_at: float | None = field(default=None, repr=False)
+
     def start(self) -> None:
+        self._lost_at = time.time() - CLOCK_MARGIN  # what happened while we started up
         self._task = asyncio.create_task(self.run())
 
     async def stop(self) -> None:
@@ -66,14 +73,18 @@ class DockerWatcher:
                 if not told:
                     log.warning("Docker events: %s; retrying", exc)
                     told = True
+            except Exception as exc:  # whatever happens, the watch goes on
+                log.error("Docker events: %s: %s; reconnecting", type(exc).__name__, exc)
             finally:
+                if self.connected:
+                    self._lost_at = time.time() - CLOCK_MARGIN
                 self.connected = False
                 await api.close()
             await asyncio.sleep(pause)  # a back-off between reconnects, not a synchronisation
             pause = min(pause * 2, RETRY_MAX)
 
     async def _follow(self, api: DockerApi) -> None:
-        events = api.container_events()
+        events = api.container_events(since=self._lost_at)
         first = asyncio.ensure_future(anext(events))  # subscribed before the resync
         await asyncio.sleep(0)
         self.connected = True

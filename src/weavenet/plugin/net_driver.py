@@ -4,7 +4,10 @@ CreateEndpoint makes the veth pair on the weave bridge and returns the container
 MAC; Join hands that end to Docker with the prefix `ethwe` (the container sees `ethwe0`),
 asks for no gateway service (else Docker adds a docker_gwbridge interface) and, when the
 network has the option `works.weave.multicast` (empty or true), the route 224.0.0.0/4.
-Networks created while we were down are looked up in Docker when first joined.
+The networks' options are learnt from CreateNetwork and, for networks made while we were
+down, from Docker's network list each time the event watcher (re)connects; never from
+inside a request, since Docker may be waiting for our answer before it serves its API
+(a daemon restoring its containers at start).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ CONTAINER_PREFIX = "ethwe"
 MULTICAST_ROUTE = {"Destination": "224.0.0.0/4", "RouteType": 1}  # 1: CONNECTED
 DRIVER_NAME = "weavemesh"
 
-NetworkLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
+NetworkList = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
 def multicast_wanted(options: dict[str, Any]) -> bool:
@@ -45,10 +48,18 @@ def _generic(options: Any) -> dict[str, Any]:
 
 
 class NetworkDriver:
-    def __init__(self, bridge: str, lookup_network: NetworkLookup) -> None:
+    def __init__(self, bridge: str, list_networks: NetworkList) -> None:
         self.bridge = bridge
-        self.lookup_network = lookup_network
+        self.list_networks = list_networks
         self.multicast: dict[str, bool] = {}  # network id -> multicast route wanted
+
+    async def learn_networks(self) -> None:
+        """Our networks and their options, from Docker (the watcher calls this)."""
+        for info in await self.list_networks(DRIVER_NAME):
+            try:
+                self.multicast[str(info.get("Id"))] = multicast_wanted(info.get("Options") or {})
+            except PluginError as exc:
+                log.warning("[net] network %s: %s", info.get("Name"), exc)
 
     async def capabilities(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"Scope": "local", "ConnectivityScope": "local"}
@@ -98,17 +109,12 @@ class NetworkDriver:
             "InterfaceName": {"SrcName": peer, "DstPrefix": CONTAINER_PREFIX},
             "DisableGatewayService": True,
         }
-        if await self._multicast(str(req.get("NetworkID") or "")):
+        network = str(req.get("NetworkID") or "")
+        if network not in self.multicast:
+            log.warning("[net] Join: network %s not known yet: no multicast route", network[:12])
+        if self.multicast.get(network, False):
             answer["StaticRoutes"] = [MULTICAST_ROUTE]
         return answer
-
-    async def _multicast(self, network_id: str) -> bool:
-        if network_id not in self.multicast:
-            info = await self.lookup_network(network_id)
-            if info is None:
-                raise PluginError(f"unable to find network info: no network {network_id}")
-            self.multicast[network_id] = multicast_wanted(info.get("Options") or {})
-        return self.multicast[network_id]
 
     async def leave(self, _: dict[str, Any]) -> dict[str, Any]:
         return {}

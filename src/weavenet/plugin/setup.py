@@ -68,8 +68,8 @@ async def start_docker(
         log.error("Docker plugin not started: it needs IP address allocation (--ipalloc-range)")
     elif plugin_socket is not None and ipam is not None:
         containers = PluginContainers(ipam, api, names, dns_listeners)
-        listeners.append(Listener(containers.started, containers.destroyed))
-        net = NetworkDriver(bridge, api.network)
+        net = NetworkDriver(bridge, api.networks)
+        listeners.append(Listener(containers.started, containers.destroyed, net.learn_networks))
         runner = await start_plugin(make_app(routes(net, IpamDriver(ipam))), plugin_socket)
     watcher = DockerWatcher(url, listeners)
     watcher.start()
