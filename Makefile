@@ -60,7 +60,8 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 
 test: lint typecheck test-fast test-netns test-docker ## lint, types, all tests but interop (.ci/run runs both)
 
-demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
+demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, DNS names, kill -9 + --resume; then 2 Docker hosts (--net=weave)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU

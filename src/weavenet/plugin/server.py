@@ -27,6 +27,7 @@ log = logging.getLogger("weavenet.plugin")
 DEFAULT_SOCKET = "/run/docker/plugins/weavemesh.sock"
 CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+BAD_REQUESTS: web.AppKey[dict[str, int]] = web.AppKey("plugin_bad_requests", dict)
 
 
 def _answer(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -90,7 +91,7 @@ def make_app(table: dict[str, Handler]) -> web.Application:
             return _answer({"Err": str(exc) or type(exc).__name__}, 200)
 
     app = web.Application()
-    app["counters"] = counters
+    app[BAD_REQUESTS] = counters
     app.router.add_post("/Plugin.Activate", activate)
     app.router.add_post("/{method}", call)
     return app
