@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from weavenet.io.docker_api import DockerApi, DockerUnavailable
 
@@ -43,10 +43,23 @@ class Listener:
     resynced: Callable[[], Awaitable[None]] | None = None
 
 
+class EventSource(Protocol):
+    """What the watcher uses of io.docker_api.DockerApi."""
+
+    url: str
+
+    def container_events(self, since: float | None = None) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def running_ids(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class DockerWatcher:
     url: str | None
     listeners: Sequence[Listener]
+    connect: Callable[[str | None], EventSource] = DockerApi
     events_seen: int = 0
     connected: bool = False
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -65,7 +78,7 @@ class DockerWatcher:
     async def run(self) -> None:
         pause, told = RETRY_MIN, False
         while True:
-            api = DockerApi(self.url)
+            api = self.connect(self.url)
             try:
                 await self._follow(api)
                 pause, told = RETRY_MIN, False
@@ -83,7 +96,7 @@ class DockerWatcher:
             await asyncio.sleep(pause)  # a back-off between reconnects, not a synchronisation
             pause = min(pause * 2, RETRY_MAX)
 
-    async def _follow(self, api: DockerApi) -> None:
+    async def _follow(self, api: EventSource) -> None:
         events = api.container_events(since=self._lost_at)
         first = asyncio.ensure_future(anext(events))  # subscribed before the resync
         await asyncio.sleep(0)
@@ -99,9 +112,11 @@ class DockerWatcher:
             log.info("Docker events: the stream from %s ended", api.url)
         finally:
             first.cancel()
-            await events.aclose()
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
-    async def _resync(self, api: DockerApi) -> None:
+    async def _resync(self, api: EventSource) -> None:
         for listener in self.listeners:
             if listener.resynced is not None:
                 await _guarded(listener.resynced(), "resync")
