@@ -45,6 +45,11 @@ def test_plugin_and_attach_share_one_ring_across_hosts(
     assert ipam_ips(d1, c) == [ips["c"]]
     wait_until(lambda: dns_lookup(d2, "ca") == [ips["a"]], 10, message="a in WeaveDNS")
     wait_until(lambda: dns_lookup(d1, "cb") == [ips["b"]], 10, message="b in WeaveDNS")
+    # weave attach without --name registers a Docker container's hostname in the domain
+    d = run_plain_container(d2, "cd", "-h", "named.weave.local")
+    ip_d = d2.weave("attach", d).stdout.strip()
+    assert ip_d not in ips.values()
+    wait_until(lambda: dns_lookup(d1, "named") == [ip_d], 10, message="hostname in WeaveDNS")
 
 
 def test_820_subnet_and_ip(docker_cluster: Callable[..., DockerCluster]) -> None:

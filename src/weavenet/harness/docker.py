@@ -3,7 +3,7 @@
     with DockerCluster(2) as cluster:            # a Cluster whose hosts each run a dockerd
         d1, d2 = cluster.docker_hosts
         d1.launch()                              # `weave launch` inside d1's namespaces
-        d2.launch(d1.host.ip)
+        d2.launch(d1.ip)
         cid = d1.docker("run", "-d", "--net=weave", BUSYBOX_IMAGE, "sleep", "1000").stdout
 
 Each `DockerHost` wraps one `Host` of the Cluster and adds:
@@ -29,7 +29,7 @@ API (all synchronous; `CompletedProcess[str]` results; `check=True` raises Comma
         close()                                   docker hosts first, then the Cluster
     DockerHost(host: Host, root: Path)
         .host, .name, .ip, .dir, .socket, .docker_host ("unix://<socket>"), .env
-        .plugins_dir, .weave_run_dir, .keeper_pid
+        .plugins_dir, .weave_run_dir, .keeper_pid, .cgroup_parent, .launched
         start()                                   keeper + mounts + daemon + image
         nsenter_argv(argv) -> list[str]           argv wrapped to run in the host's namespaces
         run_in_host(argv, check=True, timeout=30, env=None, input=None)
@@ -42,8 +42,13 @@ API (all synchronous; `CompletedProcess[str]` results; `check=True` raises Comma
         daemon_pid() -> int | None
         container_pid(name) -> int                State.Pid (0 when not running)
         inspect(name) -> dict                     `docker inspect` of one container
-        close()                                   routers, containers, daemon, processes in
+        close() -> list[str]                      containers, router, daemon, processes in
                                                   the mount namespace, cgroups, keeper, dirs
+                                                  (returns the errors met)
+
+In the host, /run/docker/plugins/weavemesh.sock is the plugin socket and /var/run/weave
+is the per-host `weave_run_dir` (the proxy's socket directory). /run/containerd is masked
+by an empty directory, so each dockerd starts its own containerd under its exec root.
 
 The environment `env` has DOCKER_HOST pointing at this host's daemon (as `weave launch`
 reads it, like Weave's script) and WEAVE_STATE_DIR for the host's router. Teardown runs
@@ -63,7 +68,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from weavenet.harness.netns import Cluster, Host, _kill_pids
+from weavenet.harness.netns import Cluster, Host, kill_pids
 from weavenet.harness.util import pid_alive, run_cmd, venv_bin, wait_until
 
 DOCKER = "/usr/bin/docker"  # Debian's client: /usr/local/bin/docker may be another one
@@ -339,7 +344,7 @@ class DockerHost:
             self.weave("stop", check=False, timeout=20)
         pid = self.router_pid()
         if pid is not None:
-            _kill_pids([pid])
+            kill_pids([pid])
 
     def _remove_containers(self) -> None:
         if self.daemon_pid() is None:
@@ -357,14 +362,14 @@ class DockerHost:
         if self._mnt_ns is None or self._keeper is None:
             return
         pids = [p for p in _pids_in_mount_ns(self._mnt_ns) if p != self._keeper.pid]
-        _kill_pids(pids)
+        kill_pids(pids)
 
     def _clear_cgroups(self) -> None:
         """Kill whatever is left in our cgroup parent (container processes), remove it."""
         for top in CGROUP_ROOT.glob(f"*{self.cgroup_parent}"):
             groups = [*sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True), top]
             pids = [int(x) for g in groups for x in _read(g / "cgroup.procs").split()]
-            _kill_pids([p for p in pids if pid_alive(p)])
+            kill_pids([p for p in pids if pid_alive(p)])
             for group in groups:
                 with contextlib.suppress(OSError):
                     group.rmdir()
