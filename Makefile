@@ -45,7 +45,7 @@ typecheck: $(STAMP) ## mypy (strict on weavenet.core)
 	$(BIN)/mypy
 
 test-fast: $(STAMP) ## unit, property, simulation and loopback integration tests, with coverage
-	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop \
+	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop --ignore=tests/docker \
 	  $(COV_ARGS) $(PYTEST_ARGS)
 
 test-netns: $(STAMP) ## namespace integration tests (root), run serially
@@ -58,9 +58,10 @@ interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_W
 	@test -f "$(GO_WEAVER)" || { echo "interop: no Go weaver at $(GO_WEAVER) (give GO_WEAVER=PATH)"; exit 2; }
 	GO_WEAVER="$(abspath $(GO_WEAVER))" $(BIN)/pytest -q -p no:xdist tests/interop $(PYTEST_ARGS)
 
-test: lint typecheck test-fast test-netns test-cni ## lint, types, all tests but interop (.ci/run runs both)
+test: lint typecheck test-fast test-netns test-docker test-cni ## lint, types, all tests but interop (.ci/run runs both)
 
-demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
+demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, DNS names, kill -9 + --resume; then 2 Docker hosts (--net=weave)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/python scripts/demo.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
@@ -99,3 +100,9 @@ test-cni: $(STAMP) ## CNI plugin: conformance suite, podman + ctr on two hosts, 
 bench-cni: $(STAMP) ## CNI plugin wall time per ADD/DEL/VERSION vs bridge + host-local (root)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(CNI_APT)"
 	$(BIN)/python bench/cni.py
+# Docker tier: Debian's docker.io (dockerd + client at /usr/sbin, /usr/bin) and busybox-static
+DOCKER_APT := docker.io busybox-static util-linux
+.PHONY: test-docker
+test-docker: $(STAMP) ## real dockerd per host: plugin, weave attach, restarts (Docker tier)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
+	$(BIN)/pytest -q -p no:xdist tests/docker $(PYTEST_ARGS)

@@ -8,6 +8,9 @@ resolve across hosts with dig through the resolv.conf attach wrote, and `web` is
 with a different one of the three addresses from query to query. Then h2's router is
 killed with SIGKILL and relaunched with `weave launch --resume`: same peer name, same
 addresses, same names, the containers still reach each other.
+When Docker can run here (docker.io, busybox-static: `make demo` installs them), a second
+part runs two hosts with a dockerd each: `docker run --net=weave` (the weavemesh plugin)
+on both, pings by address and by name, a `docker restart` keeps the address.
 Everything runs in network namespaces and is torn down at the end, also on Ctrl-C. Needs root.
 """
 
@@ -209,6 +212,25 @@ def run_demo() -> None:
         header("tearing down")
 
 
+def run_docker_part() -> None:
+    """Two Docker hosts and the weavemesh plugin (scripts/demo_docker.py), if Docker runs."""
+    from weavenet.harness.docker import docker_unusable_reason
+
+    header("Docker: docker run --net=weave on two hosts")
+    reason = docker_unusable_reason()
+    if reason is not None:
+        say(f"skipped: {reason}")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from demo_docker import docker_demo
+
+    try:
+        docker_demo()
+    except (CommandError, TimeoutError) as exc:
+        raise DemoError(f"Docker part: {exc}") from exc
+    header("tearing down the Docker hosts")
+
+
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -220,6 +242,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         run_demo()
+        run_docker_part()
     except DemoError as exc:
         say(f"demo FAILED: {exc}")
         return 1

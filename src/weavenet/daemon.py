@@ -40,12 +40,14 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from aiohttp import web
 
     from weavenet.api.attach_http import AttachControl
+    from weavenet.io.attachments import AttachmentKeeper
     from weavenet.io.cni_gc import CniCollector
     from weavenet.io.cni_kernel import CniKernel
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
+    from weavenet.plugin.setup import DockerIntegration, KeeperHooks
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -167,6 +169,8 @@ class Running:
     cni: CniCollector | None = None
     cni_task: asyncio.Task[None] | None = None
     cni_kernel: CniKernel | None = None
+    hooks: KeeperHooks | None = None  # the keeper, for Docker's events
+    docker: DockerIntegration | None = None
 
 
 async def _start_dns(
@@ -212,6 +216,7 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
     keeper = AttachmentKeeper(run.store, opts.weave_bridge, release)
     await keeper.reconcile()
+    run.hooks = _keeper_hooks(keeper)
     run.attachments = keeper
     if dns is not None:
         from weavenet.io.dns_attach import DnsAttachments
@@ -246,6 +251,22 @@ def _start_cni(opts: Options, run: Running) -> None:
             opts.cni_gc_period,
             ", ".join(s.name for s in sources) or "no runtime (it frees nothing)",
         )
+def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
+    from weavenet.plugin.setup import KeeperHooks
+
+    return KeeperHooks(keeper.container_event, keeper.container_event, keeper.reconcile)
+
+
+async def _start_docker(opts: Options, run: Running) -> None:
+    """Docker's event stream and, with --plugin, the weavemesh plugin (needs a bridge)."""
+    if opts.docker_api == "" or not opts.weave_bridge:
+        return
+    from weavenet.plugin.setup import start_docker
+
+    socket = opts.plugin_mesh_socket if opts.plugin else None
+    run.docker = await start_docker(
+        opts.docker_api, run.hooks, socket, opts.weave_bridge, run.ipam, run.dns, run.listeners
+    )
 
 
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
@@ -269,6 +290,8 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
 
 
 async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
+    if run.docker is not None:
+        await run.docker.stop()
     for runner in runners:
         await runner.cleanup()
     if run.listeners is not None:
@@ -303,6 +326,7 @@ async def serve(opts: Options) -> None:
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
+        await _start_docker(opts, run)
     _start_cni(opts, run)
     runners = await _start_http(opts, run)
     stop = asyncio.Event()

@@ -44,6 +44,10 @@ class Options:
     cni_runtimes: tuple[str, ...] = ()
     cni_gc_period: float = 30.0
     cni_gc_min_age: float = 30.0
+    # Docker (weavenet.plugin): None = $DOCKER_HOST or the default socket, "" = no Docker
+    docker_api: str | None = None
+    plugin: bool = False
+    plugin_mesh_socket: str = "/run/docker/plugins/weavemesh.sock"
 
 
 FLAGS = [
@@ -146,6 +150,20 @@ FLAGS = [
         type=click.FloatRange(0),
         show_default=True,
         help="a CNI container younger than this is never collected",
+    ),
+    click.option(
+        "--docker-api",
+        envvar="DOCKER_HOST",
+        default=None,
+        help="the Docker daemon (unix:// or tcp://); default $DOCKER_HOST, else "
+        "unix:///var/run/docker.sock; '' turns the Docker integration off",
+    ),
+    click.option("--plugin", is_flag=True, help="serve the Docker network plugin weavemesh"),
+    click.option(
+        "--plugin-mesh-socket",
+        default="/run/docker/plugins/weavemesh.sock",
+        show_default=True,
+        help="socket of the weavemesh network and IPAM plugin",
     ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])

@@ -50,9 +50,26 @@ def in_domain(name: str, dns_domain: str) -> bool:
     return name.endswith("." + dns_domain)
 
 
+def docker_fqdn(spec: str, dns_domain: str) -> str | None:
+    """A Docker container's `Hostname.Domainname` when it lies in the domain (as Weave's
+    script registers it; `docker run -h web.weave.local` or the proxy set it)."""
+    from weavenet.dataplane import DataplaneError, docker_inspect
+
+    try:
+        config = docker_inspect(spec).get("Config") or {}
+    except DataplaneError:
+        return None
+    host, domain = str(config.get("Hostname") or ""), str(config.get("Domainname") or "")
+    name = f"{host}.{domain}" if host and domain else host
+    return name if in_domain(name, dns_domain) else None
+
+
 def container_fqdn(spec: str, dns_domain: str) -> str | None:
-    """A ``pid:PID`` container's hostname when it lies in the domain (netns: containers
-    share the host's hostname, so they have none of their own)."""
+    """A ``pid:PID`` container's hostname, a Docker container's hostname and domain name,
+    when it lies in the domain (netns: containers share the host's hostname, so they have
+    none of their own)."""
+    if not spec.startswith(("pid:", "netns:")):
+        return docker_fqdn(spec, dns_domain)
     if not spec.startswith("pid:") or shutil.which("nsenter") is None:
         return None
     proc = subprocess.run(

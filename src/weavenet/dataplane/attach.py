@@ -40,6 +40,7 @@ from weavenet.dataplane.offload import GSO_MAX_SIZE
 CONTAINER_IFNAME = "ethwe"
 VETH_PREFIX = "vethwepl"
 VETH_PEER_PREFIX = "vethwepg"
+PORT_PREFIXES = (VETH_PREFIX, "vethwl")  # ours, and the Docker plugin's (plugin_veth.py)
 IFNAMSIZ = 15
 MULTICAST_NET = ipaddress.IPv4Network("224.0.0.0/4")
 RT_SCOPE_LINK = 253
@@ -329,14 +330,14 @@ def link_state(
 
 
 def reattach_ports(bridge: str = DEFAULT_BRIDGE, netns: str | None = None) -> list[str]:
-    """Put container veths that lost their bridge (it was deleted and re-created) back
-    on it; returns their names."""
+    """Put container veths (weave attach's and the Docker plugin's) that lost their bridge
+    (it was deleted and re-created) back on it; returns their names."""
     plugged = []
     with iproute(netns) as host, kernel_errors(f"reattach ports to {bridge}"):
         bridge_index = require_bridge(host, bridge)
         for link in host.get_links():
             name = link.get_attr("IFLA_IFNAME") or ""
-            if name.startswith(VETH_PREFIX) and not link.get_attr("IFLA_MASTER"):
+            if name.startswith(PORT_PREFIXES) and not link.get_attr("IFLA_MASTER"):
                 _plug_port(host, link["index"], bridge_index)
                 plugged.append(name)
     return plugged

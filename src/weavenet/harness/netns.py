@@ -363,6 +363,11 @@ def _kill_pids(pids: list[int], grace: float = 5.0) -> None:
             return
 
 
+def kill_pids(pids: list[int], grace: float = 5.0) -> None:
+    """SIGTERM then SIGKILL processes the caller made sure are its own (the Docker harness)."""
+    _kill_pids(pids, grace)
+
+
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Hold off Ctrl-C during teardown (main thread only); re-raise it afterwards."""
