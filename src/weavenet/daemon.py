@@ -9,9 +9,12 @@ import asyncio
 import gc
 import ipaddress
 import logging
+import os
 import random
 import signal
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +118,7 @@ async def _start_datapath(
     datapath = Datapath(router.name, overlay)
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
     shell.post_effects.append(sleeve.flush)
+    shell.sent_counters["sleeve"] = lambda: sleeve.sent_bytes
     shell.datapath = datapath
     log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
     if isinstance(overlay.overlays[0], FastdpOverlay):
@@ -294,9 +298,26 @@ def weaver(**kw: object) -> None:
         asyncio.run(serve(opts))
 
 
+def _profiled(run: Callable[[], None]) -> None:
+    """With WEAVENET_PROFILE=PATH, run under cProfile with a CPU clock (many routers share
+    the cores, so wall time would mostly measure waiting for one) and write the pstats
+    file at exit (SIGTERM included: serve() returns then)."""
+    path = os.environ.get("WEAVENET_PROFILE")
+    if not path:
+        run()
+        return
+    import cProfile
+
+    profile = cProfile.Profile(time.process_time)
+    try:
+        profile.runcall(run)
+    finally:
+        profile.dump_stats(path)
+
+
 def main() -> None:
     try:
-        weaver.main(standalone_mode=False)
+        _profiled(lambda: weaver.main(standalone_mode=False))
     except click.ClickException as exc:
         print(f"weaver: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 1)

@@ -71,6 +71,7 @@ class FastdpShell:
         self.raw: socket.socket | None = None
         self._raw_index: int | None = None
         self._last: Desired | None = None
+        self.sent_bytes = 0
         self._first = self.loop.create_future()
         self._task = self.loop.create_task(self._keep())
 
@@ -88,7 +89,7 @@ class FastdpShell:
         """Send the heartbeats the forwarders queued (called after every mesh round)."""
         for beat in self.overlay.take_heartbeats():
             try:
-                self.sock.sendto(beat.payload, beat.addr)
+                self.sent_bytes += self.sock.sendto(beat.payload, beat.addr)
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
                     log.debug("fastdp: heartbeat to %s failed: %s", beat.addr, exc)
@@ -206,6 +207,7 @@ async def start_fastdp(
     fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.run_effects)
     await fastdp.started()
     mesh.post_effects.append(fastdp.flush)
+    mesh.sent_counters["fastdp"] = lambda: fastdp.sent_bytes
     log.info(
         "fastdp: VXLAN on UDP %d (MTU %d), attached to bridge %s", overlay.port, overlay.mtu, bridge
     )

@@ -76,6 +76,9 @@ class MeshShell:
         self.tickers: list[Ticker] = []
         # optional report sections after "Router", e.g. ("IPAM", ipam_shell.report)
         self.sections: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        # bytes sent, by what sent them ("mesh": this shell's TCP; overlays add theirs)
+        self.sent_bytes = 0
+        self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
 
     def now(self) -> float:
         return self.loop.time()
@@ -119,6 +122,7 @@ class MeshShell:
                 transport = self.transports.get(effect.conn)
                 if transport is not None and not transport.is_closing():
                     transport.write(effect.data)
+                    self.sent_bytes += len(effect.data)
             elif isinstance(effect, Close):
                 transport = self.transports.pop(effect.conn, None)
                 if transport is not None:
@@ -176,6 +180,7 @@ class MeshShell:
             report["Router"].update(datapath_report(self.datapath, self.router, self.wall_offset()))
         for key, section in self.sections:
             report[key] = section()
+        report["Router"]["SentBytes"] = {k: count() for k, count in self.sent_counters.items()}
         return report
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
