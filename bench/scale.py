@@ -27,11 +27,13 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,16 +113,14 @@ def launch_ours(router: Router, peers: list[str], env: dict[str, str] | None) ->
             start_new_session=True,
         )
         _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     router.stats["launch_s"] = time.monotonic() - started
     router.stats["cli_cpu_s"] = usage.ru_utime + usage.ru_stime
-    if proc.returncode != 0:
-        tail = (host.cluster.tmpdir / f"launch-{router.index}.log").read_text()[-1500:]
-        raise BenchError(f"weave launch on {host.name} exited {proc.returncode}:\n{tail}")
     router.pid = host.router_pid()
     if router.pid is None:
-        raise BenchError(f"no router pid on {host.name} after launch")
-    router.stats["ready_cpu_s"] = cpu_seconds(router.pid)
+        tail = (host.cluster.tmpdir / f"launch-{router.index}.log").read_text()[-1500:]
+        raise BenchError(f"no router on {host.name} after weave launch:\n{tail}")
+    # a router still starting when `weave launch` gives up (30 s) is counted, not fatal
+    router.stats["launch_failed"] = os.waitstatus_to_exitcode(status) != 0
 
 
 def launch_go(router: Router, binary: Path, peers: list[str]) -> None:
@@ -140,7 +140,6 @@ def launch_go(router: Router, binary: Path, peers: list[str]) -> None:
     router.pid = go.pid()
     if router.pid is None:
         raise BenchError(f"no Go weaver pid on {host.name}")
-    router.stats["ready_cpu_s"] = cpu_seconds(router.pid)
 
 
 # ---- probing -------------------------------------------------------------------------
@@ -156,6 +155,11 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
             code, text = 0, ""
         took = time.monotonic() - asked
         if code == 200:
+            router.stats["last_counts"] = mesh_counts(text)
+            if "ready_cpu_s" not in router.stats:
+                pid = router.host.router_pid() if router.go is None else router.go.pid()
+                router.stats["ready_cpu_s"] = cpu_seconds(pid or 0)
+                router.stats["ready_s"] = time.monotonic() - t0
             latencies.append(took)
             counts = mesh_counts(text)
             done = counts is not None and counts.converged(n)
@@ -193,7 +197,11 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
         if dead:
             raise BenchError(f"routers {dead} died")
         if elapsed > timeout:
-            raise BenchError(f"only {done}/{len(routers)} converged after {timeout:g} s")
+            seen = Counter(str(r.stats.get("last_counts")) for r in routers).most_common(5)
+            raise BenchError(
+                f"only {done}/{len(routers)} converged after {timeout:g} s; last /status "
+                f"counts (peers, in topology, connections, established) x routers: {seen}"
+            )
         time.sleep(0.2)
 
 
@@ -211,6 +219,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             launch_ours(r, peers, env)
 
     start(routers[0])  # alone: the start-up cost with nothing else starting
+    routers[0].stats["ready_cpu_s"] = cpu_seconds(routers[0].pid or 0)
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=2 * n) as pool:
         t0 = time.monotonic()
@@ -225,21 +234,36 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             for r in routers:
                 r.stats["total_cpu_s"] = cpu_seconds(r.pid or 0)
                 r.stats["rss_peak_mb"] = proc_status_mb(r.pid or 0, "VmHWM")
+            if kind == "weavenet":
+                list(pool.map(read_metrics, routers))
         finally:
             stop.set()
             for job in probes:
                 job.exception()
-        if kind == "weavenet":
-            list(pool.map(read_metrics, routers))
+            for r in routers:
+                r.pid = r.pid or r.host.router_pid()
+            _stop_routers(routers)
+            _keep_logs(cluster, args.keep_logs)
     for r in routers:
         r.stats["multiple_connections"] = _log(r).count("Multiple connections")
-    result = summarize(kind, n, convergence, [r.stats for r in routers])
-    _stop_routers(routers)
-    return result
+    return summarize(kind, n, convergence, [r.stats for r in routers])
 
 
 def _log(r: Router) -> str:
     return r.go.log() if r.go is not None else r.host.log()
+
+
+def _keep_logs(cluster: InteropCluster, where: Path | None) -> None:
+    """Copy every router log to `where`/<prefix>/ (the harness deletes its temp dir)."""
+    if where is None:
+        return
+    dest = where / cluster.prefix
+    dest.mkdir(parents=True, exist_ok=True)
+    for host in cluster.hosts:
+        for log in (host.state_dir / "weaver.log", cluster.tmpdir / f"{host.name}-go/weaver.log"):
+            if log.exists():
+                shutil.copy(log, dest / f"{host.name}-{log.parent.name}.log")
+    progress(f"  logs kept in {dest}", final=True)
 
 
 def _stop_routers(routers: list[Router]) -> None:
@@ -281,6 +305,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between /status polls")
     parser.add_argument("--timeout", type=float, default=150.0, help="convergence limit, s")
     parser.add_argument("--profile", type=Path, help="cProfile router 25 of N=50 into this file")
+    parser.add_argument("--keep-logs", type=Path, help="copy the router logs under this dir")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
