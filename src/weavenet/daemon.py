@@ -254,14 +254,14 @@ async def serve(opts: Options) -> None:
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
-    await run.shell.start()
     run.ipam = await start_ipam(ipam_settings, run.shell, store)
     universe = str(ipam_settings.universe) if ipam_settings else None
     run.dns, run.listeners = await _start_dns(opts, router, run.shell, universe, run.ipam)
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
-    runners = await _start_http(opts, run)
+    runners = await _start_http(opts, run)  # imports aiohttp before the mesh is busy
+    await run.shell.start()  # last: see MeshShell.start
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

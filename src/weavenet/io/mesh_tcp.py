@@ -87,6 +87,9 @@ class MeshShell:
         return time.time() - self.loop.time()
 
     async def start(self) -> None:
+        """Listen and dial. The daemon calls this last, once the data plane is up: until
+        then the router's effects (its dials) wait, so that no connection is made that
+        the overlay cannot carry yet, and start-up does not compete with mesh traffic."""
         self._server = await self.loop.create_server(
             lambda: MeshProtocol(self, None), self.host or None, self.port, reuse_address=True
         )
@@ -117,7 +120,8 @@ class MeshShell:
     def run_effects(self) -> None:
         for ticker in self.tickers:
             ticker.run_effects()
-        for effect in self.router.take_effects(self.now()):
+        effects = self.router.take_effects(self.now()) if self._server is not None else []
+        for effect in effects:
             if isinstance(effect, Send):
                 transport = self.transports.get(effect.conn)
                 if transport is not None and not transport.is_closing():
