@@ -170,6 +170,32 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
         stop.wait(max(0.0, poll - took))
 
 
+def diagnose(router: Router) -> str:
+    """For a run that did not converge: what this router's topology still lacks."""
+    enter_netns(router.host.netns)
+    try:
+        _, text = http_get(API, "/report", accept="application/json")
+        report = json.loads(text)["Router"]
+    except (OSError, ValueError, KeyError) as exc:
+        return f"r{router.index}: no report ({exc})"
+    lacking = []
+    mine = [p for p in report.get("Peers") or [] if p.get("Name") == report.get("Name")]
+    if mine:
+        est = sum(bool(c.get("Established")) for c in mine[0].get("Connections") or [])
+        lacking.append(f"own entry: {est} established")
+    for peer in report.get("Peers") or []:
+        conns = peer.get("Connections") or []
+        missing = [c.get("NickName", "?") for c in conns if not c.get("Established")]
+        if len(conns) != len(report["Peers"]) - 1 or missing:
+            lacking.append(f"{peer.get('NickName')}: {len(conns)} conns, not est. {missing}")
+    own = [
+        f"{c.get('Info', '')[:40]} {c.get('State')}"
+        for c in report.get("Connections") or []
+        if c.get("State") != "established"
+    ]
+    return f"r{router.index}: topology {lacking[:6]}; own not established {own[:6]}"
+
+
 def read_metrics(router: Router) -> None:
     """After convergence, in the router's namespace: its byte counters and loop metric."""
     enter_netns(router.host.netns)
@@ -198,6 +224,10 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
             raise BenchError(f"routers {dead} died")
         if elapsed > timeout:
             seen = Counter(str(r.stats.get("last_counts")) for r in routers).most_common(5)
+            stuck = [r for r in routers if r.converged_at is None][:3]
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                for line in pool.map(diagnose, stuck):
+                    progress(line, final=True)
             raise BenchError(
                 f"only {done}/{len(routers)} converged after {timeout:g} s; last /status "
                 f"counts (peers, in topology, connections, established) x routers: {seen}"
@@ -208,7 +238,7 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
 def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     n = len(cluster.hosts)
     routers = [Router(host, i) for i, host in enumerate(cluster.hosts)]
-    profiled = n // 2 if args.profile and kind == "weavenet" and n == 50 else None
+    profiled = n // 2 if args.profile and kind == "weavenet" else None
 
     def start(r: Router) -> None:
         peers = [routers[r.index - 1].host.ip] if r.index else []
@@ -304,7 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--go-weaver", type=Path, default=None, help="the Go weaver binary")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between /status polls")
     parser.add_argument("--timeout", type=float, default=150.0, help="convergence limit, s")
-    parser.add_argument("--profile", type=Path, help="cProfile router 25 of N=50 into this file")
+    parser.add_argument("--profile", type=Path, help="cProfile router N/2 into this file")
     parser.add_argument("--keep-logs", type=Path, help="copy the router logs under this dir")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

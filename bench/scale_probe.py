@@ -33,11 +33,13 @@ def enter_netns(netns: str) -> None:
         os.close(fd)
 
 
-def http_get(addr: str, path: str, timeout: float = 10.0) -> tuple[int, str]:
+def http_get(
+    addr: str, path: str, timeout: float = 10.0, accept: str | None = None
+) -> tuple[int, str]:
     host, port = addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Accept": accept} if accept else {})
         resp = conn.getresponse()
         return resp.status, resp.read().decode(errors="replace")
     finally:
