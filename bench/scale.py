@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -224,10 +225,15 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
             raise BenchError(f"routers {dead} died")
         if elapsed > timeout:
             seen = Counter(str(r.stats.get("last_counts")) for r in routers).most_common(5)
-            stuck = [r for r in routers if r.converged_at is None][:3]
+            stuck = [r for r in routers if r.converged_at is None][:2]
             with ThreadPoolExecutor(max_workers=3) as pool:
-                for line in pool.map(diagnose, stuck):
-                    progress(line, final=True)
+                lines = list(pool.map(diagnose, stuck))
+                # then the routers the first one sees as lagging: how do they see themselves?
+                named = {int(m) for m in re.findall(r"'r(\d+): ", lines[0])}
+                lagging = [routers[i] for i in sorted(named) if i < len(routers)][:3]
+                lines += list(pool.map(diagnose, lagging))
+            for line in lines:
+                progress(line, final=True)
             raise BenchError(
                 f"only {done}/{len(routers)} converged after {timeout:g} s; last /status "
                 f"counts (peers, in topology, connections, established) x routers: {seen}"
