@@ -43,6 +43,7 @@ from scale_probe import (
     cpu_seconds,
     enter_netns,
     http_get,
+    lacking,
     mesh_counts,
     metric_max,
     metric_sum,
@@ -174,27 +175,7 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
 def diagnose(router: Router) -> str:
     """For a run that did not converge: what this router's topology still lacks."""
     enter_netns(router.host.netns)
-    try:
-        _, text = http_get(API, "/report", accept="application/json")
-        report = json.loads(text)["Router"]
-    except (OSError, ValueError, KeyError) as exc:
-        return f"r{router.index}: no report ({exc})"
-    lacking = []
-    mine = [p for p in report.get("Peers") or [] if p.get("Name") == report.get("Name")]
-    if mine:
-        est = sum(bool(c.get("Established")) for c in mine[0].get("Connections") or [])
-        lacking.append(f"own entry: {est} established")
-    for peer in report.get("Peers") or []:
-        conns = peer.get("Connections") or []
-        missing = [c.get("NickName", "?") for c in conns if not c.get("Established")]
-        if len(conns) != len(report["Peers"]) - 1 or missing:
-            lacking.append(f"{peer.get('NickName')}: {len(conns)} conns, not est. {missing}")
-    own = [
-        f"{c.get('Info', '')[:40]} {c.get('State')}"
-        for c in report.get("Connections") or []
-        if c.get("State") != "established"
-    ]
-    return f"r{router.index}: topology {lacking[:6]}; own not established {own[:6]}"
+    return f"r{router.index}: {lacking(API)}"
 
 
 def read_metrics(router: Router) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import http.client
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -106,3 +107,29 @@ def metric_max(metrics_text: str, prefix: str) -> dict[str, float]:
             except ValueError:
                 continue
     return found
+
+
+def lacking(api: str) -> str:
+    """What the topology of the router at `api` still lacks (this thread's namespace)."""
+    try:
+        _, text = http_get(api, "/report", accept="application/json")
+        report = json.loads(text)["Router"]
+    except (OSError, ValueError, KeyError) as exc:
+        return f"no report ({exc})"
+    peers = report.get("Peers") or []
+    found = []
+    mine = [p for p in peers if p.get("Name") == report.get("Name")]
+    if mine:
+        est = sum(bool(c.get("Established")) for c in mine[0].get("Connections") or [])
+        found.append(f"own entry: {est} established")
+    for peer in peers:
+        conns = peer.get("Connections") or []
+        missing = [c.get("NickName", "?") for c in conns if not c.get("Established")]
+        if len(conns) != len(peers) - 1 or missing:
+            found.append(f"{peer.get('NickName')}: {len(conns)} conns, not est. {missing}")
+    own = [
+        f"{c.get('Info', '')[:40]} {c.get('State')}"
+        for c in report.get("Connections") or []
+        if c.get("State") != "established"
+    ]
+    return f"topology {found[:6]}; own not established {own[:6]}"

@@ -82,9 +82,13 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
 def targets(results: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, pass) for issue 10's acceptance items 1-3 (None: not run)."""
     ours = {r["n"]: r for r in results if r["kind"] == "weavenet" and "failed" not in r}
+    failed = {r["n"] for r in results if r["kind"] == "weavenet" and "failed" in r}
     checks: list[tuple[str, str, bool | None]] = []
 
     def add(label: str, n_needed: tuple[int, ...], measure: Any, limit: float) -> None:
+        if any(n in failed for n in n_needed):  # a run that did not converge misses them all
+            checks.append((label, "run failed", False))
+            return
         if not all(n in ours for n in n_needed):
             checks.append((label, "not run", None))
             return
