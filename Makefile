@@ -18,7 +18,7 @@ COV_ARGS ?= --cov=weavenet --cov-report=term-missing:skip-covered
 # exposes timing races in namespace tests.
 NETNS_COV ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam bench-fastdp clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam bench-fastdp bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench: bench-mesh bench-sleeve bench-fastdp bench-ipam bench-dns ## all benchmar
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+bench-scale: $(STAMP) ## N=20,50,100 routers with the data plane, chain-started (vs Go at 20,50; BENCH_SCALE_ARGS=--sizes 50 --no-go)
+	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
 .PHONY: bench-dns
 bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)

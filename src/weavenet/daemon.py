@@ -9,9 +9,12 @@ import asyncio
 import gc
 import ipaddress
 import logging
+import os
 import random
 import signal
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,6 +125,7 @@ async def _start_datapath(
     vnet = fast is not None
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects, vnet)
     shell.post_effects.append(sleeve.flush)
+    shell.sent_counters["sleeve"] = lambda: sleeve.sent_bytes
     shell.datapath = datapath
     log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
     if isinstance(fast, FastSleeveOverlay):
@@ -251,6 +255,8 @@ def _start_cni(opts: Options, run: Running) -> None:
             opts.cni_gc_period,
             ", ".join(s.name for s in sources) or "no runtime (it frees nothing)",
         )
+
+
 def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
     from weavenet.plugin.setup import KeeperHooks
 
@@ -319,7 +325,6 @@ async def serve(opts: Options) -> None:
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
-    await run.shell.start()
     run.ipam = await start_ipam(ipam_settings, run.shell, store)
     universe = str(ipam_settings.universe) if ipam_settings else None
     run.dns, run.listeners = await _start_dns(opts, router, run.shell, universe, run.ipam)
@@ -328,7 +333,8 @@ async def serve(opts: Options) -> None:
         await _start_attachments(opts, run)
         await _start_docker(opts, run)
     _start_cni(opts, run)
-    runners = await _start_http(opts, run)
+    runners = await _start_http(opts, run)  # imports aiohttp before the mesh is busy
+    await run.shell.start()  # last: see MeshShell.start
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -366,9 +372,26 @@ def weaver(**kw: object) -> None:
         asyncio.run(serve(opts))
 
 
+def _profiled(run: Callable[[], None]) -> None:
+    """With WEAVENET_PROFILE=PATH, run under cProfile with a CPU clock (many routers share
+    the cores, so wall time would mostly measure waiting for one) and write the pstats
+    file at exit (SIGTERM included: serve() returns then)."""
+    path = os.environ.get("WEAVENET_PROFILE")
+    if not path:
+        run()
+        return
+    import cProfile
+
+    profile = cProfile.Profile(time.process_time)
+    try:
+        profile.runcall(run)
+    finally:
+        profile.dump_stats(path)
+
+
 def main() -> None:
     try:
-        weaver.main(standalone_mode=False)
+        _profiled(lambda: weaver.main(standalone_mode=False))
     except click.ClickException as exc:
         print(f"weaver: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 1)

@@ -20,6 +20,7 @@ from weavenet.core.overlay.vxlan_plan import (
     Observed,
     Op,
     VxlanConfig,
+    additions_only,
     diff,
     plan,
 )
@@ -116,3 +117,30 @@ def test_a_pin_goes_to_the_owner_only_while_fastdp_carries_it() -> None:
     desired = plan(CONFIG, {2: "10.0.0.2"}, [(mac, 2), (bytes.fromhex("0200000000bb"), 3)])
     assert desired.pins == frozenset({("02:00:00:00:00:aa", "10.0.0.2")})
     assert plan(CONFIG, {}, [(mac, 2)]).pins == frozenset()
+
+
+@given(observed, peers, owners, peers, owners)
+def test_additions_without_observing_reach_the_same_kernel_state(
+    seen: Observed,
+    peer_ips: dict[int, str],
+    mac_owners: list[tuple[bytes, int]],
+    more_ips: dict[int, str],
+    more_owners: list[tuple[bytes, int]],
+) -> None:
+    """A plan that only grows the last one, applied blindly to the kernel the last full
+    round left, leaves nothing for a full diff to do; a plan that drops anything is
+    refused (None), so the shell observes the kernel for it."""
+    first = plan(CONFIG, peer_ips, dict(mac_owners).items())
+    kernel = ModelKernel(seen)
+    for op in diff(first, seen):
+        kernel.apply(op)
+    second = plan(
+        CONFIG, {**more_ips, **peer_ips}, {**dict(more_owners), **dict(mac_owners)}.items()
+    )
+    ops = additions_only(first, second)
+    if ops is None:
+        assert not (first.pins <= second.pins and first.peer_ips <= second.peer_ips)
+        return
+    for op in ops:
+        kernel.apply(op)
+    assert diff(second, kernel.state) == []

@@ -11,6 +11,7 @@ import pytest
 
 from tests.sim.simnet import SimNet
 from tests.sim.test_convergence import chain
+from weavenet.core.effects import Send
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.gossip import BytesGossipData, Gossip, GossipData
 
@@ -182,3 +183,20 @@ def test_known_peers_and_is_reachable() -> None:
     net.flush(1)
     assert net.run_until(lambda: not r0.is_reachable(r2.name), limit=30)
     assert r0.is_reachable(r1.name)
+
+
+def test_gossip_held_while_a_connection_was_paused_goes_when_it_resumes() -> None:
+    # the kernel buffer of a busy connection fills (a 50-router topology is ~60 KB): the
+    # shell pauses it; gossip queued meanwhile must go at the resume, not wait for some
+    # unrelated message to touch the connection
+    net = chain(2)
+    recorders, handles = _own(net, "test")
+    conn_id = next(iter(net.routers[0].by_peer.values())).id
+    net.routers[0].set_writable(conn_id, False)
+    handles[0].gossip_neighbour_subset(BytesGossipData([b"held"]), net.now)
+    net.flush(0)
+    net.run_for(1)
+    assert recorders[1].seen == []
+    net.routers[0].set_writable(conn_id, True)
+    sends = [e for e in net.routers[0].take_effects(net.now) if isinstance(e, Send)]
+    assert [e.conn for e in sends] == [conn_id]  # at once, not at the next sweep

@@ -158,6 +158,22 @@ def test_peer_status_list_matches_sample_report() -> None:
     assert status == report["Peers"]
 
 
+def test_peer_status_list_follows_every_change_after_a_first_call() -> None:
+    peers = new_table()
+    first = peers.peer_status_list()
+    first[0]["Version"] = 99  # a caller's edit of its rows does not leak into the next call
+    peers.fetch_with_default(make_peer(A, nickname="a"))
+    peers.add_local_connection(A, "10.0.0.2:6783", True, False)
+    ours = peers.peer_status_list()[0]
+    assert ours["Version"] == 2 and ours["Connections"][0]["Established"] is False
+    peers.set_local_connection_established(A)
+    assert peers.peer_status_list()[0]["Connections"][0]["Established"] is True
+    peers.apply_update(encode_peers([make_peer(A, version=3, nickname="a2", conns={US: True})]))
+    rows = {row["NickName"]: row for row in peers.peer_status_list()}
+    assert rows["a2"]["Connections"][0]["Established"] is True
+    assert rows[peers.ourself.nickname]["Connections"][0]["NickName"] == "a2"
+
+
 def test_peer_status_without_connections_is_null() -> None:
     assert new_table().peer_status_list()[0]["Connections"] is None
 

@@ -128,6 +128,9 @@ def weave_metrics(report: dict[str, Any]) -> list[Metric]:
     stats = router.get("DatapathStats")
     if stats:
         families.extend(datapath_metrics(stats))
+    sent = router.get("SentBytes")
+    if sent:
+        families.extend(sent_metrics(sent))
     return sorted(families, key=lambda f: f.name)
 
 
@@ -165,6 +168,22 @@ def datapath_metrics(stats: dict[str, int]) -> list[Metric]:
             value=stats.get("replayed_packets", 0),
         ),
     ]
+
+
+def sent_metrics(sent: dict[str, int]) -> list[Metric]:
+    """Bytes the router sent: mesh TCP (gossip, handshakes, keepalives) and per overlay
+    (fastdp heartbeats; sleeve heartbeats and frames), for bench/scale.py."""
+    mesh = CounterMetricFamily(
+        "weavenet_mesh_sent_bytes",
+        "Bytes sent on mesh TCP connections (gossip, handshakes, keepalives).",
+        value=sent.get("mesh", 0),
+    )
+    overlay = CounterMetricFamily(
+        "weavenet_overlay_sent_bytes", "UDP bytes sent by each overlay.", labels=["overlay"]
+    )
+    for name in sorted(k for k in sent if k != "mesh"):
+        overlay.add_metric([name], sent[name])
+    return [mesh, overlay]
 
 
 class WeaveCollector(Collector):

@@ -285,11 +285,10 @@ def check_peers(args: Sequence[str], port: int = 6783) -> None:
 def _overlap(cidr: str) -> bool:
     import ipaddress
 
-    from weavenet.dataplane import overlapping_route
+    from weavenet.dataplane.proc_route import overlapping_main_route
 
-    return (
-        overlapping_route(ipaddress.IPv4Network(cidr, strict=False), ignore=("weave",)) is not None
-    )
+    net = ipaddress.IPv4Network(cidr, strict=False)
+    return overlapping_main_route(net, ignore=("weave",)) is not None
 
 
 def ipalloc_args(given: str | None, progress: TextIO) -> list[str]:

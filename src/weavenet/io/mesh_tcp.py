@@ -76,6 +76,9 @@ class MeshShell:
         self.tickers: list[Ticker] = []
         # optional report sections after "Router", e.g. ("IPAM", ipam_shell.report)
         self.sections: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        # bytes sent, by what sent them ("mesh": this shell's TCP; overlays add theirs)
+        self.sent_bytes = 0
+        self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
 
     def now(self) -> float:
         return self.loop.time()
@@ -84,6 +87,9 @@ class MeshShell:
         return time.time() - self.loop.time()
 
     async def start(self) -> None:
+        """Listen and dial. The daemon calls this last, once the data plane is up: until
+        then the router's effects (its dials) wait, so that no connection is made that
+        the overlay cannot carry yet, and start-up does not compete with mesh traffic."""
         self._server = await self.loop.create_server(
             lambda: MeshProtocol(self, None), self.host or None, self.port, reuse_address=True
         )
@@ -114,11 +120,13 @@ class MeshShell:
     def run_effects(self) -> None:
         for ticker in self.tickers:
             ticker.run_effects()
-        for effect in self.router.take_effects(self.now()):
+        effects = self.router.take_effects(self.now()) if self._server is not None else []
+        for effect in effects:
             if isinstance(effect, Send):
                 transport = self.transports.get(effect.conn)
                 if transport is not None and not transport.is_closing():
                     transport.write(effect.data)
+                    self.sent_bytes += len(effect.data)
             elif isinstance(effect, Close):
                 transport = self.transports.pop(effect.conn, None)
                 if transport is not None:
@@ -176,6 +184,7 @@ class MeshShell:
             report["Router"].update(datapath_report(self.datapath, self.router, self.wall_offset()))
         for key, section in self.sections:
             report[key] = section()
+        report["Router"]["SentBytes"] = {k: count() for k, count in self.sent_counters.items()}
         return report
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:

@@ -59,6 +59,7 @@ class SleeveShell:
         self.sock.bind((host or "0.0.0.0", port))
         self.sock.setblocking(False)
         self._df = False
+        self.sent_bytes = 0
         self._set_df(False)
         os.set_blocking(tap_fd, False)
         self.loop.add_reader(self.sock.fileno(), self._on_udp)
@@ -133,7 +134,7 @@ class SleeveShell:
         if send.df != self._df:
             self._set_df(send.df)
         try:
-            self.sock.sendto(send.payload, send.addr)
+            self.sent_bytes += self.sock.sendto(send.payload, send.addr)
         except OSError as exc:
             if exc.errno == errno.EMSGSIZE and send.df:
                 self.datapath.send_failed(send.peer, path_mtu(send.addr), self.loop.time())

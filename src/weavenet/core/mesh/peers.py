@@ -53,6 +53,9 @@ class Peers:
         self._refs: dict[int, int] = {}
         self._short_index: dict[int, Peer] | None = None
         self._encoded = EncodedPeers()
+        self._status: (
+            tuple[list[tuple[int, int, int, str, int, int]], list[dict[str, Any]]] | None
+        ) = None
 
     # --- lookup -------------------------------------------------------------
 
@@ -279,7 +282,22 @@ class Peers:
     # --- status ----------------------------------------------------------------------
 
     def peer_status_list(self) -> list[dict[str, Any]]:
-        """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``)."""
+        """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``).
+
+        Building it is O(peers x connections) and every ``/status`` asks for it, polled
+        by tools while the mesh converges: it is rebuilt only when some entry changed.
+        An entry's connections change only with its Version, so the identity, version,
+        nickname and short ID of every entry (O(peers)) tell whether the last one holds.
+        Each call gets its own row dicts; their ``Connections`` lists are shared."""
+        key = [
+            (p.name, p.uid, p.version, p.nickname, p.short_id, len(p.connections))
+            for p in self._by_name.values()
+        ]
+        if self._status is None or self._status[0] != key:
+            self._status = (key, self._peer_status_rows())
+        return [dict(row) for row in self._status[1]]
+
+    def _peer_status_rows(self) -> list[dict[str, Any]]:
         return [
             {
                 "Name": format_peer_name(peer.name),

@@ -204,6 +204,8 @@ class Router:
         conn = self._table.get(conn_id)
         if conn is not None:
             conn.writable = writable
+            if writable:  # gossip held while it was paused goes at the next flush
+                self._table.mark(conn)
 
     def _handle_message(self, conn: MeshConn, body: bytes, now: float) -> None:
         if not body:

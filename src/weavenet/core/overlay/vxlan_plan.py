@@ -188,3 +188,17 @@ def diff(desired: Desired, observed: Observed) -> list[Op]:
         if mac not in kept or (static and mac not in pinned_macs):
             ops.append(DelPort(mac))
     return ops
+
+
+def additions_only(last: Desired, desired: Desired) -> list[Op] | None:
+    """The ops that take a kernel holding `last` to `desired` when `desired` only adds
+    pins and peers to it (no observation needed: nothing the kernel has must go); None
+    when it removes or changes anything, which needs a full :func:`diff`."""
+    same_devices = (last.data, last.heartbeat, last.tap) == (
+        desired.data,
+        desired.heartbeat,
+        desired.tap,
+    )
+    if not same_devices or not last.pins <= desired.pins or not last.peer_ips <= desired.peer_ips:
+        return None
+    return [AddPin(mac, ip) for mac, ip in sorted(desired.pins - last.pins)]

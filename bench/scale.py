@@ -1,0 +1,384 @@
+"""Scale benchmark (`make bench-scale`): N routers, each in its own host namespace with the
+data plane on (`weave launch`: the weave bridge, fastdp, sleeve, IPAM, DNS), chain-started.
+
+For each N (default 20, 50, 100) a harness Cluster makes N host namespaces on one underlay
+bridge. Router 0 is launched alone (start-up alone), then routers 1..N-1 are launched all
+at once, router k given only router k-1 (discovery does the rest); the clock starts there.
+A probe thread per router (inside its namespace, so polling costs no subprocess) GETs
+/status every --poll seconds, recording each reply's latency, until every router sees N
+peers, the full mesh in its topology and N-1 established connections of its own.
+
+Then: CPU-s and peak RSS per router (from /proc), mesh TCP and overlay bytes sent (from
+/metrics), the "Multiple connections" lines in the logs. With the Go weaver 2.8.1 of
+../shared/anchor (or $GO_WEAVER) the same chain is run for N = 20 and 50 (--go-sizes).
+
+Neighbour table: the kernel's IPv4 neighbour table is one table for every namespace, with
+gc_thresh3 = 1024 entries (not settable inside a namespace on this kernel), and 100 hosts
+that all talk to each other need 100 x 99 underlay entries. Permanent entries do not count
+against gc_thresh3, so the bench gives every host a permanent entry for every other host's
+underlay address (one `ip -batch` per host) before anything starts.
+
+Exit status: 0 all targets met, 1 a target missed, 2 the run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from scale_probe import (
+    cpu_seconds,
+    enter_netns,
+    http_get,
+    lacking,
+    mesh_counts,
+    metric_max,
+    metric_sum,
+    proc_status_mb,
+)
+from scale_report import print_results, summarize
+
+from weavenet.harness.goweaver import (
+    GoWeaver,
+    InteropCluster,
+    default_go_weaver,
+    go_weaver_unusable_reason,
+)
+from weavenet.harness.netns import Host
+from weavenet.harness.util import pid_alive, run_cmd, venv_bin
+
+API = "127.0.0.1:6784"
+
+
+class BenchError(RuntimeError):
+    """The run itself failed (not merely missed a target)."""
+
+
+class Router:
+    """One router under test (ours or Go's) and what was measured of it."""
+
+    def __init__(self, host: Host, index: int) -> None:
+        self.host, self.index = host, index
+        self.pid: int | None = None
+        self.go: GoWeaver | None = None
+        self.stats: dict[str, Any] = {"latencies": []}
+        self.converged_at: float | None = None
+
+    def alive(self) -> bool:
+        return self.pid is not None and pid_alive(self.pid)
+
+
+# ---- the underlay --------------------------------------------------------------------
+def pin_neighbours(cluster: InteropCluster) -> None:
+    """A permanent neighbour entry on every host for every other host (see the docstring)."""
+    macs = {}
+    for host in cluster.hosts:
+        link = json.loads(host.run(["ip", "-j", "link", "show", "eth0"]).stdout)[0]
+        macs[host.ip] = link["address"]
+    for host in cluster.hosts:
+        lines = [
+            f"neigh replace {ip} lladdr {mac} dev eth0 nud permanent"
+            for ip, mac in macs.items()
+            if ip != host.ip
+        ]
+        run_cmd(["ip", "-n", host.netns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+
+# ---- launching -----------------------------------------------------------------------
+def launch_ours(router: Router, peers: list[str], env: dict[str, str] | None) -> None:
+    """`weave launch` in the router's namespace; records its wall time and the CPU of the
+    CLI (wait4: the router itself is not its waited-for child) and of the router."""
+    host = router.host
+    argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *peers]
+    started = time.monotonic()
+    host.launched = True
+    with open(host.cluster.tmpdir / f"launch-{router.index}.log", "wb") as out:
+        proc = subprocess.Popen(
+            host.exec_argv(argv),
+            env={**host.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    router.stats["launch_s"] = time.monotonic() - started
+    router.stats["cli_cpu_s"] = usage.ru_utime + usage.ru_stime
+    router.pid = host.router_pid()
+    if router.pid is None:
+        tail = (host.cluster.tmpdir / f"launch-{router.index}.log").read_text()[-1500:]
+        raise BenchError(f"no router on {host.name} after weave launch:\n{tail}")
+    # a router still starting when `weave launch` gives up (30 s) is counted, not fatal
+    router.stats["launch_failed"] = os.waitstatus_to_exitcode(status) != 0
+
+
+def launch_go(router: Router, binary: Path, peers: list[str]) -> None:
+    host = router.host
+    go = host.cluster.go_weaver(
+        host,
+        binary,
+        name=f"a2:00:00:00:{router.index >> 8:02x}:{router.index & 0xFF:02x}",
+        nickname=f"go{router.index}",
+        peers=peers,
+        args=["--ipalloc-range=10.32.0.0/12"],
+    )
+    router.go = go
+    started = time.monotonic()
+    go.start(timeout=120)
+    router.stats["launch_s"] = time.monotonic() - started
+    router.pid = go.pid()
+    if router.pid is None:
+        raise BenchError(f"no Go weaver pid on {host.name}")
+
+
+# ---- probing -------------------------------------------------------------------------
+def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event) -> None:
+    """In the router's namespace: GET /status every `poll` s until `stop`."""
+    enter_netns(router.host.netns)
+    latencies = router.stats["latencies"]
+    while not stop.is_set():
+        asked = time.monotonic()
+        try:
+            code, text = http_get(API, "/status")
+        except OSError:
+            code, text = 0, ""
+        took = time.monotonic() - asked
+        if code == 200:
+            router.stats["last_counts"] = mesh_counts(text)
+            if "ready_cpu_s" not in router.stats:
+                pid = router.host.router_pid() if router.go is None else router.go.pid()
+                router.stats["ready_cpu_s"] = cpu_seconds(pid or 0)
+                router.stats["ready_s"] = time.monotonic() - t0
+            latencies.append(took)
+            counts = mesh_counts(text)
+            done = counts is not None and counts.converged(n)
+            if done and router.converged_at is None:
+                router.converged_at = time.monotonic() - t0
+            elif not done:
+                router.converged_at = None  # lost it again: not converged yet
+        stop.wait(max(0.0, poll - took))
+
+
+def diagnose(router: Router) -> str:
+    """For a run that did not converge: what this router's topology still lacks."""
+    enter_netns(router.host.netns)
+    return f"r{router.index}: {lacking(API)}"
+
+
+def read_metrics(router: Router) -> None:
+    """After convergence, in the router's namespace: its byte counters and loop metric."""
+    enter_netns(router.host.netns)
+    try:
+        code, text = http_get(API, "/metrics")
+    except OSError:
+        return
+    if code != 200:
+        return
+    router.stats["mesh_sent_kb"] = (metric_sum(text, "weavenet_mesh_sent_bytes_total") or 0) / 1024
+    overlay = metric_sum(text, "weavenet_overlay_sent_bytes_total")
+    router.stats["overlay_sent_kb"] = (overlay or 0) / 1024
+    router.stats["loop"] = metric_max(text, "weavenet_event_loop")
+
+
+# ---- one run -------------------------------------------------------------------------
+def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
+    while True:
+        elapsed = time.monotonic() - t0
+        done = sum(r.converged_at is not None for r in routers)
+        progress(f"  {done}/{len(routers)} converged, {elapsed:.1f} s")
+        if done == len(routers):
+            return max(r.converged_at or 0.0 for r in routers)
+        dead = [r.index for r in routers if r.pid is not None and not r.alive()]
+        if dead:
+            raise BenchError(f"routers {dead} died")
+        if elapsed > timeout:
+            seen = Counter(str(r.stats.get("last_counts")) for r in routers).most_common(5)
+            stuck = [r for r in routers if r.converged_at is None][:2]
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                lines = list(pool.map(diagnose, stuck))
+                # then the routers the first one sees as lagging: how do they see themselves?
+                named = {int(m) for m in re.findall(r"'r(\d+): ", lines[0])}
+                lagging = [routers[i] for i in sorted(named) if i < len(routers)][:3]
+                lines += list(pool.map(diagnose, lagging))
+            for line in lines:
+                progress(line, final=True)
+            raise BenchError(
+                f"only {done}/{len(routers)} converged after {timeout:g} s; last /status "
+                f"counts (peers, in topology, connections, established) x routers: {seen}"
+            )
+        time.sleep(0.2)
+
+
+def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    n = len(cluster.hosts)
+    routers = [Router(host, i) for i, host in enumerate(cluster.hosts)]
+    profiled = n // 2 if args.profile and kind == "weavenet" else None
+
+    def start(r: Router) -> None:
+        peers = [routers[r.index - 1].host.ip] if r.index else []
+        if kind == "go":
+            launch_go(r, args.go_weaver, peers)
+        else:
+            env = {"WEAVENET_PROFILE": str(args.profile)} if r.index == profiled else None
+            launch_ours(r, peers, env)
+
+    start(routers[0])  # alone: the start-up cost with nothing else starting
+    routers[0].stats["ready_cpu_s"] = cpu_seconds(routers[0].pid or 0)
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=2 * n) as pool:
+        t0 = time.monotonic()
+        probes = [pool.submit(probe, r, n, t0, args.poll, stop) for r in routers]
+        launches = [pool.submit(start, r) for r in routers[1:]]
+        try:
+            for job in launches:
+                job.result()
+            progress(f"  all launched after {time.monotonic() - t0:.1f} s", final=True)
+            convergence = wait_converged(routers, t0, args.timeout)
+            progress(f"  converged in {convergence:.2f} s", final=True)
+            for r in routers:
+                r.stats["total_cpu_s"] = cpu_seconds(r.pid or 0)
+                r.stats["rss_peak_mb"] = proc_status_mb(r.pid or 0, "VmHWM")
+            if kind == "weavenet":
+                list(pool.map(read_metrics, routers))
+        finally:
+            stop.set()
+            for job in probes:
+                job.exception()
+            for r in routers:
+                r.pid = r.pid or r.host.router_pid()
+            _stop_routers(routers)
+            _keep_logs(cluster, args.keep_logs)
+    for r in routers:
+        r.stats["multiple_connections"] = _log(r).count("Multiple connections")
+    return summarize(kind, n, convergence, [r.stats for r in routers])
+
+
+def _log(r: Router) -> str:
+    return r.go.log() if r.go is not None else r.host.log()
+
+
+def _keep_logs(cluster: InteropCluster, where: Path | None) -> None:
+    """Copy every router log to `where`/<prefix>/ (the harness deletes its temp dir)."""
+    if where is None:
+        return
+    dest = where / cluster.prefix
+    dest.mkdir(parents=True, exist_ok=True)
+    for host in cluster.hosts:
+        for log in (host.state_dir / "weaver.log", cluster.tmpdir / f"{host.name}-go/weaver.log"):
+            if log.exists():
+                shutil.copy(log, dest / f"{host.name}-{log.parent.name}.log")
+    progress(f"  logs kept in {dest}", final=True)
+
+
+def _stop_routers(routers: list[Router]) -> None:
+    """SIGTERM every router at once (the harness would `weave stop` them one by one)."""
+    for r in routers:
+        if r.go is None and r.pid is not None and r.host.owns_pid(r.pid):
+            os.kill(r.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for r in routers:
+        if r.go is None:
+            while r.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not r.alive():
+                r.host.launched = False
+
+
+def compile_weavenet() -> None:
+    """Byte-compile weavenet once, as an installed package is: this sandbox sets
+    PYTHONDONTWRITEBYTECODE, and an editable checkout then recompiles ~120 modules in
+    every router at start (0.12 CPU-s each), which no installed router pays."""
+    import compileall
+
+    import weavenet
+
+    compileall.compile_dir(str(Path(weavenet.__file__).parent), quiet=1)
+
+
+def run_size(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    progress(f"{kind} N={n}: making {n} host namespaces", final=True)
+    prefix = "sc" + secrets.token_hex(2)
+    with InteropCluster(n, prefix=prefix, underlay=f"10.199.{secrets.randbelow(250)}.0/24") as cl:
+        pin_neighbours(cl)
+        return run_chain(cl, kind, args)
+
+
+def progress(text: str, final: bool = False) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
+    elif final:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="20,50,100", help="router counts, e.g. 20,50")
+    parser.add_argument("--go-sizes", default="20,50", help="router counts for the Go weaver")
+    parser.add_argument("--no-go", action="store_true", help="skip the Go weaver")
+    parser.add_argument("--go-weaver", type=Path, default=None, help="the Go weaver binary")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between /status polls")
+    parser.add_argument("--timeout", type=float, default=150.0, help="convergence limit, s")
+    parser.add_argument("--profile", type=Path, help="cProfile router N/2 into this file")
+    parser.add_argument("--keep-logs", type=Path, help="copy the router logs under this dir")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s]
+        args.go_sizes = [] if args.no_go else [int(s) for s in args.go_sizes.split(",") if s]
+    except ValueError:
+        parser.error("--sizes and --go-sizes take comma-separated integers, e.g. 20,50")
+    if any(not 2 <= s <= 200 for s in args.sizes + args.go_sizes):
+        parser.error("router counts must be in 2..200")
+    args.go_weaver = args.go_weaver or Path(os.environ.get("GO_WEAVER") or default_go_weaver())
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench-scale: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    runs = [("weavenet", n) for n in args.sizes]
+    if args.go_sizes:
+        reason = go_weaver_unusable_reason(args.go_weaver)
+        if reason is None:
+            runs += [("go", n) for n in args.go_sizes]
+        else:
+            print(f"bench-scale: Go weaver skipped: {reason}", file=sys.stderr)
+    compile_weavenet()
+    results = []
+    try:
+        for kind, n in runs:
+            try:
+                results.append(run_size(kind, n, args))
+            except BenchError as exc:
+                print(f"\nbench-scale: {kind} N={n} failed: {exc}", file=sys.stderr)
+                results.append({"kind": kind, "n": n, "failed": str(exc)})
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    ok = print_results(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if any("failed" in r for r in results):
+        return 2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""What bench/scale.py reads from the routers: HTTP inside a host namespace, /proc.
+
+A probe thread enters the host's network namespace once (setns applies to the calling
+thread only), so every later request is a plain socket to the router's loopback API: no
+`ip netns exec` subprocess per poll, which at 100 routers would cost more CPU than the
+routers themselves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import http.client
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CLONE_NEWNET = 0x40000000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PEERS = re.compile(r"^\s*Peers: (\d+)(?: \(with (\d+) established)?", re.M)
+_CONNS = re.compile(r"^\s*Connections: (\d+)(?: \((\d+) established)?", re.M)
+
+
+def enter_netns(netns: str) -> None:
+    """Move the calling thread into /run/netns/NETNS."""
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {netns}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def http_get(
+    addr: str, path: str, timeout: float = 10.0, accept: str | None = None
+) -> tuple[int, str]:
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Accept": accept} if accept else {})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class MeshCounts:
+    peers: int
+    established_in_topology: int
+    connections: int
+    established: int
+
+    def converged(self, n: int) -> bool:
+        """N peers, the full mesh in the topology, N-1 established connections of its own."""
+        return (
+            self.peers == n and self.established_in_topology == n * (n - 1)
+        ) and self.established == n - 1
+
+
+def mesh_counts(status_text: str) -> MeshCounts | None:
+    """The counts in the text of ``GET /status`` (ours and Go's print the same lines)."""
+    peers, conns = _PEERS.search(status_text), _CONNS.search(status_text)
+    if peers is None or conns is None:
+        return None
+    return MeshCounts(
+        int(peers.group(1)),
+        int(peers.group(2) or 0),
+        int(conns.group(1)),
+        int(conns.group(2) or 0),
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def proc_status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def metric_sum(metrics_text: str, name: str) -> float | None:
+    """The sum of every sample of family `name` (all label sets), None if absent."""
+    total, found = 0.0, False
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(None, 1)[1])
+            found = True
+    return total if found else None
+
+
+def metric_max(metrics_text: str, prefix: str) -> dict[str, float]:
+    """Every sample whose name starts with `prefix` (e.g. the event-loop monitor's)."""
+    found: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(prefix):
+            key, _, value = line.rpartition(" ")
+            try:
+                found[key] = float(value)
+            except ValueError:
+                continue
+    return found
+
+
+def lacking(api: str) -> str:
+    """What the topology of the router at `api` still lacks (this thread's namespace)."""
+    try:
+        _, text = http_get(api, "/report", accept="application/json")
+        report = json.loads(text)["Router"]
+    except (OSError, ValueError, KeyError) as exc:
+        return f"no report ({exc})"
+    peers = report.get("Peers") or []
+    found = []
+    mine = [p for p in peers if p.get("Name") == report.get("Name")]
+    if mine:
+        est = sum(bool(c.get("Established")) for c in mine[0].get("Connections") or [])
+        found.append(f"own entry: {est} established")
+    for peer in peers:
+        conns = peer.get("Connections") or []
+        missing = [c.get("NickName", "?") for c in conns if not c.get("Established")]
+        if len(conns) != len(peers) - 1 or missing:
+            found.append(f"{peer.get('NickName')}: {len(conns)} conns, not est. {missing}")
+    own = [
+        f"{c.get('Info', '')[:40]} {c.get('State')}"
+        for c in report.get("Connections") or []
+        if c.get("State") != "established"
+    ]
+    return f"topology {found[:6]}; own not established {own[:6]}"
