@@ -33,7 +33,7 @@ from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
-from weavenet.options import Options, with_flags
+from weavenet.options import Options, expand_bool_flags, with_flags
 
 if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a bridge is used
     from aiohttp import web
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
+    from weavenet.proxy.service import ProxyService
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -152,6 +153,7 @@ class Running:
     sleeve: SleeveShell | None = None
     attachments: AttachControl | None = None
     keeper: asyncio.Task[None] | None = None
+    proxy: ProxyService | None = None
 
 
 async def _start_dns(
@@ -207,6 +209,18 @@ async def _start_attachments(opts: Options, run: Running) -> None:
     run.keeper = asyncio.create_task(keeper.run())
 
 
+async def _start_proxy(opts: Options, run: Running) -> None:
+    """The Docker API proxy (--proxy); it wires containers through the attachments."""
+    if not opts.proxy:
+        return
+    if run.attachments is None:
+        log.error("proxy: not started: the router has no bridge (give --weave-bridge)")
+        return
+    from weavenet.proxy.service import start_proxy
+
+    run.proxy = await start_proxy(opts, opts.state_dir, run.ipam, run.attachments, run.listeners)
+
+
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
     from weavenet.api.http import make_app, make_status_app, start_http
 
@@ -215,6 +229,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.api.dns_http import add_dns_routes
 
         add_dns_routes(app, run.dns)
+    if run.proxy is not None:
+        from weavenet.proxy.service import add_proxy_routes
+
+        add_proxy_routes(app, run.proxy)
     runners = [await start_http(app, opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
@@ -226,6 +244,8 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
 async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
     for runner in runners:
         await runner.cleanup()
+    if run.proxy is not None:
+        await run.proxy.stop()
     if run.listeners is not None:
         await run.listeners.close()  # stops every DNS server
     elif run.dns is not None:
@@ -257,6 +277,7 @@ async def serve(opts: Options) -> None:
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
+        await _start_proxy(opts, run)
     runners = await _start_http(opts, run)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -296,7 +317,7 @@ def weaver(**kw: object) -> None:
 
 def main() -> None:
     try:
-        weaver.main(standalone_mode=False)
+        weaver.main(expand_bool_flags(sys.argv[1:]), standalone_mode=False)
     except click.ClickException as exc:
         print(f"weaver: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 1)

@@ -40,6 +40,60 @@ class Options:
     peers: tuple[str, ...]
     mtu: int = 1376
     fastdp: bool = True
+    # the Docker API proxy (weave-surface.md §3, proxy flags)
+    proxy: bool = False
+    proxy_hosts: tuple[str, ...] = ()
+    docker_api: str = ""
+    hostname_from_label: str = ""
+    hostname_match: str = "(.*)"
+    hostname_replacement: str = "$1"
+    rewrite_inspect: bool = False
+    no_default_ipalloc: bool = False
+    no_rewrite_hosts: bool = False
+    without_dns: bool = False
+    no_multicast_route: bool = False
+
+
+PROXY_FLAGS = [
+    click.option("--proxy/--no-proxy", default=False, help="run the Docker API proxy"),
+    click.option(
+        "-H",
+        "proxy_hosts",
+        multiple=True,
+        metavar="ADDR",
+        help="proxy listen address (repeatable); default unix:///var/run/weave/weave.sock",
+    ),
+    click.option(
+        "--docker-api",
+        envvar="DOCKER_HOST",
+        default="unix:///var/run/docker.sock",
+        show_default=True,
+        help="the real Docker daemon (default: $DOCKER_HOST)",
+    ),
+    click.option("--hostname-from-label", default="", help="proxy: label giving the hostname"),
+    click.option("--hostname-match", default="(.*)", show_default=True, help="proxy: regexp"),
+    click.option("--hostname-replacement", default="$1", show_default=True, help="proxy"),
+    click.option("--rewrite-inspect", is_flag=True, help="proxy: weave address in inspect"),
+    click.option(
+        "--no-default-ipalloc", is_flag=True, help="proxy: attach only containers with WEAVE_CIDR"
+    ),
+    click.option("--no-rewrite-hosts", is_flag=True, help="proxy: leave /etc/hosts alone"),
+    click.option("--without-dns", is_flag=True, help="proxy: do not point containers at DNS"),
+    click.option("--no-multicast-route", is_flag=True, help="proxy: no 224.0.0.0/4 route"),
+]
+
+BOOL_FLAGS = ("--proxy",)  # also given as --proxy=true|false, as Weave's flags parse them
+
+
+def expand_bool_flags(args: list[str]) -> list[str]:
+    """``--proxy=false`` -> ``--no-proxy``, ``--proxy=true`` -> ``--proxy``."""
+    out = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if eq and name in BOOL_FLAGS and value.lower() in ("true", "false", "1", "0", "t", "f"):
+            arg = name if value.lower() in ("true", "1", "t") else "--no-" + name[2:]
+        out.append(arg)
+    return out
 
 
 FLAGS = [
@@ -115,6 +169,7 @@ FLAGS = [
         help="fastdp MTU; checked against the underlay at launch",
     ),
     click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    *PROXY_FLAGS,
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

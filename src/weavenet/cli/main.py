@@ -21,6 +21,8 @@ from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
 from weavenet.cli.dns_cmds import COMMANDS as DNS_COMMANDS
+from weavenet.cli.proxy_cmds import COMMANDS as PROXY_COMMANDS
+from weavenet.cli.proxy_cmds import warn_if_proxy_in_env
 
 STATUS_VIEWS = ("targets", "connections", "peers", "dns", "ipam")
 OPTIONAL_SECTIONS = {"dns": "DNS", "ipam": "IPAM"}
@@ -141,6 +143,7 @@ def launch(args: Sequence[str]) -> None:
 def stop() -> None:
     """Stop the router."""
     state_dir = os.environ.get("WEAVE_STATE_DIR") or launcher.DEFAULT_STATE_DIR
+    warn_if_proxy_in_env()
     if not launcher.stop(state_dir):
         click.echo("Weave is not running.")
 
@@ -205,7 +208,12 @@ def version() -> None:
     click.echo(f"weave {body}" if code == 200 else "weave router not running")
 
 
-for _command in (*DATAPLANE_COMMANDS, *DNS_COMMANDS, *ADMIN_COMMANDS):  # attach ... reset
+for _command in (
+    *DATAPLANE_COMMANDS,
+    *DNS_COMMANDS,
+    *ADMIN_COMMANDS,
+    *PROXY_COMMANDS,
+):  # attach ... reset
     main.add_command(_command)
 
 
