@@ -86,7 +86,8 @@ def docker_inspect(name: str, docker_host: str | None = None) -> dict[str, Any]:
     except OSError as exc:
         raise DataplaneError(
             f"cannot reach the Docker daemon at {where} to look up container {name!r}: {exc}",
-            exc.errno,
+            # a missing daemon socket (dockerd restarting) is not a missing container
+            errno.EHOSTDOWN if exc.errno == errno.ENOENT else exc.errno,
         ) from exc
     finally:
         conn.close()

@@ -129,7 +129,10 @@ def _raw_head(status: int, reason: bytes, headers: Headers) -> bytes:
 
 
 def _with_host(headers: Headers) -> Headers:
-    return headers if _header(headers, b"host") else [*headers, (b"Host", b"docker")]
+    """Exactly one Host header (Docker's hijacking client sends two; h11 wants one)."""
+    hosts = [(k, v) for k, v in headers if k.lower() == b"host"]
+    rest = [(k, v) for k, v in headers if k.lower() != b"host"]
+    return [hosts[0] if hosts else (b"Host", b"docker"), *rest]
 
 
 class Relay:
@@ -137,10 +140,20 @@ class Relay:
         self.dial = dial
         self.route = route
         self.exchanges = 0  # requests relayed (for tests and metrics)
+        self.connections: set[asyncio.Task[object]] = set()
+
+    def close(self) -> None:
+        """Drop every client connection (the router is stopping)."""
+        for task in list(self.connections):
+            task.cancel()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client connection, request after request, until either side closes."""
         down = Peer(reader, writer, h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD))
+        task = asyncio.current_task()
+        if task is not None:  # held until it ends: asyncio keeps only weak references
+            self.connections.add(task)
+            task.add_done_callback(self.connections.discard)
         try:
             await self._serve(down)
         except h11.RemoteProtocolError as exc:
@@ -311,7 +324,9 @@ class Relay:
         except ConnectionError as exc:
             raise ClientGone(str(exc)) from exc
         finally:
-            watch.cancel()
+            watch.cancel()  # and wait: the next request is read from the same stream
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
 
     async def _watch_client(self, down: Peer, up: Peer) -> None:
         while data := await down.reader.read(CHUNK):
@@ -332,22 +347,30 @@ class Relay:
             down.writer.write(pending_up)
         to_client = asyncio.create_task(_copy(up.reader, down.writer))
         to_daemon = asyncio.create_task(_copy(down.reader, up.writer))
+        tasks = {to_client, to_daemon}
         try:
-            await asyncio.wait({to_client, to_daemon}, return_when=asyncio.FIRST_COMPLETED)
-            if to_daemon.done() and to_daemon.exception() is None:
-                await asyncio.wait({to_client})  # stdin closed: the output goes on
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if not to_client.done() and to_daemon.result():
+                await to_client  # the client closed its input: the output goes on to the end
         finally:
-            for task in (to_client, to_daemon):
+            for task in tasks:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(to_client, to_daemon)
+            await asyncio.wait(tasks)
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until EOF, then half-close the other side (as Weave's copyStream)."""
-    while data := await reader.read(CHUNK):
-        writer.write(data)
-        await writer.drain()
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Copy until EOF, then half-close the other side (as Weave's copyStream). False if
+    the source failed (reset); the destination going away just ends the copy."""
+    try:
+        while data := await reader.read(CHUNK):
+            try:
+                writer.write(data)
+                await writer.drain()
+            except OSError:
+                return True
+    except OSError:
+        return False
     if writer.can_write_eof():
         with contextlib.suppress(OSError):
             writer.write_eof()
+    return True

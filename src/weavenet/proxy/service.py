@@ -205,6 +205,7 @@ class ProxyService:
                 with contextlib.suppress(OSError):
                     if os.stat(path).st_ino == listener.inode:
                         os.unlink(path)
+        self.relay.close()
         await self.docker.close()
 
 

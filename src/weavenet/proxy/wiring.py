@@ -160,13 +160,12 @@ class Wiring:
             multicast_route=not self.settings.no_multicast_route,
             dns_name=self.dns_name(info),
         )
+        if not self.settings.no_rewrite_hosts:  # first: the command may be quick to end
+            await self._rewrite_hosts(info, pid, cidrs)
         try:
-            att = await self.attacher.attach(req)
+            return await self.attacher.attach(req)
         except AttachmentError as exc:
             raise WiringError(str(exc)) from None
-        if not self.settings.no_rewrite_hosts:
-            await self._rewrite_hosts(info, pid, att.cidrs)
-        return att
 
     async def _rewrite_hosts(self, info: Json, pid: int, cidrs: Sequence[Cidr]) -> None:
         extra = (info.get("HostConfig") or {}).get("ExtraHosts") or []
