@@ -62,6 +62,7 @@ test: lint typecheck test-fast test-netns test-docker ## lint, types, all tests 
 
 demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, WeaveDNS names (shared name balanced), kill -9 + --resume
 	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo_docker_proxy.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
 	$(BIN)/python bench/mesh.py
@@ -93,3 +94,9 @@ DOCKER_APT := docker.io busybox-static util-linux
 test-docker: $(STAMP) ## real dockerd per host: plugin, weave attach, restarts (Docker tier)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/pytest -q -p no:xdist tests/docker $(PYTEST_ARGS)
+
+# Docker API proxy benchmark (dproxy): medians of 20 interleaved runs per way
+.PHONY: bench-docker
+bench-docker: $(STAMP) ## docker run --rm IMAGE true: direct, via the proxy, --net=weave (<=150 ms over)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
+	$(BIN)/python bench/docker.py
