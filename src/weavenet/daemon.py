@@ -39,10 +39,12 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from aiohttp import web
 
     from weavenet.api.attach_http import AttachControl
+    from weavenet.io.attachments import AttachmentKeeper
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
+    from weavenet.plugin.setup import DockerIntegration, KeeperHooks
     from weavenet.proxy.service import ProxyService
 
 log = logging.getLogger("weavenet.weaver")
@@ -154,6 +156,8 @@ class Running:
     attachments: AttachControl | None = None
     keeper: asyncio.Task[None] | None = None
     proxy: ProxyService | None = None
+    hooks: KeeperHooks | None = None  # the keeper, for Docker's events
+    docker: DockerIntegration | None = None
 
 
 async def _start_dns(
@@ -199,6 +203,7 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
     keeper = AttachmentKeeper(run.store, opts.weave_bridge, release)
     await keeper.reconcile()
+    run.hooks = _keeper_hooks(keeper)
     run.attachments = keeper
     if dns is not None:
         from weavenet.io.dns_attach import DnsAttachments
@@ -211,7 +216,7 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
 async def _start_proxy(opts: Options, run: Running) -> None:
     """The Docker API proxy (--proxy); it wires containers through the attachments."""
-    if not opts.proxy:
+    if not opts.proxy or opts.docker_api == "":  # '' turns the Docker integration off
         return
     if run.attachments is None:
         log.error("proxy: not started: the router has no bridge (give --weave-bridge)")
@@ -219,6 +224,24 @@ async def _start_proxy(opts: Options, run: Running) -> None:
     from weavenet.proxy.service import start_proxy
 
     run.proxy = await start_proxy(opts, opts.state_dir, run.ipam, run.attachments, run.listeners)
+
+
+def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
+    from weavenet.plugin.setup import KeeperHooks
+
+    return KeeperHooks(keeper.container_event, keeper.container_event, keeper.reconcile)
+
+
+async def _start_docker(opts: Options, run: Running) -> None:
+    """Docker's event stream and, with --plugin, the weavemesh plugin (needs a bridge)."""
+    if opts.docker_api == "" or not opts.weave_bridge:
+        return
+    from weavenet.plugin.setup import start_docker
+
+    socket = opts.plugin_mesh_socket if opts.plugin else None
+    run.docker = await start_docker(
+        opts.docker_api, run.hooks, socket, opts.weave_bridge, run.ipam, run.dns, run.listeners
+    )
 
 
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
@@ -242,6 +265,8 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
 
 
 async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
+    if run.docker is not None:
+        await run.docker.stop()
     for runner in runners:
         await runner.cleanup()
     if run.proxy is not None:
@@ -277,6 +302,7 @@ async def serve(opts: Options) -> None:
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
+        await _start_docker(opts, run)
         await _start_proxy(opts, run)
     runners = await _start_http(opts, run)
     stop = asyncio.Event()

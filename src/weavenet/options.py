@@ -43,7 +43,6 @@ class Options:
     # the Docker API proxy (weave-surface.md §3, proxy flags)
     proxy: bool = False
     proxy_hosts: tuple[str, ...] = ()
-    docker_api: str = ""
     hostname_from_label: str = ""
     hostname_match: str = "(.*)"
     hostname_replacement: str = "$1"
@@ -52,6 +51,11 @@ class Options:
     no_rewrite_hosts: bool = False
     without_dns: bool = False
     no_multicast_route: bool = False
+
+    # Docker (weavenet.plugin): None = $DOCKER_HOST or the default socket, "" = no Docker
+    docker_api: str | None = None
+    plugin: bool = False
+    plugin_mesh_socket: str = "/run/docker/plugins/weavemesh.sock"
 
 
 PROXY_FLAGS = [
@@ -62,13 +66,6 @@ PROXY_FLAGS = [
         multiple=True,
         metavar="ADDR",
         help="proxy listen address (repeatable); default unix:///var/run/weave/weave.sock",
-    ),
-    click.option(
-        "--docker-api",
-        envvar="DOCKER_HOST",
-        default="unix:///var/run/docker.sock",
-        show_default=True,
-        help="the real Docker daemon (default: $DOCKER_HOST)",
     ),
     click.option("--hostname-from-label", default="", help="proxy: label giving the hostname"),
     click.option("--hostname-match", default="(.*)", show_default=True, help="proxy: regexp"),
@@ -170,6 +167,20 @@ FLAGS = [
     ),
     click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
     *PROXY_FLAGS,
+    click.option(
+        "--docker-api",
+        envvar="DOCKER_HOST",
+        default=None,
+        help="the Docker daemon (unix:// or tcp://); default $DOCKER_HOST, else "
+        "unix:///var/run/docker.sock; '' turns the Docker integration off",
+    ),
+    click.option("--plugin", is_flag=True, help="serve the Docker network plugin weavemesh"),
+    click.option(
+        "--plugin-mesh-socket",
+        default="/run/docker/plugins/weavemesh.sock",
+        show_default=True,
+        help="socket of the weavemesh network and IPAM plugin",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

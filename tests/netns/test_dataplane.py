@@ -10,6 +10,7 @@ import http.server
 import ipaddress
 import json
 import os
+import re
 import select
 import socket
 import socketserver
@@ -225,7 +226,8 @@ class _FakeDocker(http.server.BaseHTTPRequestHandler):
     containers: dict[str, dict[str, object]] = {}
 
     def do_GET(self) -> None:
-        name = self.path.removeprefix("/containers/").removesuffix("/json")
+        path = re.sub(r"^/v[0-9.]+/", "/", self.path)  # aiodocker pins the API version
+        name = path.removeprefix("/containers/").removesuffix("/json")
         info = self.containers.get(name)
         body = json.dumps(info or {"message": f"No such container: {name}"}).encode()
         self.send_response(200 if info else 404)

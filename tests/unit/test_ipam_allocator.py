@@ -385,3 +385,22 @@ def test_shutdown_heir_preference(known: set[int], heir: int) -> None:
     ring = decode_ring(persisted.data)
     assert {e.peer for e in ring.entries} == {heir} | ({OTHER} if heir != OTHER else set())
     assert wire.broadcasts
+
+
+def test_transfer_refiles_an_address_without_freeing_it() -> None:
+    """The Docker plugin's address moves from its anonymous ident to the container id."""
+    alloc, _ = make()
+    alloc.allocate(1, "_", CIDR.parse("10.0.3.0/26"), NOW)
+    alloc.take_effects()
+    assert alloc.owner(addr("10.0.3.1")) == "10.0.3.1"
+    moved = alloc.transfer("10.0.3.1", "c" * 64, addr("10.0.3.1"), is_container=True)
+    assert moved == CIDR(addr("10.0.3.1"), 26)
+    assert alloc.owned() == {"c" * 64: [moved]}
+    effects = alloc.take_effects()
+    assert PersistOwned("10.0.3.1", False, ()) in effects
+    assert PersistOwned("c" * 64, True, (moved,)) in effects
+    alloc.allocate(2, "other", CIDR.parse("10.0.3.0/26"), NOW)  # never handed out again
+    assert str(replies(alloc)[2].cidr) == "10.0.3.2/26"
+    with pytest.raises(IpamError, match=r"Transfer: address 10\.0\.3\.1 not found for nobody"):
+        alloc.transfer("nobody", "x", addr("10.0.3.1"), is_container=True)
+    assert alloc.owner(addr("10.0.3.9")) is None

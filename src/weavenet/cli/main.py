@@ -16,7 +16,7 @@ from urllib.parse import quote
 import click
 
 from weavenet import __version__
-from weavenet.cli import launcher
+from weavenet.cli import docker_network, launcher
 from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
@@ -111,14 +111,18 @@ def launch(args: Sequence[str]) -> None:
         state_dir, rest = launcher.take_option(rest, "--state-dir")
         addr, rest = launcher.take_option(rest, "--http-addr")
         iprange, rest = launcher.take_option(rest, "--ipalloc-range", "--iprange", "-iprange")
+        plugin_given, rest = docker_network.plugin_args(rest)
         launcher.check_peers(rest)
-    except launcher.LaunchError as exc:
+    except (launcher.LaunchError, docker_network.FlagError) as exc:
         fail(f"weave launch: {exc}")
     try:
         rest = launcher.ipalloc_args(iprange, sys.stderr) + rest
     except launcher.LaunchError as exc:
         fail(str(exc))
     env = dict(os.environ)
+    plugin = docker_network.plugin_wanted(plugin_given, docker_network.docker_api(rest, env))
+    if plugin:
+        rest = ["--plugin", *rest]
     if password is not None:
         env["WEAVE_PASSWORD"] = password
     config = launcher.LaunchConfig(
@@ -136,6 +140,8 @@ def launch(args: Sequence[str]) -> None:
             f"weave launch: cannot start the router: {exc} "
             "(run as root, or set WEAVE_STATE_DIR/--state-dir to a writable directory)"
         )
+    if plugin:
+        docker_network.create_weave_network(docker_network.docker_api(rest, env), sys.stderr)
     click.echo(pid)
 
 
@@ -144,6 +150,8 @@ def stop() -> None:
     """Stop the router."""
     state_dir = os.environ.get("WEAVE_STATE_DIR") or launcher.DEFAULT_STATE_DIR
     warn_if_proxy_in_env()
+    if launcher.read_pid(state_dir) is not None:  # Weave removes it before stopping
+        docker_network.remove_weave_network(os.environ.get("DOCKER_HOST"))
     if not launcher.stop(state_dir):
         click.echo("Weave is not running.")
 

@@ -3,19 +3,14 @@
 netns:NAME      /run/netns/NAME            (ident "netns:NAME")
 netns:/path     that namespace file        (ident "netns:/path")
 pid:PID         /proc/PID/ns/net           (ident "pid:PID")
-anything else   a Docker container id or name, looked up over the Docker API
-                (DOCKER_HOST unix:// or tcp://, else /var/run/docker.sock);
+anything else   a Docker container id or name, looked up over the Docker API with
+                aiodocker (DOCKER_HOST unix:// or tcp://, else /var/run/docker.sock);
                 ident = the full container id, namespace = /proc/<State.Pid>/ns/net
 """
 
 from __future__ import annotations
 
 import errno
-import http.client
-import json
-import os
-import socket
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +22,6 @@ from weavenet.dataplane.netlink import (
     same_netns,
 )
 
-DOCKER_SOCKET = "/var/run/docker.sock"
-DOCKER_TIMEOUT = 10.0
 HOST_NETNS_MESSAGE = (
     "Container is running in the host network namespace, and therefore cannot be\n"
     "connected to weave - perhaps the container was started with --net=host."
@@ -46,58 +39,18 @@ class ContainerRef:
         return self.ident[:12]
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.unix_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def _docker_connection(docker_host: str | None) -> tuple[http.client.HTTPConnection, str]:
-    """A connection to the Docker daemon and a description of where it is."""
-    host = docker_host or f"unix://{DOCKER_SOCKET}"
-    if host.startswith("unix://"):
-        path = host[len("unix://") :]
-        return _UnixHTTPConnection(path, DOCKER_TIMEOUT), path
-    if host.startswith("tcp://"):
-        url = urllib.parse.urlsplit(host)
-        port = url.port or 2375
-        return http.client.HTTPConnection(url.hostname or "", port, timeout=DOCKER_TIMEOUT), host
-    raise DataplaneError(f"unsupported DOCKER_HOST {host!r} (use unix:// or tcp://)")
-
-
 def docker_inspect(name: str, docker_host: str | None = None) -> dict[str, Any]:
-    """GET /containers/<name>/json; DataplaneError if no daemon or no such container."""
-    docker_host = docker_host if docker_host is not None else os.environ.get("DOCKER_HOST")
-    conn, where = _docker_connection(docker_host)
+    """The container's `docker inspect` (through aiodocker); DataplaneError if no daemon
+    answers (errno ECONNREFUSED) or there is no such container (errno ENOENT)."""
+    from weavenet.io.docker_api import DockerUnavailable, inspect_container
+
     try:
-        conn.request("GET", f"/containers/{urllib.parse.quote(name, safe='')}/json")
-        resp = conn.getresponse()
-        body = resp.read()
-    except OSError as exc:
-        raise DataplaneError(
-            f"cannot reach the Docker daemon at {where} to look up container {name!r}: {exc}",
-            # a missing daemon socket (dockerd restarting) is not a missing container
-            errno.EHOSTDOWN if exc.errno == errno.ENOENT else exc.errno,
-        ) from exc
-    finally:
-        conn.close()
-    if resp.status == 404:
+        info = inspect_container(name, docker_host)
+    except DockerUnavailable as exc:
+        raise DataplaneError(f"{exc} (looking up container {name!r})", errno.ECONNREFUSED) from exc
+    if info is None:
         raise DataplaneError(f"Error: No such container: {name}", errno.ENOENT)
-    if resp.status != 200:
-        text = body.decode(errors="replace").strip()
-        raise DataplaneError(f"Docker API error looking up {name!r}: {resp.status} {text}")
-    data: dict[str, Any] = json.loads(body)
-    return data
+    return info
 
 
 def _docker_ref(name: str, docker_host: str | None) -> ContainerRef:

@@ -321,7 +321,8 @@ class DockerHost:
     def close(self) -> list[str]:
         """Tear everything down; returns the errors met (each step runs regardless)."""
         errors: list[str] = []
-        steps = (self._stop_router, self._remove_containers, self.stop_daemon,
+        # containers first: removing one calls the plugin, which lives in the router
+        steps = (self._remove_containers, self._stop_router, self.stop_daemon,
                  self._kill_namespace_procs, self._clear_cgroups, self._stop_keeper)  # fmt: skip
         for step in steps:
             try:

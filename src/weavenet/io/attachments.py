@@ -150,6 +150,13 @@ class AttachmentKeeper:
             await asyncio.sleep(interval)  # a period, not a synchronisation
             await self.reconcile()
 
+    async def container_event(self, ident: str) -> None:
+        """Docker says container `ident` started or was removed: if it is one of ours,
+        reconcile now rather than at the next round (re-attach it in its new namespace,
+        or drop it and free its addresses)."""
+        if self._table.get(ident) is not None:
+            await self.reconcile()
+
     async def reconcile(self) -> None:
         """One round; failures are logged and retried next round."""
         async with self._lock:

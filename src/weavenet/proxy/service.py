@@ -249,7 +249,7 @@ async def start_proxy(
     )
     try:
         service = ProxyService(
-            list(opts.proxy_hosts), opts.docker_api, Wiring(settings, ipam, attacher, dns)
+            list(opts.proxy_hosts), opts.docker_api or "", Wiring(settings, ipam, attacher, dns)
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

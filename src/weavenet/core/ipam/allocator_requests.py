@@ -124,6 +124,22 @@ class AllocatorRequests(AllocatorCore):
             self._space_free(cidr.addr)
         self._after_free(now)
 
+    def owner(self, addr: int) -> str | None:
+        """The ident that holds ``addr`` on this peer, None if none does."""
+        return self._find_owner(addr) or None
+
+    def transfer(self, ident: str, to_ident: str, addr: int, is_container: bool) -> CIDR:
+        """File ``ident``'s address ``addr`` under ``to_ident`` instead, in one step (the
+        address is never free in between). For the Docker plugin: Docker asks IPAM for an
+        address before it says which container it is for."""
+        entry = self._owned.get(ident)
+        cidr = next((c for c in entry[1] if c.addr == addr), None) if entry else None
+        if cidr is None:
+            raise IpamError(f"Transfer: address {format_address(addr)} not found for {ident}")
+        self._remove_owned(ident, addr)
+        self._add_owned(to_ident, cidr, is_container)
+        return cidr
+
     def _space_free(self, addr: int) -> None:
         """Addresses outside our space (claims outside the universe) are not in it."""
         with contextlib.suppress(SpaceError):  # as Go, which ignores Space.Free's error

@@ -1,0 +1,98 @@
+"""The kernel side of the Docker network plugin (`weavemesh`).
+
+CreateEndpoint makes a veth pair: the host end `vethwl<endpoint id>` is a hairpin port of
+the weave bridge, the other end `vethwg<endpoint id>` stays in the host namespace for
+Docker to move into the container (Join names it, Docker renames it `ethwe0`). Docker
+puts the address IPAM gave on it; `readdress` swaps it for the container's own address
+when Docker handed out a new one on a restart (Docker asks IPAM without saying for whom).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import Any
+
+from weavenet.dataplane.attach import IFNAMSIZ, send_gratuitous_arps
+from weavenet.dataplane.bridge import DEFAULT_BRIDGE, require_bridge
+from weavenet.dataplane.netlink import (
+    LINK_GONE,
+    DataplaneError,
+    ignoring,
+    iproute,
+    ipv4_addresses,
+    kernel_errors,
+    link_index,
+    link_info,
+)
+
+HOST_PREFIX = "vethwl"
+PEER_PREFIX = "vethwg"
+Cidr = ipaddress.IPv4Interface
+
+
+def endpoint_veths(endpoint_id: str) -> tuple[str, str]:
+    """(host end, container end) names, as Weave's plugin names them."""
+    room = IFNAMSIZ - len(HOST_PREFIX)
+    return HOST_PREFIX + endpoint_id[:room], PEER_PREFIX + endpoint_id[:room]
+
+
+def _index(ipr: Any, name: str) -> int:
+    index = link_index(ipr, name)
+    if index is None:
+        raise DataplaneError(f"link {name} vanished", errno.ENODEV)
+    return index
+
+
+def create_endpoint_veth(
+    endpoint_id: str, bridge: str = DEFAULT_BRIDGE, netns: str | None = None
+) -> str:
+    """The veth pair of an endpoint (re-made if left over); returns the container end's MAC."""
+    host_name, peer_name = endpoint_veths(endpoint_id)
+    with iproute(netns) as host, kernel_errors(f"create endpoint {endpoint_id[:12]}"):
+        bridge_index = require_bridge(host, bridge)
+        mtu = int(link_info(host, bridge_index).get("IFLA_MTU"))
+        for stale in (host_name, peer_name):
+            index = link_index(host, stale)
+            if index is not None:
+                with ignoring(*LINK_GONE):
+                    host.link("del", index=index)
+        host.link("add", ifname=host_name, kind="veth", mtu=mtu, peer={"ifname": peer_name,
+                  "mtu": mtu})  # fmt: skip
+        index = _index(host, host_name)
+        host.link("set", index=index, master=bridge_index)
+        host.brport("set", index=index, mode=1)  # hairpin
+        host.link("set", index=index, state="up")
+        return str(link_info(host, _index(host, peer_name)).get("IFLA_ADDRESS"))
+
+
+def delete_endpoint_veth(endpoint_id: str, netns: str | None = None) -> bool:
+    """Delete the endpoint's veth pair; False if it was already gone."""
+    host_name, _ = endpoint_veths(endpoint_id)
+    with iproute(netns) as host, kernel_errors(f"delete endpoint {endpoint_id[:12]}"):
+        index = link_index(host, host_name)
+        if index is None:
+            return False
+        with ignoring(*LINK_GONE):
+            host.link("del", index=index)
+        return True
+
+
+def readdress(netns_path: str, old: Cidr, new: Cidr) -> str | None:
+    """In the container at `netns_path`, put `new` on the interface holding `old` and take
+    `old` off; returns that interface's name (None if no interface holds `old`)."""
+    with iproute(netns_path) as cont, kernel_errors(f"readdress {old} -> {new}"):
+        for link in cont.get_links():
+            index = int(link["index"])
+            if (str(old.ip), old.network.prefixlen) not in ipv4_addresses(cont, index):
+                continue
+            with ignoring(errno.EEXIST):
+                cont.addr("add", index=index, address=str(new.ip), prefixlen=new.network.prefixlen)
+            with ignoring(errno.EADDRNOTAVAIL):
+                cont.addr("del", index=index, address=str(old.ip), prefixlen=old.network.prefixlen)
+            ifname, mac = str(link.get_attr("IFLA_IFNAME")), str(link.get_attr("IFLA_ADDRESS"))
+            break
+        else:
+            return None
+    send_gratuitous_arps(netns_path, ifname, mac, [new])
+    return ifname
