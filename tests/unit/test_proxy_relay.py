@@ -22,7 +22,7 @@ from tests.unit.fake_docker import Canned, FakeDocker, Seen
 from weavenet.core.attachments import Attachment, AttachmentError, AttachRequest
 from weavenet.core.ipam.address import CIDR
 from weavenet.proxy import intercept
-from weavenet.proxy.relay import Relay
+from weavenet.proxy.relay import Relay, Reply, Request
 from weavenet.proxy.rules import Json, ProxySettings
 from weavenet.proxy.service import dialer
 from weavenet.proxy.wiring import Wiring
@@ -295,5 +295,32 @@ def test_start_wires_the_container_before_answering(fail: bool) -> None:
             assert docker.killed == ["f" * 64]
         else:
             assert status == 204 and docker.killed == []
+
+    run(test)
+
+
+class Broken:
+    async def on_request(self, req: Request, body: bytes) -> bytes:
+        raise RuntimeError("a bug")
+
+    async def on_response(self, req: Request, reply: Reply) -> Reply:
+        return reply
+
+
+def test_a_failing_interceptor_answers_500_and_the_proxy_goes_on() -> None:
+    def route(req: Request) -> Broken | None:
+        return Broken() if req.path.endswith("/create") else None
+
+    def handler(seen: Seen) -> Canned:
+        return Canned(200, [(b"Content-Length", b"2")], [b"OK"])
+
+    async def test(tmp: Path) -> None:
+        async with Setup(tmp, handler, route) as s:
+            async with s.session.post("http://docker/containers/create", json={}) as resp:
+                assert resp.status == 500
+                assert "a bug" in (await resp.json())["message"]
+            async with s.session.get("http://docker/_ping") as resp:
+                assert await resp.text() == "OK"
+            assert [x.target for x in s.fake.seen] == ["/_ping"]
 
     run(test)

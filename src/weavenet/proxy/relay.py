@@ -190,12 +190,14 @@ class Relay:
         if interceptor is None:
             return await self._pass_through(down, req)
         body = await self._read_body(down)
-        result = await interceptor.on_request(req, body)
-        if isinstance(result, Reply):
-            await self._reply(down, result)
-            return True
-        reply = await interceptor.on_response(req, await self._round_trip(req, result))
-        await self._reply(down, reply)
+        try:
+            result = await interceptor.on_request(req, body)
+            if not isinstance(result, Reply):
+                result = await interceptor.on_response(req, await self._round_trip(req, result))
+        except Exception as exc:  # a bug of ours answers 500, it does not end the proxy
+            log.exception("proxy: %s %s failed", req.method, req.path)
+            result = error_reply(500, f"weave proxy: {exc}")
+        await self._reply(down, result)
         return True
 
     async def _read_body(self, down: Peer) -> bytes:
