@@ -183,12 +183,15 @@ def test_malformed_http_gets_400_and_the_daemon_down_gets_500() -> None:
 
 
 class FakeDockerApi:
-    def __init__(self, info: Json | None = None) -> None:
+    def __init__(self, info: Json | None = None, later: Json | None = None) -> None:
         self.info = info
+        self.later = later or info  # what a second inspect says
+        self.inspected = 0
         self.killed: list[str] = []
 
     async def inspect_container(self, ident: str) -> Json | None:
-        return self.info
+        self.inspected += 1
+        return self.info if self.inspected == 1 else self.later
 
     async def inspect_image(self, name: str) -> Json | None:
         return {"Config": {"Cmd": ["/bin/sh"], "Entrypoint": None}} if name == "busybox" else None
@@ -205,6 +208,12 @@ class FakeIpam:
 
     async def claim(self, ident: str, cidr: CIDR, no_error_on_unknown: bool) -> None:
         pass
+
+    async def delete(self, ident: str) -> None:
+        self.deleted.append(ident)
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
 
 
 class FakeAttacher:
@@ -230,9 +239,9 @@ class FakeDns:
         return str(ipaddress.IPv4Network(cidr)[2])
 
 
-def _wiring(attacher: FakeAttacher) -> Wiring:
+def _wiring(attacher: FakeAttacher, ipam: FakeIpam | None = None) -> Wiring:
     settings = ProxySettings("/state/weavewait", no_rewrite_hosts=True)
-    return Wiring(settings, FakeIpam(), attacher, FakeDns())
+    return Wiring(settings, ipam or FakeIpam(), attacher, FakeDns())
 
 
 def test_create_is_rewritten_and_a_malformed_weave_cidr_refused() -> None:
@@ -322,5 +331,22 @@ def test_a_failing_interceptor_answers_500_and_the_proxy_goes_on() -> None:
             async with s.session.get("http://docker/_ping") as resp:
                 assert await resp.text() == "OK"
             assert [x.target for x in s.fake.seen] == ["/_ping"]
+
+    run(test)
+
+
+def test_a_container_that_ended_during_its_attach_is_not_an_error() -> None:
+    ended = {**_info(), "State": {"Running": False, "Pid": 0}}
+
+    async def test(tmp: Path) -> None:
+        docker, attacher, ipam = FakeDockerApi(_info(), ended), FakeAttacher(True), FakeIpam()
+        route = intercept.router(docker, _wiring(attacher, ipam))
+        async with (
+            Setup(tmp, lambda seen: Canned(204), route) as s,
+            s.session.post("http://docker/v1.41/containers/web/start") as resp,
+        ):
+            assert resp.status == 204
+        assert docker.killed == []
+        assert ipam.deleted == ["f" * 64]  # its address is not leaked
 
     run(test)

@@ -102,13 +102,22 @@ class StartInterceptor(_Passive):
         info = await self.docker.inspect_container(rules.container_in_path(req.path))
         if info is None:
             return reply
+        ident = str(info.get("Id"))
         try:
             await self.wiring.attach(info)
         except WiringError as exc:
-            log.error("proxy: cannot attach container %s: %s", info.get("Id"), exc)
-            await self.docker.kill(str(info.get("Id")))
+            if not await self._still_running(ident):  # its command ran and ended meanwhile
+                log.info("proxy: container %s ended while being attached (%s)", ident[:12], exc)
+                await self.wiring.abandon(ident)
+                return reply
+            log.error("proxy: cannot attach container %s: %s", ident, exc)
+            await self.docker.kill(ident)
             return error_reply(500, f"weave: cannot attach the container: {exc}")
         return reply
+
+    async def _still_running(self, ident: str) -> bool:
+        info = await self.docker.inspect_container(ident)
+        return info is not None and bool((info.get("State") or {}).get("Running"))
 
 
 class InspectInterceptor(_Passive):

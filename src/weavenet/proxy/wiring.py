@@ -39,6 +39,8 @@ class Addresses(Protocol):
 
     async def claim(self, ident: str, cidr: CIDR, no_error_on_unknown: bool) -> None: ...
 
+    async def delete(self, ident: str) -> None: ...
+
 
 class Attacher(Protocol):
     """What is used of the router's attachment control (api.attach_http.AttachControl)."""
@@ -174,6 +176,15 @@ class Wiring:
             await asyncio.to_thread(_write_in_place, f"/proc/{pid}/root/etc/hosts", content)
         except OSError as exc:  # the original /etc/hosts is good enough in most cases
             log.error("Error from rewriting container's /etc/hosts: %s", exc)
+
+    async def abandon(self, ident: str) -> None:
+        """The container ended while it was being attached: free what it was given."""
+        if self.ipam is None:
+            return
+        try:
+            await self.ipam.delete(ident)
+        except WeaveError as exc:  # it had nothing
+            log.debug("proxy: release %s: %s", ident[:12], exc)
 
     async def forget(self, ident: str) -> None:
         """The container was removed: drop its attachment (freeing addresses and names)."""
