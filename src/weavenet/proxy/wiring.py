@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -164,10 +165,15 @@ class Wiring:
         )
         if not self.settings.no_rewrite_hosts:  # first: the command may be quick to end
             await self._rewrite_hosts(info, pid, cidrs)
+        started = time.monotonic()
         try:
-            return await self.attacher.attach(req)
+            att = await self.attacher.attach(req)
         except AttachmentError as exc:
             raise WiringError(str(exc)) from None
+        shown = " ".join(str(c) for c in att.cidrs)
+        took = (time.monotonic() - started) * 1000
+        log.debug("proxy: attached %s (%s) in %.0f ms", ident[:12], shown, took)
+        return att
 
     async def _rewrite_hosts(self, info: Json, pid: int, cidrs: Sequence[Cidr]) -> None:
         extra = (info.get("HostConfig") or {}).get("ExtraHosts") or []
