@@ -102,3 +102,15 @@ def test_wait_program_refuses_no_command(tmp_path: Path) -> None:
     proc = subprocess.run(["/bin/busybox", "sh", "-c", script, "w"], capture_output=True,
                           text=True, timeout=30, check=False)  # fmt: skip
     assert proc.returncode == 1 and "No command specified" in proc.stderr
+
+
+def test_weave_reset_removes_the_wait_program(tmp_path: Path) -> None:
+    from weavenet.cli.admin_cmds import remove_state
+
+    state = tmp_path / "state"
+    (state / weavewait.WAIT_DIR).mkdir(parents=True)
+    for name in ("busybox", "w"):
+        (state / weavewait.WAIT_DIR / name).write_text("x")
+    (state / "weaver.log").write_text("log")
+    remove_state(state)
+    assert not state.exists()

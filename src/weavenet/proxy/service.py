@@ -231,7 +231,7 @@ async def start_proxy(
     from weavenet.proxy import weavewait
 
     try:
-        volume = weavewait.install(state_dir / "weavewait")
+        volume = weavewait.install(state_dir / weavewait.WAIT_DIR)
     except (ConfigError, OSError) as exc:
         log.error("proxy: not started: %s", exc)
         return None

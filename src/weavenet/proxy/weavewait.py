@@ -18,6 +18,7 @@ from pathlib import Path
 
 from weavenet.core.errors import ConfigError
 
+WAIT_DIR = "weavewait"  # in the state dir (weave reset removes it: cli.admin_cmds.STATE_DIRS)
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PT_INTERP = 3
 
