@@ -287,9 +287,10 @@ def launch_help() -> str:
 def peer_args(args: Sequence[str]) -> list[str]:
     """The peers among the router arguments (its positional arguments)."""
     from weavenet.daemon import weaver
+    from weavenet.options import expand_bool_flags
 
     ctx = weaver.make_context(
-        "weaver", list(args), resilient_parsing=True, ignore_unknown_options=True
+        "weaver", expand_bool_flags(list(args)), resilient_parsing=True, ignore_unknown_options=True
     )
     return [p for p in ctx.params.get("peers") or () if not p.startswith("-")]
 
