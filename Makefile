@@ -63,6 +63,7 @@ test: lint typecheck test-fast test-netns test-docker test-cni ## lint, types, a
 demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, DNS names, kill -9 + --resume; then 2 Docker hosts (--net=weave)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo_docker_proxy.py
 
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
 	$(BIN)/python bench/mesh.py
@@ -109,3 +110,9 @@ DOCKER_APT := docker.io busybox-static util-linux
 test-docker: $(STAMP) ## real dockerd per host: plugin, weave attach, restarts (Docker tier)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/pytest -q -p no:xdist tests/docker $(PYTEST_ARGS)
+
+# Docker API proxy benchmark (dproxy): medians of 20 interleaved runs per way
+.PHONY: bench-docker
+bench-docker: $(STAMP) ## docker run --rm IMAGE true: direct, via the proxy, --net=weave (<=150 ms over)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
+	$(BIN)/python bench/docker.py

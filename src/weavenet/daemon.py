@@ -37,7 +37,7 @@ from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
-from weavenet.options import Options, with_flags
+from weavenet.options import Options, expand_bool_flags, with_flags
 
 if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a bridge is used
     from aiohttp import web
@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
     from weavenet.plugin.setup import DockerIntegration, KeeperHooks
+    from weavenet.proxy.service import ProxyService
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -173,6 +174,7 @@ class Running:
     cni: CniCollector | None = None
     cni_task: asyncio.Task[None] | None = None
     cni_kernel: CniKernel | None = None
+    proxy: ProxyService | None = None
     hooks: KeeperHooks | None = None  # the keeper, for Docker's events
     docker: DockerIntegration | None = None
 
@@ -257,6 +259,18 @@ def _start_cni(opts: Options, run: Running) -> None:
         )
 
 
+async def _start_proxy(opts: Options, run: Running) -> None:
+    """The Docker API proxy (--proxy); it wires containers through the attachments."""
+    if not opts.proxy or opts.docker_api == "":  # '' turns the Docker integration off
+        return
+    if run.attachments is None:
+        log.error("proxy: not started: the router has no bridge (give --weave-bridge)")
+        return
+    from weavenet.proxy.service import start_proxy
+
+    run.proxy = await start_proxy(opts, opts.state_dir, run.ipam, run.attachments, run.listeners)
+
+
 def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
     from weavenet.plugin.setup import KeeperHooks
 
@@ -287,6 +301,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.api.cni_http import add_cni_routes
 
         add_cni_routes(app, run.cni, run.cni_kernel)
+    if run.proxy is not None:
+        from weavenet.proxy.service import add_proxy_routes
+
+        add_proxy_routes(app, run.proxy)
     runners = [await start_http(app, opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
@@ -300,6 +318,8 @@ async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
         await run.docker.stop()
     for runner in runners:
         await runner.cleanup()
+    if run.proxy is not None:
+        await run.proxy.stop()
     if run.listeners is not None:
         await run.listeners.close()  # stops every DNS server
     elif run.dns is not None:
@@ -332,6 +352,7 @@ async def serve(opts: Options) -> None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
         await _start_docker(opts, run)
+        await _start_proxy(opts, run)
     _start_cni(opts, run)
     runners = await _start_http(opts, run)  # imports aiohttp before the mesh is busy
     await run.shell.start()  # last: see MeshShell.start
@@ -391,7 +412,7 @@ def _profiled(run: Callable[[], None]) -> None:
 
 def main() -> None:
     try:
-        _profiled(lambda: weaver.main(standalone_mode=False))
+        _profiled(lambda: weaver.main(expand_bool_flags(sys.argv[1:]), standalone_mode=False))
     except click.ClickException as exc:
         print(f"weaver: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code or 1)

@@ -44,10 +44,57 @@ class Options:
     cni_runtimes: tuple[str, ...] = ()
     cni_gc_period: float = 30.0
     cni_gc_min_age: float = 30.0
+    # the Docker API proxy (weave-surface.md §3, proxy flags)
+    proxy: bool = False
+    proxy_hosts: tuple[str, ...] = ()
+    hostname_from_label: str = ""
+    hostname_match: str = "(.*)"
+    hostname_replacement: str = "$1"
+    rewrite_inspect: bool = False
+    no_default_ipalloc: bool = False
+    no_rewrite_hosts: bool = False
+    without_dns: bool = False
+    no_multicast_route: bool = False
+
     # Docker (weavenet.plugin): None = $DOCKER_HOST or the default socket, "" = no Docker
     docker_api: str | None = None
     plugin: bool = False
     plugin_mesh_socket: str = "/run/docker/plugins/weavemesh.sock"
+
+
+PROXY_FLAGS = [
+    click.option("--proxy/--no-proxy", default=False, help="run the Docker API proxy"),
+    click.option(
+        "-H",
+        "proxy_hosts",
+        multiple=True,
+        metavar="ADDR",
+        help="proxy listen address (repeatable); default unix:///var/run/weave/weave.sock",
+    ),
+    click.option("--hostname-from-label", default="", help="proxy: label giving the hostname"),
+    click.option("--hostname-match", default="(.*)", show_default=True, help="proxy: regexp"),
+    click.option("--hostname-replacement", default="$1", show_default=True, help="proxy"),
+    click.option("--rewrite-inspect", is_flag=True, help="proxy: weave address in inspect"),
+    click.option(
+        "--no-default-ipalloc", is_flag=True, help="proxy: attach only containers with WEAVE_CIDR"
+    ),
+    click.option("--no-rewrite-hosts", is_flag=True, help="proxy: leave /etc/hosts alone"),
+    click.option("--without-dns", is_flag=True, help="proxy: do not point containers at DNS"),
+    click.option("--no-multicast-route", is_flag=True, help="proxy: no 224.0.0.0/4 route"),
+]
+
+BOOL_FLAGS = ("--proxy",)  # also given as --proxy=true|false, as Weave's flags parse them
+
+
+def expand_bool_flags(args: list[str]) -> list[str]:
+    """``--proxy=false`` -> ``--no-proxy``, ``--proxy=true`` -> ``--proxy``."""
+    out = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if eq and name in BOOL_FLAGS and value.lower() in ("true", "false", "1", "0", "t", "f"):
+            arg = name if value.lower() in ("true", "1", "t") else "--no-" + name[2:]
+        out.append(arg)
+    return out
 
 
 FLAGS = [
@@ -151,6 +198,7 @@ FLAGS = [
         show_default=True,
         help="a CNI container younger than this is never collected",
     ),
+    *PROXY_FLAGS,
     click.option(
         "--docker-api",
         envvar="DOCKER_HOST",

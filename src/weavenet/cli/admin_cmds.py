@@ -28,6 +28,8 @@ STATE_FILES = (
     "firewall.json",
     "dataplane.lock",
 )
+# Directories of such files: the proxy's wait program (weavenet.proxy.weavewait).
+STATE_DIRS = {"weavewait": ("busybox", "w")}
 
 
 @click.command()
@@ -73,8 +75,14 @@ def _hand_over_and_stop(state_dir: str, force: bool) -> None:
 def remove_state(state_dir: Path) -> list[Path]:
     """Delete the router's files from `state_dir`, then the directory if that empties it."""
     removed = []
-    for name in STATE_FILES:
+    names = [f"{d}/{f}" for d, files in STATE_DIRS.items() for f in files]
+    for name in [*STATE_FILES, *names, *STATE_DIRS]:
         path = state_dir / name
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+                removed.append(path)
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed.append(path)

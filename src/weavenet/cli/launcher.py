@@ -122,13 +122,32 @@ class LaunchConfig:
 def _with_bridge(args: Sequence[str]) -> list[str]:
     """Like ``weave launch``, give the router the ``weave`` bridge unless told otherwise
     (``--weave-bridge NAME``, or ``--no-bridge`` for a control-plane-only router).
-    ``--no-restart`` (no Docker restart policy) means nothing here and is dropped."""
+    ``--no-restart`` (no Docker restart policy) means nothing here and is dropped.
+    The Docker API proxy is on unless ``--proxy=false`` (or ``--no-proxy``) is given."""
     args = [a for a in args if a != "--no-restart"]
+    if not any(a in ("--proxy", "--no-proxy") or a.startswith("--proxy=") for a in args):
+        args = ["--proxy", *args]
     if "--no-bridge" in args:
         return [a for a in args if a != "--no-bridge"]
     if any(a == "--weave-bridge" or a.startswith("--weave-bridge=") for a in args):
         return list(args)
     return ["--weave-bridge", "weave", *args]
+
+
+PROXY_SOCKET = "unix:///var/run/weave/weave.sock"
+
+
+def daemon_env(env: dict[str, str]) -> dict[str, str]:
+    """The router talks to the real daemon: if this shell points docker at the proxy
+    (``eval $(weave env)``), the daemon is the one it pointed at before."""
+    if env.get("DOCKER_HOST") == PROXY_SOCKET and "ORIG_DOCKER_HOST" in env:
+        env = dict(env)
+        orig = env.pop("ORIG_DOCKER_HOST")
+        if orig:
+            env["DOCKER_HOST"] = orig
+        else:
+            env.pop("DOCKER_HOST")
+    return env
 
 
 def spawn(config: LaunchConfig) -> tuple[subprocess.Popen[bytes], Path, int]:
@@ -146,7 +165,7 @@ def spawn(config: LaunchConfig) -> tuple[subprocess.Popen[bytes], Path, int]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=config.env,
+            env=daemon_env(config.env),
         )
     _write_pid(config.state_dir, proc.pid)
     return proc, log_path, offset
@@ -239,13 +258,17 @@ weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     [--host <ip_address>] [--name <mac>] [--nickname <nickname>]
                     [--no-restart] [--resume] [--no-discovery] [--ipalloc-init <mode>]
                     [--ipalloc-range <cidr> [--ipalloc-default-subnet <cidr>]]
-                    [--conn-limit <n>] [--no-bridge] [--no-dns]
+                    [--conn-limit <n>] [--no-bridge] [--no-dns] [--proxy=false] [-H <endpoint>]
+                    [--no-rewrite-hosts] [--no-default-ipalloc] [--rewrite-inspect]
+                    [--hostname-from-label <labelkey>] [--hostname-match <regexp>]
+                    [--hostname-replacement <replacement>] [--without-dns]
                     [--dns-listen-address <address>:<port>] [--dns-domain <domain>]
                     [--dns-ttl <seconds>] [--dns-all-answers] [--resolv-conf <file>]
                     [--log-level=debug|info|warning|error] <peer> ...
 
   <peer> = <ip_address_or_fqdn>[:<port>]
   <mode> = consensus[=<count>] | seed=<mac>,... | observer
+  <endpoint> = [tcp://][<ip_address>]:<port> | [unix://]/path/to/socket
   --ipalloc-range defaults to 10.32.0.0/12; --ipalloc-range '' disables IP allocation.
   --no-bridge runs a control-plane-only router (no weave bridge, no data plane).
 
@@ -264,9 +287,10 @@ def launch_help() -> str:
 def peer_args(args: Sequence[str]) -> list[str]:
     """The peers among the router arguments (its positional arguments)."""
     from weavenet.daemon import weaver
+    from weavenet.options import expand_bool_flags
 
     ctx = weaver.make_context(
-        "weaver", list(args), resilient_parsing=True, ignore_unknown_options=True
+        "weaver", expand_bool_flags(list(args)), resilient_parsing=True, ignore_unknown_options=True
     )
     return [p for p in ctx.params.get("peers") or () if not p.startswith("-")]
 

@@ -22,6 +22,8 @@ from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.cni_cmds import COMMANDS as CNI_COMMANDS
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
 from weavenet.cli.dns_cmds import COMMANDS as DNS_COMMANDS
+from weavenet.cli.proxy_cmds import COMMANDS as PROXY_COMMANDS
+from weavenet.cli.proxy_cmds import warn_if_proxy_in_env
 
 STATUS_VIEWS = ("targets", "connections", "peers", "dns", "ipam")
 OPTIONAL_SECTIONS = {"dns": "DNS", "ipam": "IPAM"}
@@ -148,6 +150,7 @@ def launch(args: Sequence[str]) -> None:
 def stop() -> None:
     """Stop the router."""
     state_dir = os.environ.get("WEAVE_STATE_DIR") or launcher.DEFAULT_STATE_DIR
+    warn_if_proxy_in_env()
     if launcher.read_pid(state_dir) is not None:  # Weave removes it before stopping
         docker_network.remove_weave_network(os.environ.get("DOCKER_HOST"))
     if not launcher.stop(state_dir):
@@ -219,6 +222,7 @@ for _command in (
     *DNS_COMMANDS,
     *ADMIN_COMMANDS,
     *CNI_COMMANDS,
+    *PROXY_COMMANDS,
 ):  # attach ... reset
     main.add_command(_command)
 

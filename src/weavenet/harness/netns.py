@@ -139,10 +139,14 @@ class Host(Netns):
     def launch(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """`weave launch ARGS` (adds `--nickname <host name>` unless given)."""
+        """`weave launch ARGS` (adds `--nickname <host name>` unless given, and
+        `--proxy=false` unless a proxy flag is given: these hosts share the machine's
+        filesystem, so a proxy would put its socket in the real /var/run/weave)."""
         argv = list(args)
         if not any(a == "--nickname" or a.startswith("--nickname=") for a in argv):
             argv = ["--nickname", self.name, *argv]
+        if not any(a in ("--proxy", "--no-proxy", "-H") or a.startswith("--proxy=") for a in argv):
+            argv = ["--proxy=false", *argv]
         self.launched = True
         return self.weave("launch", *argv, check=check, timeout=60, env=env)
 
