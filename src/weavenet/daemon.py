@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a b
     from aiohttp import web
 
     from weavenet.api.attach_http import AttachControl
+    from weavenet.io.cni_gc import CniCollector
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
@@ -152,6 +153,8 @@ class Running:
     sleeve: SleeveShell | None = None
     attachments: AttachControl | None = None
     keeper: asyncio.Task[None] | None = None
+    cni: CniCollector | None = None
+    cni_task: asyncio.Task[None] | None = None
 
 
 async def _start_dns(
@@ -207,6 +210,24 @@ async def _start_attachments(opts: Options, run: Running) -> None:
     run.keeper = asyncio.create_task(keeper.run())
 
 
+def _start_cni(opts: Options, run: Running) -> None:
+    """The registry of CNI containers and the missed-DEL collector (needs IPAM)."""
+    if run.ipam is None:
+        return
+    from weavenet.core.cni_gc import GcPolicy
+    from weavenet.io.cni_gc import CniCollector, parse_runtime
+
+    sources = [parse_runtime(spec) for spec in opts.cni_runtimes]
+    policy = GcPolicy(min_age=opts.cni_gc_min_age)
+    run.cni = CniCollector(run.store, run.ipam.release, opts.cni_gc_period, policy)
+    for source in sources:
+        run.cni.add_source(source)
+    if opts.cni_gc_period > 0:
+        run.cni_task = asyncio.create_task(run.cni.run())
+        log.info("CNI GC every %gs using %s", opts.cni_gc_period,
+                 ", ".join(s.name for s in sources) or "no runtime (it frees nothing)")  # fmt: skip
+
+
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
     from weavenet.api.http import make_app, make_status_app, start_http
 
@@ -215,6 +236,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.api.dns_http import add_dns_routes
 
         add_dns_routes(app, run.dns)
+    if run.cni is not None:
+        from weavenet.api.cni_http import add_cni_routes
+
+        add_cni_routes(app, run.cni)
     runners = [await start_http(app, opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
@@ -233,8 +258,9 @@ async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
     await run.shell.stop()
     if run.ipam is not None:
         run.ipam.close()
-    if run.keeper is not None:
-        run.keeper.cancel()
+    for task in (run.keeper, run.cni_task):
+        if task is not None:
+            task.cancel()
     if run.sleeve is not None:
         run.sleeve.close()
     run.store.close()
@@ -257,6 +283,7 @@ async def serve(opts: Options) -> None:
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
+    _start_cni(opts, run)
     runners = await _start_http(opts, run)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

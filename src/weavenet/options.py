@@ -40,6 +40,9 @@ class Options:
     peers: tuple[str, ...]
     mtu: int = 1376
     fastdp: bool = True
+    cni_runtimes: tuple[str, ...] = ()
+    cni_gc_period: float = 60.0
+    cni_gc_min_age: float = 60.0
 
 
 FLAGS = [
@@ -115,6 +118,27 @@ FLAGS = [
         help="fastdp MTU; checked against the underlay at launch",
     ),
     click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    click.option(
+        "--cni-runtime",
+        "cni_runtimes",
+        multiple=True,
+        help="where the CNI GC sees live containers: containerd[:SOCKET[:NAMESPACE]] or"
+        " podman[:PATH] (repeatable; none: the GC frees nothing)",
+    ),
+    click.option(
+        "--cni-gc-period",
+        default=60.0,
+        type=click.FloatRange(0),
+        show_default=True,
+        help="seconds between missed-DEL collections of CNI containers; 0: off",
+    ),
+    click.option(
+        "--cni-gc-min-age",
+        default=60.0,
+        type=click.FloatRange(0),
+        show_default=True,
+        help="a CNI container younger than this is never collected",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

@@ -19,6 +19,7 @@ from weavenet import __version__
 from weavenet.cli import launcher
 from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
+from weavenet.cli.cni_cmds import COMMANDS as CNI_COMMANDS
 from weavenet.cli.dataplane_cmds import COMMANDS as DATAPLANE_COMMANDS
 from weavenet.cli.dns_cmds import COMMANDS as DNS_COMMANDS
 
@@ -205,7 +206,12 @@ def version() -> None:
     click.echo(f"weave {body}" if code == 200 else "weave router not running")
 
 
-for _command in (*DATAPLANE_COMMANDS, *DNS_COMMANDS, *ADMIN_COMMANDS):  # attach ... reset
+for _command in (
+    *DATAPLANE_COMMANDS,
+    *DNS_COMMANDS,
+    *ADMIN_COMMANDS,
+    *CNI_COMMANDS,
+):  # attach ... reset
     main.add_command(_command)
 
 

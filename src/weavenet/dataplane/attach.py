@@ -16,7 +16,7 @@ import re
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from weavenet.core.attachments import LinkState
@@ -54,6 +54,7 @@ class AttachResult:
     ifname: str  # host end of the veth
     mac: str  # MAC of ethwe
     cidrs: tuple[ipaddress.IPv4Interface, ...]
+    host_mac: str = ""  # MAC of the host end
 
 
 class ContainerAddresses(NamedTuple):
@@ -85,10 +86,10 @@ _DOCKER_ID = re.compile(r"[0-9a-f]{64}")
 # --- attach --------------------------------------------------------------------------------
 
 
-def _plug_port(host: Any, index: int, bridge_index: int) -> None:
-    """Enslave a host-side veth to the bridge, hairpin on, up."""
+def _plug_port(host: Any, index: int, bridge_index: int, hairpin: bool = True) -> None:
+    """Enslave a host-side veth to the bridge, hairpin on (unless told not), up."""
     host.link("set", index=index, master=bridge_index)
-    host.brport("set", index=index, mode=1)  # IFLA_BRPORT_MODE: hairpin
+    host.brport("set", index=index, mode=int(hairpin))  # IFLA_BRPORT_MODE: hairpin
     host.link("set", index=index, state="up")
 
 
@@ -107,21 +108,30 @@ def _move_into(host: Any, index: int, netns_path: str) -> None:
         os.close(fd)
 
 
-def _create_veth(
-    host: Any, cont: Any, ref: ContainerRef, bridge_index: int, mtu: int, mac: str | None
-) -> None:
+@dataclass(frozen=True)
+class _Port:
+    """How the container's interface is made: its name, the bridge, MTU, hairpin, MAC."""
+
+    ifname: str
+    bridge: str
+    mtu: int | None
+    hairpin: bool
+    mac: str | None
+
+
+def _create_veth(host: Any, cont: Any, ref: ContainerRef, bridge_index: int, port: _Port) -> None:
     host_name = veth_name(ref.ident)
     peer_name = veth_name(ref.ident, VETH_PEER_PREFIX)
     for stale in (host_name, peer_name):
         _delete_if_present(host, stale)
-    peer: dict[str, Any] = {"ifname": peer_name, "mtu": mtu}
-    if mac is not None:  # re-created: the same MAC keeps the neighbours' ARP caches right
-        peer["address"] = mac
-    host.link("add", ifname=host_name, kind="veth", mtu=mtu, peer=peer)
+    peer: dict[str, Any] = {"ifname": peer_name, "mtu": port.mtu}
+    if port.mac is not None:  # re-created: the same MAC keeps the neighbours' ARP caches right
+        peer["address"] = port.mac
+    host.link("add", ifname=host_name, kind="veth", mtu=port.mtu, peer=peer)
     try:
-        _plug_port(host, _must_index(host, host_name), bridge_index)
+        _plug_port(host, _must_index(host, host_name), bridge_index, port.hairpin)
         _move_into(host, _must_index(host, peer_name), ref.netns_path)
-        cont.link("set", index=_must_index(cont, peer_name), ifname=CONTAINER_IFNAME)
+        cont.link("set", index=_must_index(cont, peer_name), ifname=port.ifname)
     except BaseException:
         _delete_if_present(host, host_name)
         raise
@@ -146,20 +156,18 @@ def _host_end(host: Any, cont: Any, ref: ContainerRef, index: int) -> int | None
     return None
 
 
-def _ensure_ethwe(
-    host: Any, cont: Any, ref: ContainerRef, bridge: str, mtu: int | None, mac: str | None
-) -> int:
-    """ifindex of ethwe in the container, creating the veth pair if needed."""
-    bridge_index = require_bridge(host, bridge)
-    index = link_index(cont, CONTAINER_IFNAME)
+def _ensure_ethwe(host: Any, cont: Any, ref: ContainerRef, port: _Port) -> int:
+    """ifindex of ethwe (port.ifname) in the container, creating the veth pair if needed."""
+    bridge_index = require_bridge(host, port.bridge)
+    index = link_index(cont, port.ifname)
     if index is None:
-        want_mtu = mtu or int(link_info(host, bridge_index).get("IFLA_MTU"))
-        _create_veth(host, cont, ref, bridge_index, want_mtu, mac)
-        index = _must_index(cont, CONTAINER_IFNAME)
+        want_mtu = port.mtu or int(link_info(host, bridge_index).get("IFLA_MTU"))
+        _create_veth(host, cont, ref, bridge_index, replace(port, mtu=want_mtu))
+        index = _must_index(cont, port.ifname)
     else:
         host_index = _host_end(host, cont, ref, index)
         if host_index is not None:
-            _plug_port(host, host_index, bridge_index)
+            _plug_port(host, host_index, bridge_index, port.hairpin)
     cont.link("set", index=index, state="up")
     return index
 
@@ -189,23 +197,30 @@ def attach(
     *,
     mac: str | None = None,
     netns: str | None = None,
+    ifname: str = CONTAINER_IFNAME,
+    hairpin: bool = True,
 ) -> AttachResult:
     """Connect `container` to `bridge` (in host namespace `netns`) with `cidrs`. Idempotent.
 
-    A new ethwe gets `mac` if given; an existing one keeps its own."""
+    The container's interface is `ifname` (ethwe unless told); the host end is a hairpin
+    port unless `hairpin` is false. A new interface gets `mac` if given; an existing one
+    keeps its own."""
     ensure_not_host(container, netns)
+    port = _Port(ifname, bridge, mtu, hairpin, mac)
     with (
         iproute(netns) as host,
         iproute(container.netns_path) as cont,
         kernel_errors(f"attach {container.ident}"),
     ):
-        index = _ensure_ethwe(host, cont, container, bridge, mtu, mac)
+        index = _ensure_ethwe(host, cont, container, port)
         _add_addresses(cont, index, cidrs, multicast_route)
         mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
         host_end = _host_end(host, cont, container, index)
-        ifname = "" if host_end is None else str(link_info(host, host_end).get("IFLA_IFNAME"))
-    send_gratuitous_arps(container.netns_path, CONTAINER_IFNAME, mac, cidrs)
-    return AttachResult(ifname, mac, tuple(cidrs))
+        host_link = None if host_end is None else link_info(host, host_end)
+    host_name = "" if host_link is None else str(host_link.get("IFLA_IFNAME"))
+    host_mac = "" if host_link is None else str(host_link.get("IFLA_ADDRESS"))
+    send_gratuitous_arps(container.netns_path, ifname, mac, cidrs)
+    return AttachResult(host_name, mac, tuple(cidrs), host_mac)
 
 
 # --- gratuitous ARP -------------------------------------------------------------------------
@@ -240,13 +255,16 @@ def _current(cont: Any, index: int) -> list[ipaddress.IPv4Interface]:
     return [ipaddress.IPv4Interface(f"{a}/{p}") for a, p in ipv4_addresses(cont, index)]
 
 
-def detach(container: ContainerRef, cidrs: Cidrs | None = None) -> list[ipaddress.IPv4Interface]:
-    """Remove `cidrs` (all if None; matched by IP) from ethwe; delete the veth once empty.
+def detach(
+    container: ContainerRef, cidrs: Cidrs | None = None, ifname: str = CONTAINER_IFNAME
+) -> list[ipaddress.IPv4Interface]:
+    """Remove `cidrs` (all if None; matched by IP) from ethwe (or `ifname`); delete the
+    veth once empty.
 
     Returns the addresses actually removed.
     """
     with iproute(container.netns_path) as cont, kernel_errors(f"detach {container.ident}"):
-        index = link_index(cont, CONTAINER_IFNAME)
+        index = link_index(cont, ifname)
         if index is None:
             return []
         have = _current(cont, index)
@@ -282,15 +300,19 @@ def _has_multicast_route(cont: Any, index: int) -> bool:
 
 
 def link_state(
-    container: ContainerRef, bridge: str = DEFAULT_BRIDGE, netns: str | None = None
+    container: ContainerRef,
+    bridge: str = DEFAULT_BRIDGE,
+    netns: str | None = None,
+    ifname: str = CONTAINER_IFNAME,
 ) -> LinkState | None:
-    """What the reconciler needs to know of the container's ethwe (None if it has none)."""
+    """What the reconciler (and CNI CHECK) needs to know of the container's ethwe (or
+    `ifname`); None if it has none."""
     with (
         iproute(netns) as host,
         iproute(container.netns_path) as cont,
         kernel_errors(f"inspect {container.ident}"),
     ):
-        index = link_index(cont, CONTAINER_IFNAME)
+        index = link_index(cont, ifname)
         if index is None:
             return None
         mac = str(link_info(cont, index).get("IFLA_ADDRESS"))

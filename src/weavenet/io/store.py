@@ -2,12 +2,14 @@
 
 Values are gob-encoded as Weave's are, so the keys mean what they mean in Weave's
 ``weavedata.db``: ``peername`` and ``directPeers``. Keys of our own (JSON values):
-``attachment:<ident>`` (one per attached container), ``exposed`` (the bridge addresses
+``attachment:<ident>`` (one per attached container), ``cni:<ident>`` (one per container
+attached through CNI), ``exposed`` (the bridge addresses
 of ``weave expose``) and ``attachments-schema`` (their layout version, "1").
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -18,6 +20,7 @@ from pathlib import Path
 import lmdb
 
 from weavenet.core.attachments import Attachment
+from weavenet.core.cni_gc import CniRecord
 from weavenet.core.errors import WeaveError
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import PersistOwned, PersistRing
@@ -100,6 +103,27 @@ class Store:
         data = [{"cidr": str(c), "masquerade": m} for c, m in exposed]
         self._put(_EXPOSED, json.dumps(data).encode())
 
+    # --- containers attached through CNI ("cni:<ident>", JSON; for the missed-DEL GC) ----
+
+    def load_cni(self) -> list[CniRecord]:
+        with self._env.begin() as txn:
+            cursor = txn.cursor()
+            found = []
+            if cursor.set_range(_CNI):
+                for key, value in cursor:
+                    if not bytes(key).startswith(_CNI):
+                        break
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        found.append(CniRecord.from_json(json.loads(bytes(value))))
+            return found
+
+    def save_cni(self, record: CniRecord) -> None:
+        self._put(_CNI + record.ident.encode(), json.dumps(record.to_json()).encode())
+
+    def drop_cni(self, ident: str) -> None:
+        with self._env.begin(write=True) as txn:
+            txn.delete(_CNI + ident.encode())
+
     # ---- IPAM (ring, owned addresses) ------------------------------------------------
     # "ring" holds the allocator's gob(*Ring) exactly as Go's key does; owned addresses
     # are one key per ident ("owned:<ident>", JSON {"container": bool, "cidrs": [...]}).
@@ -150,6 +174,7 @@ class Store:
                     txn.delete(key)
 
 
+_CNI = b"cni:"
 _RING_KEY = b"ring"
 _OWNED_PREFIX = b"owned:"
 _IPAM_SCHEMA_KEY = b"ipam-schema"

@@ -1,0 +1,128 @@
+"""The plugins' calls to the router's HTTP API (``cli.client``), as CNI errors.
+
+Allocations are bounded: after ``timeout`` seconds we hang up (the router cancels the
+request) and answer TRY_AGAIN_LATER with the router's IPAM status, which says what the
+ring waits for (e.g. "awaiting consensus (quorum: 2, known: 1) - ...; peers not connected
+yet: 10.0.0.2:6783 (connecting: ...)").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import quote
+
+from weavenet.cli.client import ClientError, RouterNotRunning, connection, exchange, http_addr
+from weavenet.cni.errors import IPAM_DISABLED, ROUTER_ERROR, TRY_AGAIN_LATER, CniError
+
+Cidr = ipaddress.IPv4Interface
+EXPOSE_IDENT = "weave:expose"
+CALL_TIMEOUT = 10.0
+CANCELLED = "cancelled"
+
+
+class TimedOut(Exception):
+    pass
+
+
+def _path(ident: str, cidr: Cidr | ipaddress.IPv4Network | None = None) -> str:
+    path = f"/ip/{quote(ident, safe=':')}"
+    if isinstance(cidr, ipaddress.IPv4Network):
+        return f"{path}/{cidr.network_address}/{cidr.prefixlen}"
+    return path if cidr is None else f"{path}/{cidr.ip}/{cidr.network.prefixlen}"
+
+
+class Router:
+    def __init__(self, addr: str | None = None) -> None:
+        self.addr = addr or http_addr()
+
+    def call(self, method: str, path: str, timeout: float = CALL_TIMEOUT) -> tuple[int, str]:
+        try:
+            return exchange(connection(self.addr, timeout), method, path)
+        except RouterNotRunning as exc:
+            raise CniError(TRY_AGAIN_LATER, str(exc)) from None
+        except ClientError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise TimedOut(str(exc)) from None
+            raise CniError(TRY_AGAIN_LATER, f"{exc}: is it overloaded? try again") from None
+
+    def _ok(self, method: str, path: str, what: str, timeout: float = CALL_TIMEOUT) -> str:
+        try:
+            code, body = self.call(method, path, timeout)
+        except TimedOut as exc:
+            raise CniError(TRY_AGAIN_LATER, f"{what}: {exc}") from None
+        if code == 404 and path.startswith("/ip"):
+            raise CniError(IPAM_DISABLED, _NO_IPAM)
+        if not 200 <= code < 300:
+            raise CniError(ROUTER_ERROR, f"{what}: the router answered {code}: {body.strip()}")
+        return body
+
+    def ipam_status(self) -> str:
+        from weavenet.cli.ipam_client import ipam_status  # reads GET /report
+
+        return ipam_status()
+
+    def _waiting(self, method: str, path: str, ident: str, timeout: float) -> str:
+        """A request that may block on the ring: bounded by `timeout`."""
+        try:
+            code, body = self.call(method, path, timeout)
+        except TimedOut:
+            status = self.ipam_status()
+            raise CniError(
+                TRY_AGAIN_LATER,
+                f"weave IPAM gave no address to {ident} within {timeout:g}s: {status}. "
+                "The peers must connect and agree on the ring: see 'weave status ipam' and "
+                "'weave status connections' (or 'weave prime'); the runtime will retry",
+            ) from None
+        if code == 404:
+            raise CniError(IPAM_DISABLED, _NO_IPAM)
+        if not 200 <= code < 300:
+            raise CniError(ROUTER_ERROR, f"weave IPAM refused {ident}: {body.strip()}")
+        if body.strip() == CANCELLED:
+            raise CniError(TRY_AGAIN_LATER, f"the router cancelled the allocation for {ident} "
+                           "(is it stopping?): try again")  # fmt: skip
+        return body.strip()
+
+    def allocate(self, ident: str, subnet: ipaddress.IPv4Network | None, timeout: float) -> Cidr:
+        body = self._waiting("POST", _path(ident, subnet), ident, timeout)
+        try:
+            return Cidr(body)
+        except ValueError:
+            raise CniError(ROUTER_ERROR, f"the router allocated {body!r}, not an address") from None
+
+    def claim(self, ident: str, cidr: Cidr, timeout: float) -> None:
+        self._waiting("PUT", _path(ident, cidr), ident, timeout)
+
+    def lookup(self, ident: str) -> list[Cidr]:
+        body = self._ok("GET", _path(ident), f"look up the addresses of {ident}")
+        return [Cidr(text) for text in body.split()]
+
+    def release(self, ident: str) -> None:
+        code, body = self.call_plain("DELETE", _path(ident))
+        if code == 404 or 200 <= code < 300 or "no addresses" in body:
+            return
+        raise CniError(ROUTER_ERROR, f"weave IPAM did not free {ident}: {body.strip()}")
+
+    def call_plain(self, method: str, path: str) -> tuple[int, str]:
+        try:
+            return self.call(method, path)
+        except TimedOut as exc:
+            raise CniError(TRY_AGAIN_LATER, str(exc)) from None
+
+    def register(self, ident: str, netns: str, ifname: str) -> None:
+        """Tell the router this container came through CNI (for the missed-DEL GC)."""
+        query = f"?netns={quote(netns, safe='')}&ifname={quote(ifname, safe='')}"
+        code, body = self.call_plain("PUT", f"/cni/{quote(ident, safe='')}{query}")
+        if code != 404 and not 200 <= code < 300:  # 404: a router without the GC
+            raise CniError(ROUTER_ERROR, f"the router did not record {ident}: {body.strip()}")
+
+    def unregister(self, ident: str) -> None:
+        self.call_plain("DELETE", f"/cni/{quote(ident, safe='')}")
+
+    def expose(self, cidr: Cidr) -> None:
+        self._ok("POST", f"/expose/{cidr.ip}/{cidr.network.prefixlen}", f"expose {cidr}")
+
+
+_NO_IPAM = (
+    "IP address allocation is disabled in the weave router (launched with --ipalloc-range ''):"
+    " relaunch it with a range, or give the addresses in the config's ipam.addresses"
+)
