@@ -32,8 +32,10 @@ EOF
     [ -z "$missing" ] && return 0
     log "apt: installing$missing"
     apt-get -o DPkg::Lock::Timeout=900 update -qq
+    missing="${missing/ (deb-src)/}"
+    [ -z "${missing// /}" ] && return 0
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $APT_PKGS
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing
 }
 
 fetch_source() {

@@ -227,10 +227,10 @@ class K8sCluster:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def start_node(self, index: int, conflist: dict[str, Any], plugin_dirs: list[Path]) -> K8sNode:
+    def start_node(self, index: int, conflist: dict[str, Any], plugins: list[Path]) -> K8sNode:
         """containerd (images imported) and kubelet on node `index`, with CNI `conflist`."""
         node = self.nodes[index]
-        node.prepare(plugin_dirs)
+        node.prepare(plugins)
         node.write_cni_conflist(f"10-{conflist['name']}.conflist", conflist)
         node.start_containerd(self.images)
         node.start_kubelet()

@@ -105,16 +105,15 @@ class K8sNode:
         self.host.cluster.procs.append(proc)
         return proc
 
-    def prepare(self, cni_plugin_dirs: list[Path]) -> None:
-        """Directories, the CNI bin dir (symlinks to the reference plugins and ours)."""
+    def prepare(self, plugins: list[Path]) -> None:
+        """Directories; the CNI bin dir: the reference plugins and `plugins` (ours), linked."""
         for d in (self.dir, self.cni_conf, self.cni_bin, self.dir / "containerd"):
             d.mkdir(parents=True, exist_ok=True)
-        for src_dir in [CNI_PLUGIN_DIR, *cni_plugin_dirs]:
-            for plugin in src_dir.iterdir():
-                link = self.cni_bin / plugin.name
-                if link.is_symlink() or link.exists():
-                    link.unlink()
-                link.symlink_to(plugin)
+        for plugin in [*CNI_PLUGIN_DIR.iterdir(), *plugins]:
+            link = self.cni_bin / plugin.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(plugin)
         (self.dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
 
     def write_cni_conflist(self, name: str, conflist: dict[str, Any]) -> None:
