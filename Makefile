@@ -65,6 +65,11 @@ k8s-test: $(STAMP) k8s-build ## real cluster (etcd, API server, 3 kubelets+conta
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(K8S_APT)"
 	WEAVENET_K8S_CACHE="$(K8S_CACHE)" $(BIN)/pytest -q -p no:xdist tests/k8s $(PYTEST_ARGS)
 
+.PHONY: bench-k8s
+bench-k8s: $(STAMP) k8s-build ## pod creation to Running: weave-net vs bridge+host-local, medians of 20
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(K8S_APT)"
+	WEAVENET_K8S_CACHE="$(K8S_CACHE)" $(BIN)/python bench/k8s_pods.py
+
 .PHONY: interop
 interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_WEAVER=PATH
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(INTEROP_APT)"

@@ -41,6 +41,9 @@ TOOLS = ("etcd", "containerd", "runc", "ctr", "nsenter", "unshare", "openssl")
 POD_LOGS = Path("/var/log/pods")
 CONTAINER_LOGS = Path("/var/log/containers")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# hostPath files kubelet creates for our DaemonSet's pods (type FileOrCreate): removed at
+# teardown if they were absent before the run and are still empty
+HOST_FILES = (Path("/run/xtables.lock"),)
 
 
 def missing_reason(cache: Path = DEFAULT_CACHE) -> str | None:
@@ -71,6 +74,7 @@ class K8sCluster:
         self._cgroups_before: set[Path] = set()
         self._container_ids: set[str] = set()
         self._control: list[subprocess.Popen[Any]] = []
+        self._absent_files: list[Path] = []
         self.closed = False
 
     def __enter__(self) -> K8sCluster:
@@ -101,6 +105,7 @@ class K8sCluster:
         if reason:
             raise RuntimeError(f"cannot start a Kubernetes cluster: {reason}")
         self._cgroups_before = set(_k8s_cgroups())
+        self._absent_files = [f for f in HOST_FILES if not f.exists()]
         self.net.start()
         self.cp_host = self.net.hosts[0]
         self.dir.mkdir(parents=True)
@@ -323,6 +328,12 @@ class K8sCluster:
             if cg.name in self._container_ids:
                 with suppress(OSError):
                     cg.rmdir()
+
+    def _remove_host_files(self) -> None:
+        for path in self._absent_files:
+            with suppress(OSError):
+                if path.is_file() and path.stat().st_size == 0:
+                    path.unlink()
 
 
 def _k8s_cgroups() -> list[Path]:
