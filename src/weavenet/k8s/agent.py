@@ -31,7 +31,7 @@ from weavenet.core.kube.reclaim import (
 )
 from weavenet.k8s.kube import Conflict, Kube, Stored, connect
 from weavenet.k8s.metrics import AgentMetrics
-from weavenet.k8s.router import RouterClient, RouterError
+from weavenet.k8s.router import RouterClient
 
 log = logging.getLogger("weavenet.k8s")
 
@@ -108,7 +108,8 @@ class Agent:
             stored = await kube.read_config()
             init = ipam_init(stored.data.get("seed"), self.peer)
             reclaimed = parse_names(stored.data.get("reclaimed"))
-            if stored.version is not None and self.peer not in reclaimed:
+            recorded = stored.data.get("seed") == init.seed
+            if stored.version is not None and recorded and self.peer not in reclaimed:
                 return init.seed
             stored.data["seed"] = init.seed
             stored.data["reclaimed"] = join_names(p for p in reclaimed if p != self.peer)
@@ -176,7 +177,7 @@ class Agent:
             try:
                 await self.sync_peers()
                 await self.reclaim(kube)
-            except (RouterError, Exception) as exc:
+            except Exception as exc:  # the router or the API server is down: next round
                 log.warning("reconcile: %s", exc)
                 self.metrics.errors.inc()
 
