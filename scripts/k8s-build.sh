@@ -84,8 +84,10 @@ generated_files() {
 
 ldflags() {
     local v="" p
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        v="$v -X $p.gitVersion=$KVER -X $p.gitMajor=1 -X $p.gitMinor=20 -X $p.gitTreeState=clean"
+    # GOPATH mode: the staging packages are linked under their vendor/ path
+    for p in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
+        k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
+        v="$v -X $p.gitVersion=$KVER -X $p.gitMajor=1 -X $p.gitMinor=20 -X $p.gitTreeState=archive"
         v="$v -X $p.buildDate=2021-01-13T00:00:00Z"
     done
     printf '%s' "-s -w $v"

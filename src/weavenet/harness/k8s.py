@@ -220,7 +220,7 @@ class K8sCluster:
     def _api_ready(self) -> bool:
         assert self.api is not None
         try:
-            self.api.get("/api/v1/namespaces/default/serviceaccounts/default")
+            self.api.get("/api/v1/namespaces/default")
         except (ApiError, OSError):
             return False
         return True
