@@ -75,6 +75,7 @@ class K8sCluster:
         self._container_ids: set[str] = set()
         self._control: list[subprocess.Popen[Any]] = []
         self._absent_files: list[Path] = []
+        self._parents_before: set[Path] = set()
         self.closed = False
 
     def __enter__(self) -> K8sCluster:
@@ -105,6 +106,7 @@ class K8sCluster:
         if reason:
             raise RuntimeError(f"cannot start a Kubernetes cluster: {reason}")
         self._cgroups_before = set(_k8s_cgroups())
+        self._parents_before = set(CGROUP_ROOT.glob("*/k8s.io"))
         self._absent_files = [f for f in HOST_FILES if not f.exists()]
         self.net.start()
         self.cp_host = self.net.hosts[0]
@@ -288,6 +290,7 @@ class K8sCluster:
             self._unmount,
             lambda: _remove_pod_logs(pod_uids, self.prefix),
             self._remove_cgroups,
+            self._remove_host_files,
             self.net.close,
         ]
         for step in steps:
@@ -328,6 +331,9 @@ class K8sCluster:
             if cg.name in self._container_ids:
                 with suppress(OSError):
                     cg.rmdir()
+        for parent in set(CGROUP_ROOT.glob("*/k8s.io")) - self._parents_before:
+            with suppress(OSError):  # still in use by someone else's containers: it stays
+                parent.rmdir()
 
     def _remove_host_files(self) -> None:
         for path in self._absent_files:

@@ -85,7 +85,8 @@ class Deployment:
 
     def http_get(self, node: K8sNode, url: str) -> str:
         def get() -> str:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            req = urllib.request.Request(url, headers={"Accept": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
                 return str(resp.read().decode())
 
         return self.in_node(node).call(get)

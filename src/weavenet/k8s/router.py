@@ -17,11 +17,13 @@ class RouterClient:
         self.base = f"http://{http_addr}"
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def _call(self, method: str, path: str, data: Any = None) -> str:
+    async def _call(
+        self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
+    ) -> str:
         try:
             async with (
                 aiohttp.ClientSession(timeout=self.timeout) as session,
-                session.request(method, self.base + path, data=data) as resp,
+                session.request(method, self.base + path, data=data, headers=headers) as resp,
             ):
                 text = await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -41,7 +43,9 @@ class RouterClient:
         return True
 
     async def report(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(await self._call("GET", "/report"))
+        data: dict[str, Any] = json.loads(
+            await self._call("GET", "/report", headers={"Accept": "application/json"})
+        )
         return data
 
     async def ring_owners(self) -> dict[str, bool]:
