@@ -28,10 +28,13 @@ def test_daemonset_scheduled_on_every_node(joined: Deployment) -> None:
 
 
 def test_every_node_network_available(joined: Deployment) -> None:
-    for node in joined.k8s.nodes:
-        obj = joined.api.get(f"/api/v1/nodes/{node.name}")
-        assert condition(obj, "NetworkUnavailable") == "False", node.name
-        assert condition(obj, "Ready") == "True", node.name
+    def conditions() -> list[tuple[str | None, str | None]]:
+        nodes = [joined.api.get(f"/api/v1/nodes/{n.name}") for n in joined.k8s.nodes]
+        return [(condition(n, "NetworkUnavailable"), condition(n, "Ready")) for n in nodes]
+
+    poll(lambda: all(c == ("False", "True") for c in conditions()), 30,
+         "NetworkUnavailable=False and Ready not on every node",
+         lambda: conditions())  # fmt: skip
 
 
 def test_routers_find_each_other_from_the_api(joined: Deployment) -> None:
