@@ -109,6 +109,9 @@ class K8sNode:
         """Directories; the CNI bin dir: the reference plugins and `plugins` (ours), linked."""
         for d in (self.dir, self.cni_conf, self.cni_bin, self.dir / "containerd"):
             d.mkdir(parents=True, exist_ok=True)
+        absent = [str(p) for p in plugins if not p.exists()]
+        if absent:
+            raise FileNotFoundError(f"CNI plugins not installed: {absent} (make venv)")
         for plugin in [*CNI_PLUGIN_DIR.iterdir(), *plugins]:
             link = self.cni_bin / plugin.name
             if link.is_symlink() or link.exists():
