@@ -101,6 +101,7 @@ def _use_reclaimed_space(
     heir = next(n for n in live if dep.report(n)["Router"]["Name"] == owner)
     addr = ipaddress.ip_address(ranges[0]["Token"]) + 1
     dep.in_node(heir).call(_claim, f"http://127.0.0.1:6784/ip/k8-claim/{addr}/12")
+    assert str(addr) in owned_ips(dep, heir)
     pod = wait_pod_running(dep, dep.k8s.prefix, _create(dep, "after-reclaim", heir.name))
     assert pod["status"]["podIP"]
 
@@ -110,4 +111,4 @@ def _claim(url: str) -> None:
 
     req = urllib.request.Request(url, method="PUT")
     with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 200
+        assert resp.status == 204  # claimed (an error is an HTTPError)
