@@ -52,6 +52,24 @@ test-netns: $(STAMP) ## namespace integration tests (root), run serially
 	@$(MAKE) --no-print-directory deps
 	$(BIN)/pytest -q -p no:xdist tests/netns $(NETNS_COV) $(PYTEST_ARGS)
 
+# k8s-test: a real Kubernetes v1.20 cluster (binaries built once by scripts/k8s-build.sh into
+# K8S_CACHE, outside the repository), our manifests applied, weavenet agents on 3 nodes
+K8S_CACHE ?= /var/cache/weavenet-k8s
+K8S_APT := containerd runc busybox-static etcd-server containernetworking-plugins openssl util-linux
+
+.PHONY: k8s-build k8s-test
+k8s-build: ## build kube-apiserver, controller-manager, scheduler, kubelet, pause into K8S_CACHE
+	scripts/k8s-build.sh "$(K8S_CACHE)"
+
+k8s-test: $(STAMP) k8s-build ## real cluster (etcd, API server, 3 kubelets+containerd): items 3-6 of issue 11
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(K8S_APT)"
+	WEAVENET_K8S_CACHE="$(K8S_CACHE)" $(BIN)/pytest -q -p no:xdist tests/k8s $(PYTEST_ARGS)
+
+.PHONY: bench-k8s
+bench-k8s: $(STAMP) k8s-build ## pod creation to Running: weave-net vs bridge+host-local, medians of 20
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(K8S_APT)"
+	WEAVENET_K8S_CACHE="$(K8S_CACHE)" $(BIN)/python bench/k8s_pods.py
+
 .PHONY: interop
 interop: $(STAMP) ## namespace tests against a real Go weaver: make interop GO_WEAVER=PATH
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(INTEROP_APT)"
