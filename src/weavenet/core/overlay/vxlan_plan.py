@@ -174,13 +174,15 @@ def diff(desired: Desired, observed: Observed) -> list[Op]:
     fdb = frozenset() if recreated else observed.fdb
     port = frozenset() if recreated else observed.port
     pinned_macs = {mac for mac, _ in desired.pins}
-    kept: set[str] = set(pinned_macs)
+    # The dataplane deletes an fdb entry by (MAC, remote): every twin of a deleted pair
+    # goes with it, so a MAC is kept only through a pair that stays.
+    deleted: set[tuple[str, str]] = set()
     for mac, ip, permanent in sorted(fdb):
         stale = ip not in desired.peer_ips or mac == ZERO_MAC
-        if stale or (permanent and (mac, ip) not in desired.pins):
+        if (stale or (permanent and (mac, ip) not in desired.pins)) and (mac, ip) not in deleted:
             ops.append(DelFdb(mac, ip))
-        else:
-            kept.add(mac)
+            deleted.add((mac, ip))
+    kept = pinned_macs | {mac for mac, ip, _ in fdb if (mac, ip) not in deleted}
     for mac, ip in sorted(desired.pins):
         if (mac, ip, True) not in fdb or (mac, True) not in port:
             ops.append(AddPin(mac, ip))
