@@ -30,6 +30,7 @@ from weavenet.io.identity import resolve_peer_name
 from weavenet.io.ipam_config import parse_ipam_flags
 from weavenet.io.ipam_shell import start_ipam
 from weavenet.io.logs import setup_logging
+from weavenet.io.loop_monitor import LoopMonitor
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
@@ -152,6 +153,7 @@ class Running:
     sleeve: SleeveShell | None = None
     attachments: AttachControl | None = None
     keeper: asyncio.Task[None] | None = None
+    monitor: LoopMonitor | None = None
 
 
 async def _start_dns(
@@ -207,6 +209,22 @@ async def _start_attachments(opts: Options, run: Running) -> None:
     run.keeper = asyncio.create_task(keeper.run())
 
 
+def _start_loop_monitor() -> LoopMonitor:
+    """Time every event-loop step from here on, and probe timer lateness (/metrics)."""
+    monitor = LoopMonitor().install()
+    monitor.start_probe()
+    return monitor
+
+
+def _with_loop_metrics(app: web.Application, run: Running) -> web.Application:
+    from weavenet.api.http import REGISTRY_KEY
+    from weavenet.api.metrics import LoopCollector
+
+    if run.monitor is not None:
+        app[REGISTRY_KEY].register(LoopCollector(run.monitor))
+    return app
+
+
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
     from weavenet.api.http import make_app, make_status_app, start_http
 
@@ -215,10 +233,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.api.dns_http import add_dns_routes
 
         add_dns_routes(app, run.dns)
-    runners = [await start_http(app, opts.http_addr)]
+    runners = [await start_http(_with_loop_metrics(app, run), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
-        runners.append(await start_http(make_status_app(run.shell), addr))
+        runners.append(await start_http(_with_loop_metrics(make_status_app(run.shell), run), addr))
         log.info("Listening for status+metrics requests on %s", addr)
     return runners
 
@@ -238,6 +256,8 @@ async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
     if run.sleeve is not None:
         run.sleeve.close()
     run.store.close()
+    if run.monitor is not None:
+        run.monitor.close()
 
 
 async def serve(opts: Options) -> None:
@@ -250,6 +270,7 @@ async def serve(opts: Options) -> None:
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
+    run.monitor = _start_loop_monitor()
     await run.shell.start()
     run.ipam = await start_ipam(ipam_settings, run.shell, store)
     universe = str(ipam_settings.universe) if ipam_settings else None
