@@ -20,18 +20,22 @@ def test_metrics_show_event_loop_steps_and_lag(tmp_path: Path) -> None:
     with router_pair(tmp_path) as (a, _b):
         first = loop_samples(a)
         assert first["weavenet_event_loop_step_seconds_count"] > 0
-        assert first['weavenet_event_loop_step_seconds_bucket{le="+Inf"}'] == (
-            first["weavenet_event_loop_step_seconds_count"]
+        assert (
+            first['weavenet_event_loop_step_seconds_bucket{le="+Inf"}']
+            == (first["weavenet_event_loop_step_seconds_count"])
         )
         assert first["weavenet_event_loop_step_max_seconds"] > 0
-        assert first["weavenet_event_loop_step_seconds_sum"] >= (
-            first["weavenet_event_loop_step_max_seconds"]
+        assert (
+            first["weavenet_event_loop_step_seconds_sum"]
+            >= (first["weavenet_event_loop_step_max_seconds"])
         )
         # the loop keeps stepping (heartbeats, the lag probe, our own requests) and the
         # probe fires every 0.5 s
         wait_for(
-            lambda: loop_samples(a)["weavenet_event_loop_step_seconds_count"]
-            > first["weavenet_event_loop_step_seconds_count"],
+            lambda: (
+                loop_samples(a)["weavenet_event_loop_step_seconds_count"]
+                > first["weavenet_event_loop_step_seconds_count"]
+            ),
             10.0,
             "more event-loop steps",
         )
