@@ -15,7 +15,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,20 +37,23 @@ from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
 from weavenet.options import Options, expand_bool_flags, with_flags
+from weavenet.startup import (
+    Running,
+    keeper_hooks,
+    start_cni,
+    start_docker,
+    start_loop_monitor,
+    start_proxy,
+    with_loop_metrics,
+)
 
 if TYPE_CHECKING:  # the data plane (pyroute2 and all) is imported only when a bridge is used
     from aiohttp import web
 
-    from weavenet.api.attach_http import AttachControl
-    from weavenet.io.attachments import AttachmentKeeper
-    from weavenet.io.cni_gc import CniCollector
-    from weavenet.io.cni_kernel import CniKernel
     from weavenet.io.dns_listeners import DnsListeners
     from weavenet.io.dns_shell import DnsShell
     from weavenet.io.ipam_shell import IpamShell
     from weavenet.io.sleeve_udp import SleeveShell
-    from weavenet.plugin.setup import DockerIntegration, KeeperHooks
-    from weavenet.proxy.service import ProxyService
 
 log = logging.getLogger("weavenet.weaver")
 
@@ -159,26 +161,6 @@ async def _build_overlay(opts: Options, name: int) -> OverlaySwitch:
     return OverlaySwitch(overlays, sleeve)
 
 
-@dataclass
-class Running:
-    """What serve() started, for the shutdown (None: not started)."""
-
-    shell: MeshShell
-    store: Store
-    ipam: IpamShell | None = None
-    dns: DnsShell | None = None
-    listeners: DnsListeners | None = None
-    sleeve: SleeveShell | None = None
-    attachments: AttachControl | None = None
-    keeper: asyncio.Task[None] | None = None
-    cni: CniCollector | None = None
-    cni_task: asyncio.Task[None] | None = None
-    cni_kernel: CniKernel | None = None
-    proxy: ProxyService | None = None
-    hooks: KeeperHooks | None = None  # the keeper, for Docker's events
-    docker: DockerIntegration | None = None
-
-
 async def _start_dns(
     opts: Options, router: Router, shell: MeshShell, universe: str | None, ipam: IpamShell | None
 ) -> tuple[DnsShell | None, DnsListeners | None]:
@@ -222,7 +204,7 @@ async def _start_attachments(opts: Options, run: Running) -> None:
 
     keeper = AttachmentKeeper(run.store, opts.weave_bridge, release)
     await keeper.reconcile()
-    run.hooks = _keeper_hooks(keeper)
+    run.hooks = keeper_hooks(keeper)
     run.attachments = keeper
     if dns is not None:
         from weavenet.io.dns_attach import DnsAttachments
@@ -231,62 +213,6 @@ async def _start_attachments(opts: Options, run: Running) -> None:
         await with_dns.restore()
         run.attachments = with_dns
     run.keeper = asyncio.create_task(keeper.run())
-
-
-def _start_cni(opts: Options, run: Running) -> None:
-    """The CNI plugin's netlink work (needs the bridge), the registry of CNI containers
-    and the missed-DEL collector (need IPAM)."""
-    if opts.weave_bridge:
-        from weavenet.io.cni_kernel import CniKernel
-
-        run.cni_kernel = CniKernel()
-    if run.ipam is None:
-        return
-    from weavenet.core.cni_gc import GcPolicy
-    from weavenet.io.cni_gc import CniCollector, parse_runtime
-
-    sources = [parse_runtime(spec) for spec in opts.cni_runtimes]
-    policy = GcPolicy(min_age=opts.cni_gc_min_age)
-    run.cni = CniCollector(run.store, run.ipam.release, opts.cni_gc_period, policy)
-    for source in sources:
-        run.cni.add_source(source)
-    if opts.cni_gc_period > 0:
-        run.cni_task = asyncio.create_task(run.cni.run())
-        log.info(
-            "CNI GC every %gs using %s",
-            opts.cni_gc_period,
-            ", ".join(s.name for s in sources) or "no runtime (it frees nothing)",
-        )
-
-
-async def _start_proxy(opts: Options, run: Running) -> None:
-    """The Docker API proxy (--proxy); it wires containers through the attachments."""
-    if not opts.proxy or opts.docker_api == "":  # '' turns the Docker integration off
-        return
-    if run.attachments is None:
-        log.error("proxy: not started: the router has no bridge (give --weave-bridge)")
-        return
-    from weavenet.proxy.service import start_proxy
-
-    run.proxy = await start_proxy(opts, opts.state_dir, run.ipam, run.attachments, run.listeners)
-
-
-def _keeper_hooks(keeper: AttachmentKeeper) -> KeeperHooks:
-    from weavenet.plugin.setup import KeeperHooks
-
-    return KeeperHooks(keeper.container_event, keeper.container_event, keeper.reconcile)
-
-
-async def _start_docker(opts: Options, run: Running) -> None:
-    """Docker's event stream and, with --plugin, the weavemesh plugin (needs a bridge)."""
-    if opts.docker_api == "" or not opts.weave_bridge:
-        return
-    from weavenet.plugin.setup import start_docker
-
-    socket = opts.plugin_mesh_socket if opts.plugin else None
-    run.docker = await start_docker(
-        opts.docker_api, run.hooks, socket, opts.weave_bridge, run.ipam, run.dns, run.listeners
-    )
 
 
 async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
@@ -305,10 +231,10 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.proxy.service import add_proxy_routes
 
         add_proxy_routes(app, run.proxy)
-    runners = [await start_http(app, opts.http_addr)]
+    runners = [await start_http(with_loop_metrics(app, run), opts.http_addr)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
-        runners.append(await start_http(make_status_app(run.shell), addr))
+        runners.append(await start_http(with_loop_metrics(make_status_app(run.shell), run), addr))
         log.info("Listening for status+metrics requests on %s", addr)
     return runners
 
@@ -333,6 +259,8 @@ async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
     if run.sleeve is not None:
         run.sleeve.close()
     run.store.close()
+    if run.monitor is not None:
+        run.monitor.close()
 
 
 async def serve(opts: Options) -> None:
@@ -345,15 +273,16 @@ async def serve(opts: Options) -> None:
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
     run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
+    run.monitor = start_loop_monitor()
     run.ipam = await start_ipam(ipam_settings, run.shell, store)
     universe = str(ipam_settings.universe) if ipam_settings else None
     run.dns, run.listeners = await _start_dns(opts, router, run.shell, universe, run.ipam)
     if overlay is not None:
         run.sleeve = await _start_datapath(opts, router, run.shell, overlay)
         await _start_attachments(opts, run)
-        await _start_docker(opts, run)
-        await _start_proxy(opts, run)
-    _start_cni(opts, run)
+        await start_docker(opts, run)
+        await start_proxy(opts, run)
+    start_cni(opts, run)
     runners = await _start_http(opts, run)  # imports aiohttp before the mesh is busy
     await run.shell.start()  # last: see MeshShell.start
     stop = asyncio.Event()

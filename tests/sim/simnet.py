@@ -4,10 +4,16 @@ Each connection is a pair of conn ids (one per router) delivering bytes in order
 random latency, so messages on different connections reorder freely. ``drop`` loses
 whole post-handshake messages (on unencrypted meshes: a lost message is still a valid
 stream) and refuses dials; ``reset`` breaks established connections at random.
+``meter`` (if set) sees every post-handshake send as ``(router index, bytes)``.
+
+Each router's next wake-up is cached and refreshed only after a call into that router
+(every internal path ends in ``_effects(i)``; actions scheduled with :meth:`at` and
+every :meth:`run_until` refresh them all), so a step costs O(1) routers, not O(n).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -49,6 +55,7 @@ class SimNet:
     links: dict[int, Link] = field(default_factory=dict)
     events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
+    meter: Callable[[int, bytes], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -61,21 +68,30 @@ class SimNet:
                 password=self.password,
             )
             self.routers.append(Router(config, random.Random(self.seed * 1000 + i), self.now))
+        self._index = {self.address(i): i for i in range(self.n)}
+        self._wake = [float("inf")] * self.n
+        self._dirty: set[int] = set(range(self.n))
 
     def address(self, i: int) -> str:
         return f"10.0.{i // 250}.{i % 250 + 1}:6783"
 
     def index_of(self, address: str) -> int | None:
-        for i in range(self.n):
-            if self.address(i) == address:
-                return i
-        return None
+        return self._index.get(address)
 
     def connect(self, i: int, targets: list[int]) -> None:
         self.routers[i].connect([self.address(t) for t in targets], False, self.now)
         self._effects(i)
 
     def at(self, when: float, action: Callable[[], None]) -> None:
+        """Run ``action`` at ``when``; it may call into any router."""
+
+        def external() -> None:
+            action()
+            self._dirty.update(range(self.n))
+
+        self._at(when, external)
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self.events, (when, next(self._ids), action))
 
     # ---- effects -------------------------------------------------------------------
@@ -84,6 +100,7 @@ class SimNet:
         self._effects(i)
 
     def _effects(self, i: int) -> None:
+        self._dirty.add(i)
         for effect in self.routers[i].take_effects(self.now):
             if isinstance(effect, Send):
                 self._send(i, effect)
@@ -91,7 +108,7 @@ class SimNet:
                 self._close(effect.conn)
             elif isinstance(effect, Dial):
                 delay = self.rng.uniform(0.001, self.max_delay)
-                self.at(self.now + delay, lambda i=i, d=effect: self._dial(i, d))
+                self._at(self.now + delay, functools.partial(self._dial, i, effect))
             else:
                 assert isinstance(effect, PersistTargets)
 
@@ -100,6 +117,8 @@ class SimNet:
         if link is None:
             return
         conn = self.routers[i].conns.get(effect.conn)
+        if self.meter is not None and conn is not None and conn.registered:
+            self.meter(i, effect.data)
         established = conn is not None and conn.registered and self.password is None
         if established and self.rng.random() < self.drop:
             return
@@ -110,7 +129,7 @@ class SimNet:
             return
         when = max(link.last_delivery, self.now + self.rng.uniform(0.0005, self.max_delay))
         link.last_delivery = when
-        self.at(when, lambda: self._deliver(link.peer_conn, effect.data))
+        self._at(when, lambda: self._deliver(link.peer_conn, effect.data))
 
     def _deliver(self, conn_id: int, data: bytes) -> None:
         link = self.links.get(conn_id)
@@ -131,7 +150,7 @@ class SimNet:
                 self.routers[other].connection_closed(link.peer_conn, "EOF", self.now)
                 self._effects(other)
 
-            self.at(max(when, peer_link.last_delivery), lost)
+            self._at(max(when, peer_link.last_delivery), lost)
 
     def _dial(self, i: int, dial: Dial) -> None:
         j = self.index_of(dial.address)
@@ -140,7 +159,7 @@ class SimNet:
             self._effects(i)
             return
         delay = self.routers[j].accept_delay(self.now)
-        self.at(self.now + delay, lambda: self._open_pair(i, j, dial))
+        self._at(self.now + delay, lambda: self._open_pair(i, j, dial))
 
     def _open_pair(self, i: int, j: int, dial: Dial) -> None:
         a, b = next(self._ids), next(self._ids)
@@ -156,11 +175,12 @@ class SimNet:
     def run_until(self, done: Callable[[], bool], limit: float) -> bool:
         """Advance simulated time until ``done()`` or ``limit`` seconds have passed."""
         deadline = self.now + limit
+        self._dirty.update(range(self.n))  # the caller may have called into routers
         while self.now <= deadline:
             if done():
                 return True
             wake = min(
-                min(r.next_wakeup() for r in self.routers),
+                self._router_wakeup(),
                 min((t.next_wakeup() for _, t in self.tickers), default=float("inf")),
             )
             event_at = self.events[0][0] if self.events else float("inf")
@@ -173,7 +193,7 @@ class SimNet:
                 action()
             else:
                 for i, router in enumerate(self.routers):
-                    if router.next_wakeup() <= self.now:
+                    if self._wake[i] <= self.now:
                         router.tick(self.now)
                         self._effects(i)
                 for i, ticker in self.tickers:
@@ -181,6 +201,12 @@ class SimNet:
                         ticker.tick(self.now)
                         self.flush(i)
         return done()
+
+    def _router_wakeup(self) -> float:
+        for i in self._dirty:
+            self._wake[i] = self.routers[i].next_wakeup()
+        self._dirty.clear()
+        return min(self._wake)
 
     def run_for(self, seconds: float) -> None:
         self.run_until(lambda: False, seconds)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from weavenet.api.control import RouterControl
@@ -184,6 +189,63 @@ def sent_metrics(sent: dict[str, int]) -> list[Metric]:
     for name in sorted(k for k in sent if k != "mesh"):
         overlay.add_metric([name], sent[name])
     return [mesh, overlay]
+
+
+class LoopStepStats(Protocol):
+    """What the event-loop monitor measured (``weavenet.io.loop_monitor.LoopStats``)."""
+
+    @property
+    def total_seconds(self) -> float: ...
+    @property
+    def max_step(self) -> float: ...
+    @property
+    def lag(self) -> float: ...
+    @property
+    def max_lag(self) -> float: ...
+
+    def cumulative(self) -> list[tuple[str, int]]: ...
+
+
+def loop_metrics(stats: LoopStepStats) -> list[Metric]:
+    """The router's own event loop: step durations and timer lateness (ours; not in Weave)."""
+    steps = HistogramMetricFamily(
+        "weavenet_event_loop_step_seconds",
+        "Time the event loop spent in one step (a callback or a task step).",
+        buckets=stats.cumulative(),
+        sum_value=stats.total_seconds,
+    )
+    return [
+        steps,
+        _gauge(
+            "weavenet_event_loop_step_max_seconds",
+            "Longest single event-loop step since the router started.",
+            stats.max_step,
+        ),
+        _gauge(
+            "weavenet_event_loop_lag_seconds",
+            "How late the latest periodic probe timer fired.",
+            stats.lag,
+        ),
+        _gauge(
+            "weavenet_event_loop_lag_max_seconds",
+            "Latest firing of the periodic probe timer since the router started.",
+            stats.max_lag,
+        ),
+    ]
+
+
+class LoopStatsSource(Protocol):
+    def stats(self) -> LoopStepStats: ...
+
+
+class LoopCollector(Collector):
+    """Reads an event-loop monitor's snapshot (``stats()``) on every scrape."""
+
+    def __init__(self, monitor: LoopStatsSource) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        yield from loop_metrics(self.monitor.stats())
 
 
 class WeaveCollector(Collector):

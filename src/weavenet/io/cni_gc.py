@@ -19,7 +19,7 @@ knows to be alive on this host, or None when it cannot tell (runtime down, API
 unreachable, not yet synced): None makes the whole round free nothing. A source must
 answer within a few seconds and never raise for an ordinary failure (return None and
 log). Register one with :meth:`CniCollector.add_source` (any time, from the router's
-event loop; in ``weaver`` the collector is ``Running.cni``, made by ``daemon._start_cni``
+event loop; in ``weaver`` the collector is ``Running.cni``, made by ``startup.start_cni``
 whenever IPAM is on). A round frees something only while there is at least one source,
 and an id is alive when ANY source lists it (several runtimes may share the plugin on
 one host).

@@ -1,0 +1,117 @@
+"""The event-loop step monitor: long steps show up, every step is counted, the lag probe
+sees a blocked loop, and the shim is undone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from weavenet.api.metrics import LoopCollector
+from weavenet.io.loop_monitor import LoopMonitor, MonitorError
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _run_callbacks(loop: asyncio.AbstractEventLoop, *callbacks: object) -> None:
+    """Run exactly these callbacks, then one that stops the loop."""
+    for callback in callbacks:
+        loop.call_soon(callback)  # type: ignore[arg-type]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def _block_60ms() -> None:
+    time.sleep(0.06)  # the workload: a callback that holds the loop
+
+
+def test_a_callback_blocking_60ms_is_the_longest_step(loop: asyncio.AbstractEventLoop) -> None:
+    with LoopMonitor() as monitor:
+        _run_callbacks(loop, lambda: None, _block_60ms, lambda: None)
+    stats = monitor.stats()
+    assert stats.max_step >= 0.06
+    assert "_block_60ms" in stats.slowest
+    buckets = dict(stats.cumulative())
+    assert buckets["0.05"] <= stats.steps - 1  # the blocking step is over 50 ms
+    assert buckets["+Inf"] == stats.steps
+
+
+def test_every_step_is_counted_once(loop: asyncio.AbstractEventLoop) -> None:
+    with LoopMonitor() as monitor:
+        _run_callbacks(loop, *[lambda: None] * 25)
+        first = monitor.stats().steps
+        _run_callbacks(loop, *[lambda: None] * 10)
+    assert first == 26  # 25 callbacks and the stop
+    assert monitor.stats().steps == 26 + 11
+    assert sum(monitor.stats().counts) == monitor.stats().steps
+    assert monitor.stats().total_seconds >= monitor.stats().max_step > 0
+
+
+def test_task_steps_are_steps(loop: asyncio.AbstractEventLoop) -> None:
+    async def hop(n: int) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    with LoopMonitor() as monitor:
+        loop.run_until_complete(hop(20))
+    assert monitor.stats().steps >= 21  # each resumption of the task is a step
+
+
+def test_the_lag_probe_sees_a_blocked_loop(loop: asyncio.AbstractEventLoop) -> None:
+    monitor = LoopMonitor(probe_interval=0.01)
+
+    async def scenario() -> None:
+        monitor.start_probe()
+        asyncio.get_running_loop().call_soon(_block_60ms)  # holds the loop past the probe
+        deadline = time.monotonic() + 30
+        while monitor.stats().probes < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    with monitor:
+        loop.run_until_complete(scenario())
+    stats = monitor.stats()
+    assert stats.probes >= 3
+    assert stats.max_lag >= 0.049  # due 10 ms after arming, run after the 60 ms block
+    assert 0.0 <= stats.lag <= stats.max_lag
+
+
+def test_the_shim_is_removed_and_only_one_monitor_runs(loop: asyncio.AbstractEventLoop) -> None:
+    original = asyncio.events.Handle._run
+    monitor = LoopMonitor().install()
+    try:
+        assert asyncio.events.Handle._run is not original
+        with pytest.raises(MonitorError, match="already installed"):
+            LoopMonitor().install()
+    finally:
+        monitor.close()
+    assert asyncio.events.Handle._run is original
+    monitor.close()  # idempotent
+    _run_callbacks(loop, lambda: None)
+    assert monitor.stats().steps == 0  # closed monitors measure nothing
+
+
+def test_metrics_export_histogram_max_and_lag(loop: asyncio.AbstractEventLoop) -> None:
+    with LoopMonitor() as monitor:
+        _run_callbacks(loop, _block_60ms, lambda: None)
+    monitor.note_lag(0.125)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LoopCollector(monitor))
+    text = generate_latest(registry).decode()
+    assert "# TYPE weavenet_event_loop_step_seconds histogram" in text
+    up_to_50ms = dict(monitor.stats().cumulative())["0.05"]
+    assert up_to_50ms <= 2  # the blocking step is not in it
+    assert f'weavenet_event_loop_step_seconds_bucket{{le="0.05"}} {float(up_to_50ms)}' in text
+    assert 'weavenet_event_loop_step_seconds_bucket{le="+Inf"} 3.0' in text
+    assert "weavenet_event_loop_step_seconds_count 3.0" in text
+    max_line = next(ln for ln in text.splitlines() if ln.startswith("weavenet_event_loop_step_max"))
+    assert float(max_line.split()[1]) >= 0.06
+    assert "weavenet_event_loop_lag_seconds 0.125" in text
+    assert "weavenet_event_loop_lag_max_seconds 0.125" in text
