@@ -175,15 +175,17 @@ def report(args: argparse.Namespace, data: dict, missing: dict, loads: list) -> 
     m = machine()
     count = max(1, math.ceil(args.pings / args.rounds))
     print(
-        f"\nData plane, one run: {args.rounds} rounds; each round measures every path once "
-        f"(rotating order): iperf3 TCP 1 stream and 4 streams x {args.seconds:g} s, "
-        f"{count} pings {args.ping_interval * 1000:g} ms apart"
+        f"\nData plane, one run: {args.rounds} rounds, each measuring every path once in a "
+        f"rotating order:\n  iperf3 TCP, 1 stream and 4 streams, {args.seconds:g} s each; "
+        f"{count} pings {args.ping_interval * 1000:g} ms apart\n"
+        f"  machine: {m['cpus']} vCPU {m['cpu_model']}, kernel {m['kernel']}; "
+        f"load average {loads[0]:.1f} at start, {loads[1]:.1f} at end\n"
+        "  Mbit/s: medians of the rounds (receiver); ping ms: p50/p99 of all pings\n"
+        "  CPU s 1/4: both routers' CPU-seconds per iperf3 run, 1 and 4 streams (medians);\n"
+        "  CPU s/Gbit: over all runs; peak RSS: VmHWM of the larger router, MB\n"
+        "  each router row showed its overlay on both hosts (weave status connections)\n"
+        "  before it was measured\n"
     )
-    print(f"machine: {m['cpus']} vCPU {m['cpu_model']}, kernel {m['kernel']}; load average "
-          f"{loads[0]:.1f} at start, {loads[1]:.1f} at end")  # fmt: skip
-    print("Mbit/s: median of the rounds; ping ms: p50/p99 of all pings; CPU s 1/4: both "
-          "routers' CPU-seconds per iperf3 run (median); CPU s/Gbit over all runs; "
-          "peak RSS: larger router's VmHWM, MB\n")  # fmt: skip
     print("\n".join(table(args.paths, summary, rss, missing)))
     for name, d in data.items():
         want = PATHS[name][1]
