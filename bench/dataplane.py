@@ -54,7 +54,7 @@ from weavenet.harness.util import random_prefix
 
 FAILURES = (BenchError, CommandError, CommandTimeout, TimeoutError, RuntimeError, OSError)
 EXIT = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
-Setup = Callable[[Cluster], Endpoint]
+Setup = Callable[[Cluster], paths.Setup]
 
 
 def setups(args: argparse.Namespace, known_flags: str) -> dict[str, Setup]:
@@ -96,32 +96,46 @@ def _dump_logs(cluster: Cluster) -> None:
 
 
 def set_up(stack: ExitStack, args: argparse.Namespace, missing: dict[str, str]) -> dict:
-    """Every requested path on its own cluster; the unavailable ones go into `missing`."""
+    """Every requested path on its own cluster; the unavailable ones go into `missing`.
+    First every path starts its routers, then each is waited for and wired."""
     fns = setups(args, paths.our_weaver_flags())
     go_reason = go_weaver_unusable_reason(args.go_weaver)
     run_id = random_prefix()
+    pending: dict[str, tuple[Cluster, paths.Setup]] = {}
     ends: dict[str, Endpoint] = {}
+    started = time.monotonic()
     for index, name in enumerate(args.paths):
         if name.startswith("go-") and go_reason is not None:
             missing[name] = f"not available: {go_reason}"
             continue
         kind = InteropCluster if name.startswith("go-") else Cluster
         cluster = stack.enter_context(kind(2, prefix=f"b8{run_id}{index}"))
-        started = time.monotonic()
-        try:
-            ends[name] = fns[name](cluster)
-        except PathUnavailable as exc:
-            missing[name] = f"not available: {exc}"
-        except FAILURES as exc:
-            missing[name] = f"set-up failed: {_first_line(exc)}"
-            progress(f"{name}: set-up failed: {exc}")
-            _dump_logs(cluster)
-        if name in missing:
-            progress(f"{name}: {missing[name]}")
-            cluster.close()  # its namespaces and routers go now, not at the end
-        else:
-            progress(f"{name}: ready in {time.monotonic() - started:.1f} s ({cluster.prefix})")
+        pending[name] = (cluster, fns[name](cluster))
+        _step(name, *pending[name], missing, ends)
+    for name, (cluster, setup) in pending.items():
+        if name not in missing:
+            _step(name, cluster, setup, missing, ends)
+            if name in ends:
+                progress(f"{name}: ready after {time.monotonic() - started:.0f} s")
     return ends
+
+
+def _step(name: str, cluster: Cluster, setup: paths.Setup, missing: dict, ends: dict) -> None:
+    """Run `setup` to its next step; a path that cannot be measured is torn down now."""
+    try:
+        next(setup)
+        return
+    except StopIteration as done:
+        ends[name] = done.value
+        return
+    except PathUnavailable as exc:
+        missing[name] = f"not available: {exc}"
+    except FAILURES as exc:
+        missing[name] = f"set-up failed: {_first_line(exc)}"
+        progress(f"{name}: set-up failed: {exc}")
+        _dump_logs(cluster)
+    progress(f"{name}: {missing[name]}")
+    cluster.close()  # its namespaces and routers go now, not at the end
 
 
 def measure_once(end: Endpoint, args: argparse.Namespace, rnd: int, out: dict) -> None:

@@ -1,14 +1,17 @@
 """Set-up of each data path of bench/dataplane.py, every one in its own 2-host Cluster.
 
-A set-up returns an Endpoint (where iperf3 and ping run from, the address they go to, the
-routers whose CPU is counted, how to read the overlay in use) or raises PathUnavailable
-with the reason the path cannot be measured here (a flag refused, another overlay shown).
+A set-up is a generator in two steps: up to its `yield` it starts the path's routers, after
+it it waits for them and wires the containers, so that all paths' routers start up and
+connect at the same time. It returns an Endpoint (where iperf3 and ping run from, the
+address they go to, the routers whose CPU is counted, how to read the overlay in use) or
+raises PathUnavailable with the reason the path cannot be measured here (a flag refused,
+another overlay shown).
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,16 +59,21 @@ class Endpoint:
         return [overlays(text) for text in self.connections()]
 
 
+Setup = Generator[None, None, Endpoint]  # start the routers; yield; wait, wire, return
+
+
 # ---- no router ------------------------------------------------------------------------
-def underlay(cluster: Cluster) -> Endpoint:
+def underlay(cluster: Cluster) -> Setup:
     h1, h2 = cluster.hosts
+    yield
     start_iperf_server(cluster, h2)
     return Endpoint("underlay", h1, h2.ip)
 
 
-def hand_made_vxlan(cluster: Cluster) -> Endpoint:
+def hand_made_vxlan(cluster: Cluster) -> Setup:
     """Container kv on each host behind a bridge with a static-fdb kernel VXLAN port (UDP
     4789, nolearning, MTU 1376 as fastdp): the limit of the fastdp design."""
+    yield
     ends = []
     for i, host in enumerate(cluster.hosts):
         peer = cluster.hosts[1 - i]
@@ -102,7 +110,7 @@ def our_weaver_flags() -> str:
 FAST_SLEEVE_FLAG = "--no-fast-sleeve"
 
 
-def ours(cluster: Cluster, name: str, flags: list[str], known_flags: str) -> Endpoint:
+def ours(cluster: Cluster, name: str, flags: list[str], known_flags: str) -> Setup:
     """Both routers `weave launch FLAGS`, h2 pointed at h1; a container on each."""
     if FAST_SLEEVE_FLAG not in known_flags and PATHS[name][1] in FAST_SLEEVE_USERS:
         raise PathUnavailable(f"this weaver has no fast sleeve (no {FAST_SLEEVE_FLAG} flag)")
@@ -112,6 +120,7 @@ def ours(cluster: Cluster, name: str, flags: list[str], known_flags: str) -> End
     h1, h2 = cluster.hosts
     for host, peers in ((h1, []), (h2, [h1.ip])):
         launch(host, flags, peers)
+    yield
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=60)
     end = Endpoint(name, h1, OVERLAY_CIDRS[1].split("/")[0], status_hosts=[h1, h2])
     end.router_pids = lambda: [h1.router_pid(), h2.router_pid()]
@@ -162,7 +171,7 @@ def wait_for_overlay(end: Endpoint, want: str) -> None:
 
 
 # ---- the Go weaver --------------------------------------------------------------------
-def go_sleeve(cluster: Cluster, name: str, binary: Path, password: str | None) -> Endpoint:
+def go_sleeve(cluster: Cluster, name: str, binary: Path, password: str | None) -> Setup:
     """Two Go weavers 2.8.1 (sleeve only: no openvswitch here); a container on each."""
     if not isinstance(cluster, InteropCluster):
         raise TypeError("the Go weaver paths need an InteropCluster (it stops them)")
@@ -173,6 +182,7 @@ def go_sleeve(cluster: Cluster, name: str, binary: Path, password: str | None) -
                                password=password, peers=peers)  # fmt: skip
         go.start()
         weavers.append(go)
+    yield
     end = Endpoint(name, h1, OVERLAY_CIDRS[1].split("/")[0], status_hosts=[h1, h2])
     end.router_pids = lambda: [go.pid() for go in weavers]
     wait_for_overlay(end, PATHS[name][1] or "")
