@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ from weavenet.harness.goweaver import GO_WEAVER_ENV, default_go_weaver, go_weave
 from weavenet.harness.util import random_prefix
 
 FAILURES = (BenchError, CommandError, CommandTimeout, TimeoutError, RuntimeError, OSError)
+LAUNCH_THREADS = 4
+START = time.monotonic()
 EXIT = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
 Setup = Callable[[Cluster], paths.Setup]
 
@@ -78,6 +81,10 @@ def setups(args: argparse.Namespace, known_flags: str) -> dict[str, Setup]:
         "go-sleeve": go("go-sleeve", None),
         "go-sleeve-enc": go("go-sleeve-enc", args.password),
     }
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -111,7 +118,13 @@ def set_up(stack: ExitStack, args: argparse.Namespace, missing: dict[str, str]) 
         kind = InteropCluster if name.startswith("go-") else Cluster
         cluster = stack.enter_context(kind(2, prefix=f"b8{run_id}{index}"))
         pending[name] = (cluster, fns[name](cluster))
-        _step(name, *pending[name], missing, ends)
+    # The first steps only run commands (weave launch, a Go weaver's start): in threads, so
+    # the routers' start-ups overlap. The second steps wire containers, one at a time.
+    with ThreadPoolExecutor(max_workers=LAUNCH_THREADS) as pool:
+        steps = [pool.submit(_step, name, *pair, missing, ends) for name, pair in pending.items()]
+        for step in steps:
+            step.result()  # re-raises what _step does not handle
+    progress(f"routers started after {time.monotonic() - started:.0f} s")
     for name, (cluster, setup) in pending.items():
         if name not in missing:
             _step(name, cluster, setup, missing, ends)
@@ -150,7 +163,8 @@ def measure_once(end: Endpoint, args: argparse.Namespace, rnd: int, out: dict) -
         run["cpu_s"] = sum(after) - sum(before) if pids else None
         run.update(round=rnd, streams=streams)
         out["runs"].append(run)
-        progress(f"round {rnd + 1} {end.name} P{streams}: {run['mbps']:.0f} Mbit/s")
+        took = f"router CPU {_num(run['cpu_s'])} s; {time.monotonic() - START:.0f} s in"
+        progress(f"round {rnd + 1} {end.name} P{streams}: {run['mbps']:.0f} Mbit/s ({took})")
     count = max(1, math.ceil(args.pings / args.rounds))
     out["rtts"] += ping_rtts(end.src, end.dst_ip, count, args.ping_interval)
 
