@@ -56,7 +56,7 @@ from weavenet.harness.util import random_prefix
 FAILURES = (BenchError, CommandError, CommandTimeout, TimeoutError, RuntimeError, OSError)
 LAUNCH_THREADS = 4
 START = time.monotonic()
-EXIT = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
+EXIT = {"PASS": 0, "NO TARGET": 0, "FAIL": 1, "INCOMPLETE": 3}
 Setup = Callable[[Cluster], paths.Setup]
 
 

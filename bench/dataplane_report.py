@@ -191,9 +191,11 @@ def table(
 
 
 def overall(summary: Mapping[str, Mapping[str, Any]], missing: Mapping[str, str]) -> str:
-    """PASS (every target measured was met), FAIL (one missed) or INCOMPLETE (none missed,
-    but a path a target needs was asked for and is unavailable)."""
+    """PASS (every target measured was met), FAIL (one missed), INCOMPLETE (none missed,
+    but a path a target needs was asked for and is unavailable) or NO TARGET."""
     statuses = {evaluate(t, summary, missing).status for t in TARGETS}
+    if statuses == {"skip"}:
+        return "NO TARGET"  # --paths left out a path of every target
     if "FAIL" in statuses:
         return "FAIL"
     return "INCOMPLETE" if "n/a" in statuses else "PASS"

@@ -162,6 +162,7 @@ def test_an_unavailable_path_makes_its_targets_na_with_the_reason() -> None:
     )
     assert dr.overall(summary, missing) == "INCOMPLETE"
     assert dr.overall({"fsleeve": summary["fsleeve"]}, {}) == "PASS"
+    assert dr.overall({"underlay": summary["fsleeve"]}, {}) == "NO TARGET"
 
 
 def test_the_table_has_a_row_per_path_and_a_line_per_target() -> None:
