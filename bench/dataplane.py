@@ -192,9 +192,12 @@ def measure(ends: dict[str, Endpoint], args: argparse.Namespace, missing: dict) 
 
 def finish(end: Endpoint) -> dict[str, Any]:
     """Peak RSS of the larger router and the overlays its connections show at the end."""
-    pids = [p for p in end.router_pids() if p is not None]
-    rss = max((peak_rss_mb(p) for p in pids), default=None)
-    return {"rss_mb": rss, "overlays_at_end": end.overlays()}
+    try:
+        pids = [p for p in end.router_pids() if p is not None]
+        rss = max((peak_rss_mb(p) for p in pids), default=None)
+        return {"rss_mb": rss, "overlays_at_end": end.overlays()}
+    except FAILURES as exc:  # a router gone after its last round: keep its numbers, say so
+        return {"rss_mb": None, "overlays_at_end": [[f"unreadable: {_first_line(exc)}"]]}
 
 
 def report(args: argparse.Namespace, data: dict, missing: dict, loads: list) -> str:
