@@ -22,6 +22,7 @@ from weavenet import __version__
 from weavenet.core.errors import ConfigError
 from weavenet.core.mesh.overlay import Overlay
 from weavenet.core.mesh.router import Router, RouterConfig
+from weavenet.core.overlay.fast_sleeve import FAST_SLEEVE_OVERLAY, FastSleeveOverlay
 from weavenet.core.overlay.fastdp import FastdpOverlay
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.overlay.switch import OverlaySwitch, SubOverlay
@@ -111,12 +112,18 @@ async def _start_datapath(
     from weavenet.io.reconcile import prepare_bridge
     from weavenet.io.sleeve_udp import SleeveShell
 
-    tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge)
+    fast = overlay.overlay_named(FAST_SLEEVE_OVERLAY)
+    tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge, fast is not None)
     datapath = Datapath(router.name, overlay)
-    sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects)
+    vnet = fast is not None
+    sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects, vnet)
     shell.post_effects.append(sleeve.flush)
     shell.datapath = datapath
     log.info("Bridge %s with sleeve overlay on UDP %d (via %s)", opts.weave_bridge, opts.port, tap)
+    if isinstance(fast, FastSleeveOverlay):
+        from weavenet.io.fast_sleeve import start_fast_sleeve
+
+        start_fast_sleeve(router, fast, datapath, sleeve, fd, opts.host, shell)
     if isinstance(overlay.overlays[0], FastdpOverlay):
         from weavenet.io.fastdp import start_fastdp
 
@@ -125,9 +132,12 @@ async def _start_datapath(
 
 
 async def _build_overlay(opts: Options, name: int) -> OverlaySwitch:
-    """The overlay switch in preference order: fastdp (unless --no-fastdp), sleeve."""
+    """The overlay switch in preference order: fastdp (unless --no-fastdp), the fast
+    sleeve (unless --no-fast-sleeve), sleeve."""
     sleeve = SleeveOverlay(name)
     overlays: list[SubOverlay] = [sleeve]
+    if opts.fast_sleeve:
+        overlays.insert(0, FastSleeveOverlay(port=opts.port + 2))
     if opts.fastdp:
         from weavenet.dataplane.netlink import DataplaneError
         from weavenet.dataplane.vxlan import check_mtu
@@ -277,6 +287,7 @@ def weaver(**kw: object) -> None:
     print_name = bool(kw.pop("print_peer_name"))
     kw["discovery"] = not kw.pop("no_discovery")
     kw["fastdp"] = not kw.pop("no_fastdp")
+    kw["fast_sleeve"] = not kw.pop("no_fast_sleeve")
     kw["state_dir"] = Path(str(kw["state_dir"]))
     opts = Options(**kw)  # type: ignore[arg-type]
     if print_name:

@@ -40,6 +40,7 @@ class Options:
     peers: tuple[str, ...]
     mtu: int = 1376
     fastdp: bool = True
+    fast_sleeve: bool = True
 
 
 FLAGS = [
@@ -114,7 +115,14 @@ FLAGS = [
         show_default=True,
         help="fastdp MTU; checked against the underlay at launch",
     ),
-    click.option("--no-fastdp", is_flag=True, help="use the sleeve only, no kernel VXLAN"),
+    click.option(
+        "--no-fastdp", is_flag=True, help="no kernel VXLAN (the fast sleeve and sleeve remain)"
+    ),
+    click.option(
+        "--no-fast-sleeve",
+        is_flag=True,
+        help="no TSO-superframe sleeve (UDP mesh port + 2) between our routers",
+    ),
     click.option(
         "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
     ),

@@ -24,10 +24,10 @@ def _on_fastdp(host: Host, peers: int = 1) -> bool:
     return sum(" fastdp " in f"{line} " and "established" in line for line in lines) >= peers
 
 
-def _two_hosts(c: Cluster) -> tuple[Host, Host, Container, Container]:
+def _two_hosts(c: Cluster, *args: str) -> tuple[Host, Host, Container, Container]:
     h1, h2 = c.hosts
-    h1.launch()
-    h2.launch(h1.ip)
+    h1.launch(*args)
+    h2.launch(*args, h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
     wait_until(lambda: _on_fastdp(h1) and _on_fastdp(h2), timeout=20, message="fastdp on both")
     a = attached_container(h1, "a", "10.2.1.1/24")
@@ -55,7 +55,7 @@ def test_blocked_vxlan_falls_back_to_sleeve_and_comes_back(
     cluster: Callable[..., Cluster],
 ) -> None:
     c = cluster(2)
-    h1, h2, a, b = _two_hosts(c)
+    h1, h2, a, b = _two_hosts(c, "--no-fast-sleeve")  # the fast sleeve: its own test file
     _block(c, 6784, True)
     wait_until(
         lambda: "sleeve" in connections(h1) and "reason=" in connections(h1),

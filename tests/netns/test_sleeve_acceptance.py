@@ -157,8 +157,8 @@ def _stats(host: Host) -> dict[str, int]:
 
 def _two_hosts(c: Cluster, *args: str) -> tuple[Host, Host]:
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp", *args)
-    h2.launch("--no-fastdp", *args, h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve", *args)
+    h2.launch("--no-fastdp", "--no-fast-sleeve", *args, h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=20)
     return h1, h2
 
@@ -230,8 +230,8 @@ def test_unencrypted_sleeve_shows_payload_on_the_underlay(
 def test_different_passwords_never_carry_traffic(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp", "--password", "first-secret")
-    h2.launch("--no-fastdp", "--password", "other-secret", h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve", "--password", "first-secret")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", "--password", "other-secret", h1.ip)
     a = _container(h1, "a", "10.2.1.1/24")
     _container(h2, "b", "10.2.1.2/24")
     wait_until(

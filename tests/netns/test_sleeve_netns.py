@@ -29,8 +29,8 @@ _reaches = wait_reaches
 def test_containers_on_two_hosts_reach_each_other(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp")
-    h2.launch("--no-fastdp", h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
     wait_until(
         lambda: "sleeve" in _connections(h1) and "mtu=" in _connections(h1),
@@ -49,8 +49,8 @@ def test_containers_on_two_hosts_reach_each_other(cluster: Callable[..., Cluster
 def test_encrypted_sleeve_carries_traffic(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp", "--password", "s3cret")
-    h2.launch("--no-fastdp", "--password", "s3cret", h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve", "--password", "s3cret")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", "--password", "s3cret", h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
     a = _container(h1, "a", "10.2.1.1/24")
     _container(h2, "b", "10.2.1.2/24")
@@ -63,9 +63,9 @@ def test_partial_connectivity_relays_through_the_middle_host(
 ) -> None:
     c = cluster(3)
     h1, h2, h3 = c.hosts
-    h1.launch("--no-fastdp", "--no-discovery")
-    h2.launch("--no-fastdp", "--no-discovery", h1.ip)
-    h3.launch("--no-fastdp", "--no-discovery", h2.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve", "--no-discovery")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", "--no-discovery", h1.ip)
+    h3.launch("--no-fastdp", "--no-fast-sleeve", "--no-discovery", h2.ip)
     wait_for_mesh([h1, h3], peers=3, established=1, timeout=20)
     wait_for_mesh([h2], peers=3, established=2, timeout=20)
     a = _container(h1, "a", "10.2.1.1/24")
@@ -79,9 +79,9 @@ def test_partial_connectivity_relays_through_the_middle_host(
 def test_multicast_reaches_every_host(cluster: Callable[..., Cluster]) -> None:
     c = cluster(3)
     h1, h2, h3 = c.hosts
-    h1.launch("--no-fastdp")
-    h2.launch("--no-fastdp", h1.ip)
-    h3.launch("--no-fastdp", h2.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", h1.ip)
+    h3.launch("--no-fastdp", "--no-fast-sleeve", h2.ip)
     wait_for_mesh([h1, h2, h3], peers=3, established=2, timeout=20)
     sender = _container(h1, "s", "10.2.1.1/24")
     listeners = [_container(h, "l", f"10.2.1.{i}/24") for i, h in ((2, h2), (3, h3))]
@@ -122,8 +122,8 @@ def test_multicast_reaches_every_host(cluster: Callable[..., Cluster]) -> None:
 def test_garbage_datagrams_are_dropped_while_traffic_flows(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp")
-    h2.launch("--no-fastdp", h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
     a = _container(h1, "a", "10.2.1.1/24")
     _container(h2, "b", "10.2.1.2/24")
@@ -152,8 +152,8 @@ def test_garbage_datagrams_are_dropped_while_traffic_flows(cluster: Callable[...
 def test_connectivity_matrix_on_two_hosts(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, h2 = c.hosts
-    h1.launch("--no-fastdp")
-    h2.launch("--no-fastdp", h1.ip)
+    h1.launch("--no-fastdp", "--no-fast-sleeve")
+    h2.launch("--no-fastdp", "--no-fast-sleeve", h1.ip)
     wait_for_mesh([h1, h2], peers=2, established=1, timeout=15)
     a1 = _container(h1, "a1", "10.2.1.1/24")  # subnet A on h1
     a2 = _container(h1, "a2", "10.2.1.2/24")

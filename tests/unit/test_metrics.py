@@ -128,3 +128,15 @@ def test_process_metrics_present_and_families_sorted() -> None:
     assert "process_cpu_seconds_total" in text
     families = [ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE weave")]
     assert families == sorted(families)
+
+
+def test_the_fast_sleeve_counts_as_its_own_connection_type() -> None:
+    report = sample_report()
+    report["Router"]["Connections"] = [
+        connection("established", name="fast sleeve", encrypted=True),
+        connection("established", name="fast sleeve"),
+        connection("established", name="fastdp"),
+    ]
+    text = scrape(report)
+    assert 'weave_connections{encryption="yes",state="established",type="fast sleeve"} 1' in text
+    assert 'weave_connections{encryption="",state="established",type="fast sleeve"} 1' in text

@@ -35,6 +35,7 @@ from weavenet.dataplane.netlink import (
     link_kind,
     run_in_netns,
 )
+from weavenet.dataplane.offload import GSO_MAX_SIZE
 
 CONTAINER_IFNAME = "ethwe"
 VETH_PREFIX = "vethwepl"
@@ -114,10 +115,11 @@ def _create_veth(
     peer_name = veth_name(ref.ident, VETH_PEER_PREFIX)
     for stale in (host_name, peer_name):
         _delete_if_present(host, stale)
-    peer: dict[str, Any] = {"ifname": peer_name, "mtu": mtu}
+    # GSO capped so a TSO superframe fits one fast sleeve send (dataplane/offload.py)
+    peer: dict[str, Any] = {"ifname": peer_name, "mtu": mtu, "gso_max_size": GSO_MAX_SIZE}
     if mac is not None:  # re-created: the same MAC keeps the neighbours' ARP caches right
         peer["address"] = mac
-    host.link("add", ifname=host_name, kind="veth", mtu=mtu, peer=peer)
+    host.link("add", ifname=host_name, kind="veth", mtu=mtu, gso_max_size=GSO_MAX_SIZE, peer=peer)
     try:
         _plug_port(host, _must_index(host, host_name), bridge_index)
         _move_into(host, _must_index(host, peer_name), ref.netns_path)

@@ -14,12 +14,18 @@ log = logging.getLogger("weavenet.reconcile")
 TAP_MAX_MTU = 65521  # the kernel's limit for a TAP port; the bridge (and containers) match it
 
 
-def prepare_bridge(bridge: str) -> tuple[str, int]:
-    """The bridge and its TAP port; returns (tap name, open TAP fd)."""
+def prepare_bridge(bridge: str, offload: bool = False) -> tuple[str, int]:
+    """The bridge and its TAP port; returns (tap name, open TAP fd). ``offload`` (the
+    fast sleeve): the TAP takes vnet headers and TSO superframes, the bridge's GSO size
+    is capped like the container ports'."""
+    from weavenet.dataplane.offload import limit_bridge_gso, open_tap
+
     dataplane.ensure_bridge(bridge, mtu=TAP_MAX_MTU)
     tap = tap_name(bridge)
     dataplane.ensure_tap(tap, bridge)
-    return tap, dataplane.open_tap_fd(tap)
+    if offload:
+        limit_bridge_gso(bridge)
+    return tap, open_tap(tap, offload)
 
 
 def tap_name(bridge: str) -> str:

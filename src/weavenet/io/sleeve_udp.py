@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from weavenet.core.mesh.router import Router
 from weavenet.core.overlay.datapath import Datapath, UdpSend
+from weavenet.core.overlay.vnet import ZERO_VNET
 
 log = logging.getLogger("weavenet.sleeve")
 
@@ -41,7 +42,9 @@ class SleeveShell:
         port: int,
         tap_fd: int,
         after: Callable[[], None],
+        vnet: bool = False,
     ) -> None:
+        """``vnet``: the TAP has vnet headers (the fast sleeve reads it; we only inject)."""
         import asyncio
 
         self.router = router
@@ -59,7 +62,9 @@ class SleeveShell:
         self._set_df(False)
         os.set_blocking(tap_fd, False)
         self.loop.add_reader(self.sock.fileno(), self._on_udp)
-        self.loop.add_reader(tap_fd, self._on_tap)
+        self.vnet = vnet
+        if not vnet:
+            self.loop.add_reader(tap_fd, self._on_tap)
         router.on_peer_gone(lambda name, _now: datapath.forget_peer(name))
         self._expiry = self.loop.call_later(MAC_EXPIRY_SWEEP, self._expire_macs)
 
@@ -70,7 +75,8 @@ class SleeveShell:
     def close(self) -> None:
         self._expiry.cancel()
         self.loop.remove_reader(self.sock.fileno())
-        self.loop.remove_reader(self.tap_fd)
+        if not self.vnet:
+            self.loop.remove_reader(self.tap_fd)
         self.sock.close()
         os.close(self.tap_fd)
 
@@ -112,7 +118,10 @@ class SleeveShell:
                 self._send(send)
         for frame in self.datapath.take_inject():
             try:
-                os.write(self.tap_fd, frame)
+                if self.vnet:
+                    os.writev(self.tap_fd, (ZERO_VNET, frame))
+                else:
+                    os.write(self.tap_fd, frame)
             except OSError as exc:
                 log.debug("sleeve: inject failed: %s", exc)
         if self.datapath.changed:

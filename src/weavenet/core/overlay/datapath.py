@@ -85,7 +85,7 @@ class Datapath:
     # ---- inputs ------------------------------------------------------------------------
     def frame_captured(self, frame: bytes, routes: Routes, now: float) -> None:
         for send in self.forwarder.captured(frame, routes, now):
-            self._send_frame(send, frame, captured=True)
+            self.send_frame(send, frame, captured=True)
 
     def udp_received(
         self, packet: bytes, addr: tuple[str, int], routes: Routes, now: float
@@ -137,7 +137,7 @@ class Datapath:
         if inject:
             self._inject.append(record.frame)
         for send in sends:
-            self._send_frame(send, record.frame, captured=False)
+            self.send_frame(send, record.frame, captured=False)
 
     def send_failed(self, peer: int, kernel_pmtu: int, now: float) -> None:
         """A DF send to ``peer`` failed with EMSGSIZE (the PMTU probe, normally)."""
@@ -178,7 +178,9 @@ class Datapath:
         self._udp.append(UdpSend(conn.remote_addr, payload, dgram.df, conn.remote))
 
     # ---- frames to neighbours --------------------------------------------------------------
-    def _send_frame(self, send: Send, frame: bytes, captured: bool) -> None:
+    def send_frame(self, send: Send, frame: bytes, captured: bool) -> None:
+        """Hand ``frame`` to the sleeve forwarder of ``send.next_hop`` (``captured``: it
+        came from our bridge, so an ICMP "fragmentation needed" may go back into it)."""
         conn = self.overlay.sleeve_connection(send.next_hop)
         if conn is None or not conn.active or not conn.established or conn.remote_addr is None:
             self.forwarder.counters.dropped.add(len(frame))

@@ -17,21 +17,29 @@ puts ``(dst << 12) | src`` ShortIDs in the VNI and expects per-flow OVS handling
 Linux VXLAN device has one VNI for both directions and cannot carry the origin peer.
 A Go peer, which advertises ``fastdp sleeve``, therefore shares only ``sleeve`` with us.
 
-Timing, deliberately faster than Go (which says 10 s / 60 s): heartbeats every 0.5 s until
-the first ack, then every :data:`SLOW_HEARTBEAT`; no ack for :data:`ACK_TIMEOUT` makes the
-forwarder unhealthy (traffic moves to the next overlay), the next ack makes it healthy
-again. Health is judged on acks because they prove *our* sending direction, the one our
-choice of overlay is about; the peer judges its own direction the same way.
+Timing and health (acks over the control connection) are shared with the fast sleeve in
+:mod:`weavenet.core.overlay.probe`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
+from weavenet.core.overlay.probe import (
+    ACK_TIMEOUT,
+    FAST_HEARTBEAT,
+    HEARTBEAT_ACK,
+    OVERLAY_CONTROL_TAG,
+    SLOW_HEARTBEAT,
+    TRANSITIONS,
+    Event,
+    Heartbeat,
+    ProbedForwarder,
+    State,
+)
 
 FASTDP = "fastdp"  # the name shown in status, report and metrics
 FASTDP_OVERLAY = "weavenet-fastdp"  # the name advertised in the Overlays feature
@@ -41,11 +49,6 @@ DATA_VNI = 0x574E01  # the bridge's VXLAN device ("WN" 1)
 HEARTBEAT_VNI = 0x574E02  # a second device, off the bridge, where heartbeats land
 VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 
-FAST_HEARTBEAT = 0.5
-SLOW_HEARTBEAT = 4.0
-ACK_TIMEOUT = 16.0
-HEARTBEAT_ACK = 0  # fastdp's control sub-tag (weave-wire §6.2)
-OVERLAY_CONTROL_TAG = 7
 _HEADER = 14 + 8 + 2
 
 
@@ -79,120 +82,20 @@ def decode_heartbeat(frame: bytes) -> int:
     return int.from_bytes(frame[14:22], "big")
 
 
-class State(Enum):
-    IDLE = "idle"  # prepared, not yet confirmed by the mesh
-    PROBING = "probing"  # heartbeating fast, no ack yet
-    HEALTHY = "healthy"  # acks arrive: the peer receives our VXLAN packets
-    UNHEALTHY = "unhealthy"  # acks stopped: on hold, still heartbeating
-    STOPPED = "stopped"
-
-
-class Event(Enum):
-    CONFIRM = "confirm"
-    ACK = "ack"
-    SILENCE = "silence"  # no ack for ACK_TIMEOUT
-    STOP = "stop"
-
-
-TRANSITIONS: dict[tuple[State, Event], State] = {
-    (State.IDLE, Event.CONFIRM): State.PROBING,
-    (State.IDLE, Event.STOP): State.STOPPED,
-    (State.PROBING, Event.ACK): State.HEALTHY,
-    (State.PROBING, Event.SILENCE): State.UNHEALTHY,
-    (State.PROBING, Event.STOP): State.STOPPED,
-    (State.HEALTHY, Event.ACK): State.HEALTHY,
-    (State.HEALTHY, Event.SILENCE): State.UNHEALTHY,
-    (State.HEALTHY, Event.STOP): State.STOPPED,
-    (State.UNHEALTHY, Event.ACK): State.HEALTHY,
-    (State.UNHEALTHY, Event.SILENCE): State.UNHEALTHY,
-    (State.UNHEALTHY, Event.STOP): State.STOPPED,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """Send ``payload`` (VXLAN header + frame) to ``addr`` over UDP with DF set."""
-
-    addr: tuple[str, int]
-    payload: bytes
-    peer: int
-
-
 @dataclass
-class FastdpForwarder:
-    remote: int
-    conn_uid: int
-    remote_ip: str
-    control_index: int
-    mtu: int = DEFAULT_MTU
+class FastdpForwarder(ProbedForwarder):
+    """Heartbeats through the VXLAN tunnel (see :mod:`weavenet.core.overlay.probe`)."""
+
     port: int = VXLAN_PORT
-    state: State = State.IDLE
-    established: bool = False  # acked at least once (Go's "established" never reverts)
-    error: str | None = None  # fastdp never fails a connection: it goes on hold instead
-    why: str = "waiting for the mesh to confirm the connection"
-    _next_heartbeat: float = float("inf")
-    _ack_deadline: float = float("inf")
-    _control: list[tuple[int, bytes]] = field(default_factory=list)
-    _heartbeats: list[Heartbeat] = field(default_factory=list)
+    mtu: int = DEFAULT_MTU
 
-    @property
-    def healthy(self) -> bool:
-        return self.state is State.HEALTHY
+    acked_why = "heartbeats through the VXLAN tunnel are acknowledged"
 
-    def _fire(self, event: Event, why: str) -> None:
-        nxt = TRANSITIONS.get((self.state, event))
-        if nxt is not None:
-            self.state, self.why = nxt, why
-
-    # ---- the mesh side ---------------------------------------------------------------
-    def confirm(self, now: float) -> None:
-        self._fire(Event.CONFIRM, "heartbeats sent, waiting for the first ack")
-        self._next_heartbeat = now
-        self._ack_deadline = now + ACK_TIMEOUT
-        self.tick(now)
-
-    def control_message(self, tag: int, payload: bytes, now: float) -> None:
-        if tag != OVERLAY_CONTROL_TAG or len(payload) < 2 or payload[0] != self.control_index:
-            return
-        if payload[1] == HEARTBEAT_ACK and self.state is not State.STOPPED:
-            if not self.established:
-                self._next_heartbeat = min(self._next_heartbeat, now + SLOW_HEARTBEAT)
-            self.established = True
-            self._ack_deadline = now + ACK_TIMEOUT
-            self._fire(Event.ACK, "heartbeats through the VXLAN tunnel are acknowledged")
-
-    def take_control_messages(self) -> list[tuple[int, bytes]]:
-        out, self._control = self._control, []
-        return out
-
-    def take_heartbeats(self) -> list[Heartbeat]:
-        out, self._heartbeats = self._heartbeats, []
-        return out
-
-    def tick(self, now: float) -> float:
-        if self.state in (State.IDLE, State.STOPPED):
-            return float("inf")
-        if now >= self._ack_deadline:
-            self._ack_deadline = now + ACK_TIMEOUT
-            gap = f"no heartbeat ack for {ACK_TIMEOUT:g}s (UDP {self.port} blocked?)"
-            self._fire(Event.SILENCE, gap)
-        if now >= self._next_heartbeat:
-            payload = vxlan_header(HEARTBEAT_VNI) + encode_heartbeat(self.conn_uid, self.mtu)
-            self._heartbeats.append(Heartbeat((self.remote_ip, self.port), payload, self.remote))
-            interval = SLOW_HEARTBEAT if self.established else FAST_HEARTBEAT
-            self._next_heartbeat = now + interval
-        return min(self._next_heartbeat, self._ack_deadline)
-
-    def heartbeat_received(self, now: float) -> None:
-        """The peer's heartbeat for this connection arrived: acknowledge it."""
-        if self.state is not State.STOPPED:
-            self._control.append((OVERLAY_CONTROL_TAG, bytes((self.control_index, HEARTBEAT_ACK))))
+    def heartbeat(self) -> bytes:
+        return vxlan_header(HEARTBEAT_VNI) + encode_heartbeat(self.conn_uid, self.mtu)
 
     def attrs(self) -> dict[str, Any]:
         return {"name": FASTDP, "mtu": self.mtu}
-
-    def stop(self) -> None:
-        self._fire(Event.STOP, "connection closed")
 
 
 @dataclass
@@ -218,8 +121,8 @@ class FastdpOverlay:
             params.conn_uid,
             host_of(params.remote_addr),
             index,
-            mtu=self.mtu,
             port=self.port,
+            mtu=self.mtu,
         )
         old = self.connections.get(params.remote_name)
         if old is not None:
@@ -265,3 +168,18 @@ class FastdpOverlay:
             "HeartbeatsRejected": self.bad_heartbeats,
             "KernelRepairs": self.kernel_repairs,
         }
+
+
+__all__ = [
+    "ACK_TIMEOUT",
+    "FAST_HEARTBEAT",
+    "HEARTBEAT_ACK",
+    "OVERLAY_CONTROL_TAG",
+    "SLOW_HEARTBEAT",
+    "TRANSITIONS",
+    "Event",
+    "FastdpForwarder",
+    "FastdpOverlay",
+    "Heartbeat",
+    "State",
+]

@@ -72,33 +72,38 @@ class Forwarder:
 
     def captured(self, frame: bytes, routes: Routes, now: float) -> list[Send]:
         """``handleCapturedPacket``: a frame our bridge gave us."""
-        if len(frame) < ETH_HEADER_LEN or frame[6] & 1:
-            return self._drop(frame)
+        return self.captured_header(frame[:ETH_HEADER_LEN], len(frame), routes, now)
+
+    def captured_header(self, frame: bytes, size: int, routes: Routes, now: float) -> list[Send]:
+        """:meth:`captured` from the frame's Ethernet header and its size (for frames in
+        a buffer the caller reuses: the decision needs only the MACs)."""
+        if size < ETH_HEADER_LEN or frame[6] & 1:
+            return self._drop(size)
         src_mac = frame[6:12]
         new, other = self.macs.claim(src_mac, self.ourself, now)
         if other is not None:
             # The MAC lives at another peer: most likely a frame we injected ourselves.
             if self.on_conflict is not None:
                 self.on_conflict(src_mac, self.ourself, other)
-            return self._drop(frame)
+            return self._drop(size)
         if new and self.on_learn is not None:
             self.on_learn(src_mac, self.ourself, None)
         dst_mac = frame[0:6]
         if dst_mac == STP_MAC:
-            return self._drop(frame)
+            return self._drop(size)
         owner = None if frame[0] & 1 else self.macs.lookup(dst_mac)
         if owner is None:
             sends = self._flood(self.ourself, routes)
             if not sends:
-                return self._drop(frame)
-            self.counters.flooded.add(len(frame))
+                return self._drop(size)
+            self.counters.flooded.add(size)
             return sends
         if owner == self.ourself:
-            return self._drop(frame)  # for a local MAC: the bridge should not give us these
+            return self._drop(size)  # for a local MAC: the bridge should not give us these
         hop = routes.lookup(owner)
         if hop is None:
-            return self._drop(frame)
-        self.counters.forwarded.add(len(frame))
+            return self._drop(size)
+        self.counters.forwarded.add(size)
         return [Send(hop, self.ourself, owner)]
 
     def received(
@@ -108,32 +113,38 @@ class Forwarder:
 
         Returns (inject into our bridge?, copies to send on).
         """
+        return self.received_header(src, dst, frame[:ETH_HEADER_LEN], len(frame), routes, now)
+
+    def received_header(
+        self, src: int, dst: int, frame: bytes, size: int, routes: Routes, now: float
+    ) -> tuple[bool, list[Send]]:
+        """:meth:`received` from the frame's Ethernet header and its size."""
         if dst != self.ourself:
             hop = routes.lookup(dst)
             if hop is None:  # the destination vanished while the frame was in flight
-                self._drop(frame)
+                self._drop(size)
                 return False, []
-            self.counters.relayed.add(len(frame))
+            self.counters.relayed.add(size)
             return False, [Send(hop, src, dst)]
-        if len(frame) < ETH_HEADER_LEN or frame[6] & 1 or src == self.ourself:
-            self._drop(frame)
+        if size < ETH_HEADER_LEN or frame[6] & 1 or src == self.ourself:
+            self._drop(size)
             return False, []
         src_mac = frame[6:12]
         moved, previous = self.macs.claim(src_mac, src, now, force=True)
         if moved and self.on_learn is not None:
             self.on_learn(src_mac, src, previous)
-        self.counters.injected.add(len(frame))
+        self.counters.injected.add(size)
         if not frame[0] & 1 and self.macs.lookup(frame[0:6]) == self.ourself:
             return True, []
         sends = self._flood(src, routes)
         if sends:
-            self.counters.flooded.add(len(frame))
+            self.counters.flooded.add(size)
         return True, sends
 
     @staticmethod
     def _flood(src: int, routes: Routes) -> list[Send]:
         return [Send(hop, src, hop) for hop in routes.broadcast(src)]
 
-    def _drop(self, frame: bytes) -> list[Send]:
-        self.counters.dropped.add(len(frame))
+    def _drop(self, size: int) -> list[Send]:
+        self.counters.dropped.add(size)
         return []

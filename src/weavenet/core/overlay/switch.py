@@ -1,7 +1,7 @@
 """The overlay switch (``weave:router/overlay_switch.go``), sans-IO: one mesh overlay made
 of several, each connection carried by the best of its forwarders.
 
-Overlays register in preference order (fastdp, later a fast sleeve, then the
+Overlays register in preference order (fastdp, the fast sleeve, then the
 Weave-compatible sleeve); ``Overlays`` advertises their names in that order. A connection
 gets one forwarder per overlay both ends have; the control-message index of each is its
 position in the common list, in our order (weave-wire §6.1), so both ends agree. All
@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from weavenet.core.mesh.overlay import OverlayParams
+from weavenet.core.overlay.fast_sleeve import FAST_SLEEVE, FAST_SLEEVE_OVERLAY
 from weavenet.core.overlay.fastdp import FASTDP, FASTDP_OVERLAY
 from weavenet.core.overlay.sleeve import SleeveConnection
 from weavenet.core.overlay.sleeve_overlay import SLEEVE, SleeveOverlay
@@ -248,6 +249,10 @@ class OverlaySwitch:
         self.connections[params.remote_name] = conn
         return conn
 
+    def overlay_named(self, name: str) -> SubOverlay | None:
+        """The sub-overlay advertised as ``name``, if this switch has it."""
+        return next((o for o in self.overlays if o.name == name), None)
+
     def carrier(self, peer: int) -> str | None:
         conn = self.connections.get(peer)
         return conn.using if conn is not None else None
@@ -272,7 +277,7 @@ class OverlaySwitch:
 
 def _display(name: str) -> str:
     """Advertised name -> the name status shows (our VXLAN overlay shows as fastdp)."""
-    return FASTDP if name == FASTDP_OVERLAY else name
+    return {FASTDP_OVERLAY: FASTDP, FAST_SLEEVE_OVERLAY: FAST_SLEEVE}.get(name, name)
 
 
 __all__ = ["SLEEVE", "OverlaySwitch", "SubOverlay", "SwitchConnection", "SwitchState"]

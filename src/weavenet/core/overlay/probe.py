@@ -1,0 +1,148 @@
+"""Heartbeat health shared by the overlays that prove a path of their own (fastdp and the
+fast sleeve), sans-IO.
+
+A probed forwarder heartbeats over its path to the peer; the peer acknowledges every
+heartbeat over the TCP control connection (tag 7, our index, sub-tag 0, empty). Health is
+judged on acks because they prove *our* sending direction, the one our choice of overlay
+is about; the peer judges its own direction the same way.
+
+Timing, deliberately faster than Go (which says 10 s / 60 s): heartbeats every 0.5 s until
+the first ack, then every :data:`SLOW_HEARTBEAT`; no ack for :data:`ACK_TIMEOUT` makes the
+forwarder unhealthy (traffic moves to the next overlay), the next ack makes it healthy
+again. Subclasses say what a heartbeat looks like (:meth:`ProbedForwarder.heartbeat`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+FAST_HEARTBEAT = 0.5
+SLOW_HEARTBEAT = 4.0
+ACK_TIMEOUT = 16.0
+HEARTBEAT_ACK = 0  # the control sub-tag of an ack (weave-wire §6.2, fastdp's)
+OVERLAY_CONTROL_TAG = 7
+
+
+class State(Enum):
+    IDLE = "idle"  # prepared, not yet confirmed by the mesh
+    PROBING = "probing"  # heartbeating fast, no ack yet
+    HEALTHY = "healthy"  # acks arrive: the peer receives our heartbeats
+    UNHEALTHY = "unhealthy"  # acks stopped: on hold, still heartbeating
+    STOPPED = "stopped"
+
+
+class Event(Enum):
+    CONFIRM = "confirm"
+    ACK = "ack"
+    SILENCE = "silence"  # no ack for ACK_TIMEOUT
+    STOP = "stop"
+
+
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.IDLE, Event.CONFIRM): State.PROBING,
+    (State.IDLE, Event.STOP): State.STOPPED,
+    (State.PROBING, Event.ACK): State.HEALTHY,
+    (State.PROBING, Event.SILENCE): State.UNHEALTHY,
+    (State.PROBING, Event.STOP): State.STOPPED,
+    (State.HEALTHY, Event.ACK): State.HEALTHY,
+    (State.HEALTHY, Event.SILENCE): State.UNHEALTHY,
+    (State.HEALTHY, Event.STOP): State.STOPPED,
+    (State.UNHEALTHY, Event.ACK): State.HEALTHY,
+    (State.UNHEALTHY, Event.SILENCE): State.UNHEALTHY,
+    (State.UNHEALTHY, Event.STOP): State.STOPPED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Send ``payload`` to ``addr`` over UDP with DF set (the overlay says how)."""
+
+    addr: tuple[str, int]
+    payload: bytes
+    peer: int
+
+
+@dataclass
+class ProbedForwarder:
+    """One connection's forwarder on a heartbeat-proved path (see the module doc)."""
+
+    remote: int
+    conn_uid: int
+    remote_ip: str
+    control_index: int
+    port: int
+    state: State = State.IDLE
+    established: bool = False  # acked at least once (Go's "established" never reverts)
+    error: str | None = None  # never fails a connection: it goes on hold instead
+    why: str = "waiting for the mesh to confirm the connection"
+    _next_heartbeat: float = float("inf")
+    _ack_deadline: float = float("inf")
+    _control: list[tuple[int, bytes]] = field(default_factory=list)
+    _heartbeats: list[Heartbeat] = field(default_factory=list)
+
+    # what subclasses say ------------------------------------------------------------------
+    acked_why = "heartbeats are acknowledged"
+
+    def heartbeat(self) -> bytes:
+        raise NotImplementedError
+
+    def attrs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        return self.state is State.HEALTHY
+
+    def _fire(self, event: Event, why: str) -> None:
+        nxt = TRANSITIONS.get((self.state, event))
+        if nxt is not None:
+            self.state, self.why = nxt, why
+
+    def confirm(self, now: float) -> None:
+        self._fire(Event.CONFIRM, "heartbeats sent, waiting for the first ack")
+        self._next_heartbeat = now
+        self._ack_deadline = now + ACK_TIMEOUT
+        self.tick(now)
+
+    def control_message(self, tag: int, payload: bytes, now: float) -> None:
+        if tag != OVERLAY_CONTROL_TAG or len(payload) < 2 or payload[0] != self.control_index:
+            return
+        if payload[1] == HEARTBEAT_ACK and self.state is not State.STOPPED:
+            if not self.established:
+                self._next_heartbeat = min(self._next_heartbeat, now + SLOW_HEARTBEAT)
+            self.established = True
+            self._ack_deadline = now + ACK_TIMEOUT
+            self._fire(Event.ACK, self.acked_why)
+
+    def take_control_messages(self) -> list[tuple[int, bytes]]:
+        out, self._control = self._control, []
+        return out
+
+    def take_heartbeats(self) -> list[Heartbeat]:
+        out, self._heartbeats = self._heartbeats, []
+        return out
+
+    def tick(self, now: float) -> float:
+        if self.state in (State.IDLE, State.STOPPED):
+            return float("inf")
+        if now >= self._ack_deadline:
+            self._ack_deadline = now + ACK_TIMEOUT
+            gap = f"no heartbeat ack for {ACK_TIMEOUT:g}s (UDP {self.port} blocked?)"
+            self._fire(Event.SILENCE, gap)
+        if now >= self._next_heartbeat:
+            beat = Heartbeat((self.remote_ip, self.port), self.heartbeat(), self.remote)
+            self._heartbeats.append(beat)
+            interval = SLOW_HEARTBEAT if self.established else FAST_HEARTBEAT
+            self._next_heartbeat = now + interval
+        return min(self._next_heartbeat, self._ack_deadline)
+
+    def heartbeat_received(self, now: float) -> None:
+        """The peer's heartbeat for this connection arrived: acknowledge it."""
+        if self.state is not State.STOPPED:
+            self._control.append((OVERLAY_CONTROL_TAG, bytes((self.control_index, HEARTBEAT_ACK))))
+
+    def stop(self) -> None:
+        self._fire(Event.STOP, "connection closed")
