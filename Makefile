@@ -18,7 +18,7 @@ COV_ARGS ?= --cov=weavenet --cov-report=term-missing:skip-covered
 # exposes timing races in namespace tests.
 NETNS_COV ?=
 
-.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-mesh bench-sleeve bench-ipam bench-fastdp bench-scale clean
+.PHONY: help deps venv lint typecheck test test-fast test-netns demo bench bench-all bench-mesh bench-sleeve bench-ipam bench-fastdp bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,18 +86,22 @@ demo: $(STAMP) ## 3 hosts: mesh, IPAM attach, pings, DNS names, kill -9 + --resu
 bench-mesh: $(STAMP) ## 50 routers on loopback: convergence time, RSS, idle CPU
 	$(BIN)/python bench/mesh.py
 
-bench-sleeve: $(STAMP) ## data plane, 2 hosts: iperf3 + ping over underlay, plain and encrypted sleeve
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
-	$(BIN)/python bench/sleeve.py
+bench: $(STAMP) ## data plane, one table from one run: underlay, kernel VXLAN, fastdp, fast sleeve, sleeve, Go sleeve
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT) $(INTEROP_APT)"
+	GO_WEAVER="$(abspath $(GO_WEAVER))" $(BIN)/python bench/dataplane.py $(BENCH_ARGS)
+
+bench-sleeve: ## the sleeve rows of `make bench`: underlay, our sleeve and Go's, plain and encrypted
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--paths underlay,sleeve,sleeve-enc,go-sleeve,go-sleeve-enc $(BENCH_ARGS)"
+
+bench-fastdp: ## the kernel rows of `make bench`: underlay, hand-made kernel VXLAN, fastdp
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--paths underlay,vxlan,fastdp $(BENCH_ARGS)"
 
 bench-ipam: $(STAMP) ## IPAM over HTTP: allocation latency/rate, launch to first allocation (vs Go)
 	$(BIN)/python bench/ipam.py
 
-bench-fastdp: $(STAMP) ## data plane side by side: underlay, hand-made kernel VXLAN, fastdp, sleeve
-	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(BENCH_APT)"
-	$(BIN)/python bench/fastdp.py
-
-bench: bench-mesh bench-sleeve bench-fastdp bench-ipam bench-dns ## all benchmarks (results go to BENCHMARKS.md by hand)
+bench-all: ## every benchmark in turn: bench, mesh, ipam, dns, scale, docker, cni, k8s (fails if any did)
+	@rc=0; for t in bench bench-mesh bench-ipam bench-dns bench-scale bench-docker bench-cni bench-k8s; do \
+	  $(MAKE) --no-print-directory $$t || { echo "make $$t: failed (exit $$?)"; rc=1; }; done; exit $$rc
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
