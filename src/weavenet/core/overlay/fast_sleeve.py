@@ -22,7 +22,13 @@ from typing import Any
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
 from weavenet.core.overlay.fast_sleeve_codec import HEADER
-from weavenet.core.overlay.probe import Heartbeat, ProbedForwarder, State
+from weavenet.core.overlay.probe import (
+    Heartbeat,
+    ProbedForwarder,
+    State,
+    forget_stopped,
+    take_all_heartbeats,
+)
 
 FAST_SLEEVE = "fast sleeve"  # the name shown in status, report and metrics
 FAST_SLEEVE_OVERLAY = "weavenet-fastsleeve"  # the name advertised in the Overlays feature
@@ -113,15 +119,10 @@ class FastSleeveOverlay:
         return True
 
     def take_heartbeats(self) -> list[Heartbeat]:
-        out: list[Heartbeat] = []
-        for fwd in self.connections.values():
-            out.extend(fwd.take_heartbeats())
-        return out
+        return take_all_heartbeats(self.connections.values())
 
     def forget(self, remote: int) -> None:
-        fwd = self.connections.get(remote)
-        if fwd is not None and fwd.state is State.STOPPED:
-            del self.connections[remote]
+        forget_stopped(self.connections, remote)
 
     def diagnostics(self) -> dict[str, Any]:
         c = self.counters

@@ -39,6 +39,8 @@ from weavenet.core.overlay.probe import (
     Heartbeat,
     ProbedForwarder,
     State,
+    forget_stopped,
+    take_all_heartbeats,
 )
 
 FASTDP = "fastdp"  # the name shown in status, report and metrics
@@ -146,15 +148,10 @@ class FastdpOverlay:
         return None
 
     def take_heartbeats(self) -> list[Heartbeat]:
-        out: list[Heartbeat] = []
-        for fwd in self.connections.values():
-            out.extend(fwd.take_heartbeats())
-        return out
+        return take_all_heartbeats(self.connections.values())
 
     def forget(self, remote: int) -> None:
-        fwd = self.connections.get(remote)
-        if fwd is not None and fwd.state is State.STOPPED:
-            del self.connections[remote]
+        forget_stopped(self.connections, remote)
 
     def diagnostics(self) -> dict[str, Any]:
         return {FASTDP: self.status()}

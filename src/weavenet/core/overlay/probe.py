@@ -14,9 +14,10 @@ again. Subclasses say what a heartbeat looks like (:meth:`ProbedForwarder.heartb
 
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 FAST_HEARTBEAT = 0.5
 SLOW_HEARTBEAT = 4.0
@@ -146,3 +147,18 @@ class ProbedForwarder:
 
     def stop(self) -> None:
         self._fire(Event.STOP, "connection closed")
+
+
+F = TypeVar("F", bound=ProbedForwarder)
+
+
+def take_all_heartbeats(forwarders: Iterable[ProbedForwarder]) -> list[Heartbeat]:
+    """The heartbeats every forwarder of one overlay now wants sent."""
+    return [beat for fwd in forwarders for beat in fwd.take_heartbeats()]
+
+
+def forget_stopped(connections: MutableMapping[int, F], remote: int) -> None:
+    """Drop ``remote``'s forwarder once its connection has stopped (peer gone)."""
+    fwd = connections.get(remote)
+    if fwd is not None and fwd.state is State.STOPPED:
+        del connections[remote]
