@@ -27,7 +27,7 @@ from weavenet.harness.util import venv_bin
 
 T = TypeVar("T")
 
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # a loaded machine (coverage, parallel workers) starts routers slowly
 _TERMINATIONS = re.compile(r"^weave_connection_terminations_total (\S+)$", re.M)
 
 
