@@ -15,8 +15,10 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from weavenet.cni.trace import TRACE_ENV
 from weavenet.harness.k8s import K8sCluster, missing_reason
 from weavenet.harness.k8s_weave import Deployment, pod_manifest
 
@@ -60,8 +62,10 @@ def summary(label: str, times: list[float]) -> str:
     return f"| {label} | {len(ms)} | {statistics.median(ms):.0f} | {p90:.0f} | {ms[0]:.0f} |"
 
 
-def run(n: int) -> int:
+def run(n: int, trace: Path | None) -> int:
     with K8sCluster(2) as k8s:
+        if trace is not None:  # containerd passes its environment to the plugin
+            k8s.nodes[0].host.env[TRACE_ENV] = str(trace.resolve())
         dep = Deployment(k8s)
         namespace = k8s.prefix
         dep.api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -85,12 +89,15 @@ def run(n: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="pods per plugin (default 20)")
+    parser.add_argument(
+        "--trace", type=Path, help=f"append the plugin's phase timings here ({TRACE_ENV})"
+    )
     args = parser.parse_args()
     reason = missing_reason()
     if reason:
         print(f"bench-k8s: {reason}", file=sys.stderr)
         return 2
-    return run(args.n)
+    return run(args.n, args.trace)
 
 
 if __name__ == "__main__":

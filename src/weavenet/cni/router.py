@@ -22,6 +22,7 @@ from weavenet.cni.errors import (
     TRY_AGAIN_LATER,
     CniError,
 )
+from weavenet.cni.trace import current
 
 Cidr = ipaddress.IPv4Interface
 EXPOSE_IDENT = "weave:expose"
@@ -32,6 +33,12 @@ CANCELLED = "cancelled"
 
 class TimedOut(Exception):
     pass
+
+
+def _route(path: str) -> str:
+    """The route of `path`, without the container id and addresses (for the trace)."""
+    parts = path.split("?")[0].split("/")
+    return "/".join(parts[:3]) if parts[1] == "cni-kernel" else f"/{parts[1]}/..."
 
 
 def _path(ident: str, cidr: Cidr | ipaddress.IPv4Network | None = None) -> str:
@@ -51,6 +58,14 @@ class Router:
         path: str,
         timeout: float = CALL_TIMEOUT,
         form: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        with current().phase(f"{method} {_route(path)}") as extra:
+            code, body = self._call(method, path, timeout, form)
+            extra["code"] = code
+        return code, body
+
+    def _call(
+        self, method: str, path: str, timeout: float, form: dict[str, str] | None
     ) -> tuple[int, str]:
         try:
             return exchange(connection(self.addr, timeout), method, path, form)
@@ -158,6 +173,7 @@ class Router:
             raise CniError(kind, f"{what}: {answer.get('error', body.strip())}")
         if not isinstance(answer, dict):
             raise CniError(ROUTER_ERROR, f"{what}: the router answered {body!r:.100}")
+        current().annotate(router=answer.pop("timing", None))
         return answer
 
     def expose(self, cidr: Cidr) -> None:
