@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Any
 
 from weavenet.cni.config import Env, NetConf
@@ -40,6 +39,8 @@ def _plugin_path(env: Env, name: str) -> str:
 
 def run_delegate(env: Env, conf: NetConf, command: str) -> dict[str, Any] | None:
     """Run the configured IPAM plugin with `command`; its result (ADD) or None."""
+    import subprocess  # only here: the built-in IPAM never needs it
+
     plugin = _plugin_path(env, conf.ipam.type)
     child_env = {**os.environ, "CNI_COMMAND": command}
     try:
