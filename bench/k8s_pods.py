@@ -12,6 +12,7 @@ Exit status: 0 target met, 1 missed, 2 the run failed.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -83,7 +84,27 @@ def run(n: int, trace: Path | None) -> int:
     print(summary("bridge + host-local", ref))
     print(f"overhead of weave-net (median difference): {overhead:.0f} ms "
           f"(target <= {TARGET_OVERHEAD_MS:.0f} ms)")  # fmt: skip
+    if trace is not None:
+        print(trace_summary(trace))
     return 0 if overhead <= TARGET_OVERHEAD_MS else 1
+
+
+def trace_summary(path: Path) -> str:
+    """Per command: runs, runs per container, and median start-up, run time and CPU."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        runs.setdefault(str(record.get("command")), []).append(record)
+    out = ["| command | runs | containers | failed | start-up ms | run ms | CPU ms |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for command, records in sorted(runs.items()):
+        med = {k: statistics.median(r.get(k) or 0 for r in records)
+               for k in ("startup_ms", "total_ms", "cpu_ms")}  # fmt: skip
+        containers = len({r.get("container") for r in records})
+        failed = sum(1 for r in records if r.get("status"))
+        times = " | ".join(f"{med[k]:.0f}" for k in ("startup_ms", "total_ms", "cpu_ms"))
+        out.append(f"| {command} | {len(records)} | {containers} | {failed} | {times} |")
+    return "\n".join(out)
 
 
 def main() -> int:
