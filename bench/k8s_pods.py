@@ -12,11 +12,14 @@ Exit status: 0 target met, 1 missed, 2 the run failed.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from weavenet.cni.trace import TRACE_ENV
 from weavenet.harness.k8s import K8sCluster, missing_reason
 from weavenet.harness.k8s_weave import Deployment, pod_manifest
 
@@ -60,8 +63,10 @@ def summary(label: str, times: list[float]) -> str:
     return f"| {label} | {len(ms)} | {statistics.median(ms):.0f} | {p90:.0f} | {ms[0]:.0f} |"
 
 
-def run(n: int) -> int:
+def run(n: int, trace: Path | None) -> int:
     with K8sCluster(2) as k8s:
+        if trace is not None:  # containerd passes its environment to the plugin
+            k8s.nodes[0].host.env[TRACE_ENV] = str(trace.resolve())
         dep = Deployment(k8s)
         namespace = k8s.prefix
         dep.api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -79,18 +84,41 @@ def run(n: int) -> int:
     print(summary("bridge + host-local", ref))
     print(f"overhead of weave-net (median difference): {overhead:.0f} ms "
           f"(target <= {TARGET_OVERHEAD_MS:.0f} ms)")  # fmt: skip
+    if trace is not None:
+        print(trace_summary(trace))
     return 0 if overhead <= TARGET_OVERHEAD_MS else 1
+
+
+def trace_summary(path: Path) -> str:
+    """Per command: runs, runs per container, and median start-up, run time and CPU."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        runs.setdefault(str(record.get("command")), []).append(record)
+    out = ["| command | runs | containers | failed | start-up ms | run ms | CPU ms |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for command, records in sorted(runs.items()):
+        med = {k: statistics.median(r.get(k) or 0 for r in records)
+               for k in ("startup_ms", "total_ms", "cpu_ms")}  # fmt: skip
+        containers = len({r.get("container") for r in records})
+        failed = sum(1 for r in records if r.get("status"))
+        times = " | ".join(f"{med[k]:.0f}" for k in ("startup_ms", "total_ms", "cpu_ms"))
+        out.append(f"| {command} | {len(records)} | {containers} | {failed} | {times} |")
+    return "\n".join(out)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="pods per plugin (default 20)")
+    parser.add_argument(
+        "--trace", type=Path, help=f"append the plugin's phase timings here ({TRACE_ENV})"
+    )
     args = parser.parse_args()
     reason = missing_reason()
     if reason:
         print(f"bench-k8s: {reason}", file=sys.stderr)
         return 2
-    return run(args.n)
+    return run(args.n, args.trace)
 
 
 if __name__ == "__main__":

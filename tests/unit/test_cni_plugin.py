@@ -175,12 +175,14 @@ def test_random_json_configs_never_crash(data: object) -> None:
 
 
 def test_the_plugin_imports_no_heavy_module() -> None:
-    """VERSION runs on the standard library; ADD/DEL/CHECK leave netlink to the router."""
+    """VERSION runs on the standard library; ADD/DEL/CHECK leave netlink to the router
+    and speak HTTP on a plain socket (http.client would bring email and ssl)."""
     code = (
         "import sys, io; from weavenet.cni.main import run, _net;"
         "import weavenet.cni.net, weavenet.cni.ipam, weavenet.cni.router;"
         "run(_net, {'CNI_COMMAND': 'VERSION'}, io.BytesIO(b''), io.StringIO(), io.StringIO());"
-        "heavy = [m for m in ('pyroute2', 'aiohttp', 'click', 'lmdb', 'weavenet.dataplane')"
+        "heavy = [m for m in ('pyroute2', 'aiohttp', 'click', 'lmdb', 'weavenet.dataplane',"
+        " 'http.client', 'ssl', 'email', 'subprocess')"
         " if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Any
 
 from weavenet.cni.config import Env, NetConf
 from weavenet.cni.errors import CHECK_FAILED, DELEGATE_FAILED, INVALID_ENV, CniError
 from weavenet.cni.result import IpConfig, Result, delegate_result, parse_result
 from weavenet.cni.router import Router
+from weavenet.cni.trace import current
 
 DELEGATE_GRACE = 5.0
 
@@ -39,17 +39,20 @@ def _plugin_path(env: Env, name: str) -> str:
 
 def run_delegate(env: Env, conf: NetConf, command: str) -> dict[str, Any] | None:
     """Run the configured IPAM plugin with `command`; its result (ADD) or None."""
+    import subprocess  # only here: the built-in IPAM never needs it
+
     plugin = _plugin_path(env, conf.ipam.type)
     child_env = {**os.environ, "CNI_COMMAND": command}
     try:
-        proc = subprocess.run(
-            [plugin],
-            input=conf.raw,
-            env=child_env,
-            capture_output=True,
-            timeout=conf.ipam_timeout + DELEGATE_GRACE,
-            check=False,
-        )
+        with current().phase(f"delegate {command} {conf.ipam.type}"):
+            proc = subprocess.run(
+                [plugin],
+                input=conf.raw,
+                env=child_env,
+                capture_output=True,
+                timeout=conf.ipam_timeout + DELEGATE_GRACE,
+                check=False,
+            )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CniError(DELEGATE_FAILED, f"IPAM plugin {plugin} failed to run: {exc}") from None
     try:

@@ -23,12 +23,21 @@ from weavenet.cni.config import (
     parse_netconf,
 )
 from weavenet.cni.errors import INCOMPATIBLE_VERSION, KERNEL_ERROR, ROUTER_ERROR, CniError
+from weavenet.cni.trace import TRACE_ENV, begin, current
 
 Plugin = Callable[[Env, NetConf], "dict[str, Any] | None"]
 CHECK_SINCE = ("0.4.0", "1.0.0")
 
 
 def run(plugin: Plugin, env: Mapping[str, str], stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
+    trace = begin(env.get(TRACE_ENV))
+    trace.note(command=env.get("CNI_COMMAND"), container=env.get("CNI_CONTAINERID"))
+    status = _run(plugin, env, stdin, out, err)
+    trace.finish(status)
+    return status
+
+
+def _run(plugin: Plugin, env: Mapping[str, str], stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
     version = SPEC_VERSION
     try:
         cni_env = parse_env(env)
@@ -38,7 +47,8 @@ def run(plugin: Plugin, env: Mapping[str, str], stdin: BinaryIO, out: TextIO, er
             return 0
         raw = stdin.read()
         version = config_version(raw)
-        conf = parse_netconf(raw)
+        with current().phase("parse"):
+            conf = parse_netconf(raw)
         if cni_env.command == "CHECK" and conf.cni_version not in CHECK_SINCE:
             raise CniError(
                 INCOMPATIBLE_VERSION,

@@ -1,4 +1,4 @@
-"""The plugins' calls to the router's HTTP API (``cli.client``), as CNI errors.
+"""The plugins' calls to the router's HTTP API (``cni.http``), as CNI errors.
 
 Allocations are bounded: after ``timeout`` seconds we hang up (the router cancels the
 request) and answer TRY_AGAIN_LATER with the router's IPAM status, which says what the
@@ -14,7 +14,6 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from weavenet.cli.client import ClientError, RouterNotRunning, connection, exchange, http_addr
 from weavenet.cni.errors import (
     IPAM_DISABLED,
     KERNEL_ERROR,
@@ -22,6 +21,8 @@ from weavenet.cni.errors import (
     TRY_AGAIN_LATER,
     CniError,
 )
+from weavenet.cni.http import DEFAULT_HTTP_ADDR, HttpError, NotRunning, request
+from weavenet.cni.trace import current
 
 Cidr = ipaddress.IPv4Interface
 EXPOSE_IDENT = "weave:expose"
@@ -34,6 +35,12 @@ class TimedOut(Exception):
     pass
 
 
+def _route(path: str) -> str:
+    """The route of `path`, without the container id and addresses (for the trace)."""
+    parts = path.split("?")[0].split("/")
+    return "/".join(parts[:3]) if parts[1] == "cni-kernel" else f"/{parts[1]}/..."
+
+
 def _path(ident: str, cidr: Cidr | ipaddress.IPv4Network | None = None) -> str:
     path = f"/ip/{quote(ident, safe=':')}"
     if isinstance(cidr, ipaddress.IPv4Network):
@@ -43,7 +50,7 @@ def _path(ident: str, cidr: Cidr | ipaddress.IPv4Network | None = None) -> str:
 
 class Router:
     def __init__(self, addr: str | None = None) -> None:
-        self.addr = addr or http_addr()
+        self.addr = addr or os.environ.get("WEAVE_HTTP_ADDR") or DEFAULT_HTTP_ADDR
 
     def call(
         self,
@@ -52,12 +59,20 @@ class Router:
         timeout: float = CALL_TIMEOUT,
         form: dict[str, str] | None = None,
     ) -> tuple[int, str]:
+        with current().phase(f"{method} {_route(path)}") as extra:
+            code, body = self._call(method, path, timeout, form)
+            extra["code"] = code
+        return code, body
+
+    def _call(
+        self, method: str, path: str, timeout: float, form: dict[str, str] | None
+    ) -> tuple[int, str]:
         try:
-            return exchange(connection(self.addr, timeout), method, path, form)
-        except RouterNotRunning as exc:
+            return request(self.addr, method, path, timeout, form)
+        except NotRunning as exc:
             raise CniError(TRY_AGAIN_LATER, str(exc)) from None
-        except ClientError as exc:
-            if isinstance(exc.__cause__, TimeoutError):
+        except HttpError as exc:
+            if exc.timed_out:
                 raise TimedOut(str(exc)) from None
             raise CniError(TRY_AGAIN_LATER, f"{exc}: is it overloaded? try again") from None
 
@@ -158,6 +173,7 @@ class Router:
             raise CniError(kind, f"{what}: {answer.get('error', body.strip())}")
         if not isinstance(answer, dict):
             raise CniError(ROUTER_ERROR, f"{what}: the router answered {body!r:.100}")
+        current().annotate(router=answer.pop("timing", None))
         return answer
 
     def expose(self, cidr: Cidr) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from weavenet.dataplane import attach, resolve_container
+from weavenet.dataplane import resolve_container
+from weavenet.dataplane.attach import attach
 from weavenet.harness.netns import Container, Host
 from weavenet.harness.util import wait_until
 

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
-from weavenet import dataplane
 from weavenet.dataplane import routes as kernel_routes
+from weavenet.dataplane.attach import attach as attach_container
+from weavenet.dataplane.attach import detach as detach_container
 from weavenet.dataplane.attach import link_state
+from weavenet.dataplane.bridge import bridge_addresses
+from weavenet.dataplane.containers import ContainerRef
+
+# Functions come from their modules, not as `dataplane.attach`: once the submodule
+# weavenet.dataplane.attach is imported, the package attribute `attach` is that module
+# (the package's lazy names only cover what is not yet an attribute), and calling it
+# failed every ADD with "TypeError: 'module' object is not callable".
+
+log = logging.getLogger(__name__)
 
 
 class CniRequestError(Exception):
@@ -36,9 +49,9 @@ def _paths(req: dict[str, Any]) -> tuple[str, str]:
     return f"/proc/{pid}/ns/net", f"/proc/{pid}/root{netns}"
 
 
-def _ref(req: dict[str, Any]) -> tuple[str, dataplane.ContainerRef]:
+def _ref(req: dict[str, Any]) -> tuple[str, ContainerRef]:
     host, container = _paths(req)
-    return host, dataplane.ContainerRef(str(req.get("ident") or ""), container)
+    return host, ContainerRef(str(req.get("ident") or ""), container)
 
 
 def _route_list(data: Any) -> list[kernel_routes.Route]:
@@ -62,7 +75,7 @@ def attach(req: dict[str, Any]) -> dict[str, str]:
     ifname = str(req.get("ifname") or "eth0")
     mtu = req.get("mtu") if isinstance(req.get("mtu"), int) else None
     wanted = _route_list(req.get("routes"))
-    done = dataplane.attach(
+    done = attach_container(
         ref,
         cidrs,
         str(req.get("bridge") or "weave"),
@@ -78,7 +91,7 @@ def attach(req: dict[str, Any]) -> dict[str, str]:
 
 def detach(req: dict[str, Any]) -> dict[str, Any]:
     _, ref = _ref(req)
-    removed = dataplane.detach(ref, None, str(req.get("ifname") or "eth0"))
+    removed = detach_container(ref, None, str(req.get("ifname") or "eth0"))
     return {"removed": [str(c) for c in removed]}
 
 
@@ -100,7 +113,7 @@ def inspect(req: dict[str, Any]) -> dict[str, Any]:
 
 def bridge(req: dict[str, Any]) -> dict[str, Any]:
     host, _ = _paths({**req, "netns": "/"})
-    mac, addrs = dataplane.bridge_addresses(str(req.get("bridge") or "weave"), host)
+    mac, addrs = bridge_addresses(str(req.get("bridge") or "weave"), host)
     return {"exists": mac is not None, "addresses": [str(a) for a in addrs]}
 
 
@@ -114,5 +127,21 @@ class CniKernel:
         handler = OPERATIONS.get(operation)
         if handler is None:
             raise CniRequestError(f"unknown operation {operation!r}: one of {sorted(OPERATIONS)}")
-        result: dict[str, Any] = await asyncio.to_thread(handler, req)
-        return result
+        queued = time.monotonic()
+        result, timing = await asyncio.to_thread(_timed, handler, req, queued)
+        log.debug("cni-kernel %s: %s", operation, timing)
+        return {**result, "timing": timing}
+
+
+def _timed(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], req: dict[str, Any], queued: float
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run `handler` in this worker thread: its answer, and how long it waited and ran."""
+    began, cpu = time.monotonic(), time.thread_time()
+    result = handler(req)
+    timing = {
+        "queue_ms": round((began - queued) * 1000, 1),
+        "work_ms": round((time.monotonic() - began) * 1000, 1),
+        "cpu_ms": round((time.thread_time() - cpu) * 1000, 1),
+    }
+    return result, timing
