@@ -5,7 +5,10 @@ takes an optional `netns` (a /run/netns name or a namespace file path) naming th
 namespace to act in; None means the caller's own.
 
 Names are imported on first use (PEP 562): `weavenet.dataplane.proc_route` and the like
-must not pull in pyroute2 for a CLI that never talks netlink.
+must not pull in pyroute2 for a CLI that never talks netlink. The attach *function* is not
+exported here: its module has the same name, and once anything imports
+`weavenet.dataplane.attach` the package attribute is that module, so `dataplane.attach(...)`
+would call a module. Import it from `weavenet.dataplane.attach` (mypy then checks callers).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ if TYPE_CHECKING:
         CONTAINER_IFNAME,
         AttachResult,
         ContainerAddresses,
-        attach,
         container_addresses,
         detach,
         format_ps_line,
@@ -70,7 +72,6 @@ _HOME = {
     "Exposed": "bridge",
     "FirewallState": "bridge",
     "HOST_NETNS_MESSAGE": "containers",
-    "attach": "attach",
     "bridge_addresses": "bridge",
     "bridge_exists": "bridge",
     "bridge_info": "bridge",
@@ -123,7 +124,6 @@ __all__ = [
     "DataplaneError",
     "Exposed",
     "FirewallState",
-    "attach",
     "bridge_addresses",
     "bridge_exists",
     "bridge_info",
