@@ -7,10 +7,14 @@ router from `weave launch`. In one interleaved run, ROUNDS times each:
 - proxy:   the same through the Docker API proxy (`eval $(weave env)`): the container gets
            an IPAM address, ethwe, its DNS name, and its command waits for the network;
 - plugin:  the same with `--net=weave` against the daemon (the network plugin; "n/a" if
-           this router has no plugin, i.e. no Docker network `weave`).
+           this router has no plugin, i.e. no Docker network `weave`);
+- bridge:  a reference, not weave: `--net` on a user-defined network of Docker's own
+           `bridge` driver. Docker sets up every user-defined network's container the
+           same way (its set-key hook, its embedded DNS with its iptables rules), so the
+           plugin's overhead over *this* is what the weave plugin itself costs.
 
-Reported: the median and p90 of each, and each weave way's median overhead over direct.
-Target: overhead <= 150 ms. Exit status: 0 met, 1 missed, 2 the run failed.
+Reported: the median and p90 of each, and each way's median overhead over direct.
+Target: each weave way's overhead <= 150 ms. Exit status: 0 met, 1 missed, 2 the run failed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from weavenet.harness.docker import (
 )
 
 PROXY_SOCK = "unix:///var/run/weave/weave.sock"
+REFERENCE_NET = "weavenet-bench-bridge"
+REFERENCE_SUBNET = "10.250.0.0/24"  # the default bridge is off (--bridge=none)
 TARGET_OVERHEAD_MS = 150.0
 
 
@@ -47,6 +53,9 @@ def measure(dh: DockerHost, rounds: int) -> dict[str, list[float]]:
     }
     if dh.docker("network", "inspect", "weave", check=False).returncode == 0:
         ways["plugin"] = (dh.docker_host, ("--net=weave",))
+    dh.docker("network", "create", "--driver", "bridge", "--subnet", REFERENCE_SUBNET,
+              REFERENCE_NET)  # fmt: skip
+    ways["bridge"] = (dh.docker_host, (f"--net={REFERENCE_NET}",))
     for docker_host, extra in ways.values():  # warm-up: image, IPAM ring, DNS listener
         timed_run(dh, docker_host, extra)
     times: dict[str, list[float]] = {way: [] for way in ways}
@@ -62,7 +71,7 @@ def report(times: dict[str, list[float]], rounds: int) -> bool:
     print("| way | median | p90 | overhead over direct (median) |")
     print("| --- | --- | --- | --- |")
     ok = True
-    for way in ("direct", "proxy", "plugin"):
+    for way in ("direct", "proxy", "plugin", "bridge"):
         if way not in times:
             print(f"| {way} | n/a | n/a | n/a (no Docker network `weave` on this router) |")
             continue
@@ -70,7 +79,11 @@ def report(times: dict[str, list[float]], rounds: int) -> bool:
         median, p90 = statistics.median(samples), samples[int(0.9 * (len(samples) - 1))]
         over = median - direct
         verdict = "" if way == "direct" else f"{over:+.0f}"
-        if way != "direct" and over > TARGET_OVERHEAD_MS:
+        if way == "plugin":
+            verdict += f" ({median - statistics.median(times['bridge']):+.0f} over bridge)"
+        if way == "bridge":
+            verdict += " (reference: Docker's own driver, no target)"
+        elif way != "direct" and over > TARGET_OVERHEAD_MS:
             ok = False
             verdict += f" (target <= {TARGET_OVERHEAD_MS:.0f}: MISSED)"
         print(f"| {way} | {median:.0f} | {p90:.0f} | {verdict} |")

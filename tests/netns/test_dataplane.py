@@ -29,7 +29,6 @@ from weavenet.dataplane import (
     ContainerRef,
     DataplaneError,
     FirewallState,
-    attach,
     bridge_addresses,
     bridge_exists,
     container_addresses,
@@ -46,6 +45,7 @@ from weavenet.dataplane import (
     run_in_netns,
     veth_name,
 )
+from weavenet.dataplane.attach import attach  # the package's `attach` is the module once imported
 from weavenet.harness import Cluster, Container, Host, wait_until
 from weavenet.harness.containers import reaches
 

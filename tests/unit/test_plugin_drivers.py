@@ -218,3 +218,38 @@ def test_dns_names_skip_the_short_id_alias() -> None:
     assert dns_names(info, endpoint, "weave.local.") == [
         "web.weave.local.", "api.weave.local.", "db.example.com."]  # fmt: skip
     assert lifecycle.is_container_id(CID)
+
+
+def test_delete_endpoint_answers_first_and_settle_waits_for_the_veth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import weavenet.dataplane.plugin_veth as veth
+    from weavenet.dataplane.netlink import DataplaneError
+
+    release, deleted = threading.Event(), []
+
+    def delete_endpoint_veth(endpoint: str, netns: str | None = None) -> bool:
+        if not release.wait(10):
+            raise AssertionError("never released")
+        if endpoint.startswith("f"):
+            raise DataplaneError("link vanished")
+        deleted.append(endpoint)
+        return True
+
+    monkeypatch.setattr(veth, "delete_endpoint_veth", delete_endpoint_veth)
+
+    async def networks(driver: str) -> list[dict[str, Any]]:
+        return []
+
+    async def case() -> None:
+        drv = NetworkDriver("weave", networks)
+        assert await drv.delete_endpoint({"EndpointID": "e" * 64}) == {}
+        assert await drv.delete_endpoint({"EndpointID": "f" * 64}) == {}  # fails: logged
+        assert deleted == []  # the answer did not wait for the kernel
+        release.set()
+        await drv.settle()
+        assert deleted == ["e" * 64]
+
+    run(case())

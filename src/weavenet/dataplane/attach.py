@@ -26,6 +26,7 @@ from weavenet.dataplane.netlink import (
     LINK_GONE,
     DataplaneError,
     find_link,
+    held_netns,
     ignoring,
     iproute,
     ipv4_addresses,
@@ -212,19 +213,20 @@ def attach(
     keeps its own."""
     ensure_not_host(container, netns)
     port = _Port(ifname, bridge, mtu, hairpin, mac)
-    with (
-        iproute(netns) as host,
-        iproute(container.netns_path) as cont,
-        kernel_errors(f"attach {container.ident}"),
-    ):
-        index = _ensure_ethwe(host, cont, container, port)
-        _add_addresses(cont, index, cidrs, multicast_route)
-        mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
-        host_end = _host_end(host, cont, container, index)
-        host_link = None if host_end is None else link_info(host, host_end)
+    with held_netns(container.netns_path) as held:  # the container may end meanwhile
+        with (
+            iproute(netns) as host,
+            iproute(held) as cont,
+            kernel_errors(f"attach {container.ident}"),
+        ):
+            index = _ensure_ethwe(host, cont, container, port)
+            _add_addresses(cont, index, cidrs, multicast_route)
+            mac = str(link_info(cont, index).get("IFLA_ADDRESS"))
+            host_end = _host_end(host, cont, container, index)
+            host_link = None if host_end is None else link_info(host, host_end)
+        send_gratuitous_arps(held, ifname, mac, cidrs)
     host_name = "" if host_link is None else str(host_link.get("IFLA_IFNAME"))
     host_mac = "" if host_link is None else str(host_link.get("IFLA_ADDRESS"))
-    send_gratuitous_arps(container.netns_path, ifname, mac, cidrs)
     return AttachResult(host_name, mac, tuple(cidrs), host_mac)
 
 

@@ -66,6 +66,26 @@ def check_netns(path: str) -> None:
         raise DataplaneError(msg, exc.errno) from exc
 
 
+@contextmanager
+def held_netns(path: str) -> Iterator[str]:
+    """Hold namespace `path` open; yields a path to the held namespace.
+
+    A container's namespace goes away with its last process, and the process may end
+    while we are still configuring it (the proxy's wait program lets the command run as
+    soon as ethwe has its address): holding it keeps our last steps (the gratuitous ARP)
+    from failing on a namespace that just vanished.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        msg = f"network namespace {path} not found: {exc.strerror}"
+        raise DataplaneError(msg, exc.errno) from exc
+    try:
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
 def describe(exc: NetlinkError | OSError) -> str:
     code = exc.code if isinstance(exc, NetlinkError) else exc.errno
     return os.strerror(code) if isinstance(code, int) and code > 0 else str(exc)

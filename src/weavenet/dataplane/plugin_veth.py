@@ -18,6 +18,7 @@ from weavenet.dataplane.bridge import DEFAULT_BRIDGE, require_bridge
 from weavenet.dataplane.netlink import (
     LINK_GONE,
     DataplaneError,
+    held_netns,
     ignoring,
     iproute,
     ipv4_addresses,
@@ -81,6 +82,11 @@ def delete_endpoint_veth(endpoint_id: str, netns: str | None = None) -> bool:
 def readdress(netns_path: str, old: Cidr, new: Cidr) -> str | None:
     """In the container at `netns_path`, put `new` on the interface holding `old` and take
     `old` off; returns that interface's name (None if no interface holds `old`)."""
+    with held_netns(netns_path) as held:  # the container may end meanwhile
+        return _readdress_held(held, old, new)
+
+
+def _readdress_held(netns_path: str, old: Cidr, new: Cidr) -> str | None:
     with iproute(netns_path) as cont, kernel_errors(f"readdress {old} -> {new}"):
         for link in cont.get_links():
             index = int(link["index"])

@@ -134,7 +134,10 @@ class DockerWatcher:
         for listener in self.listeners:
             callback = {"start": listener.started, "destroy": listener.destroyed}.get(action)
             if callback is not None:
+                started = time.perf_counter()
                 await _guarded(callback(cid), f"{action} of {cid[:12]}")
+                took = (time.perf_counter() - started) * 1000
+                log.debug("Docker events: %s of %s took %.1f ms", action, cid[:12], took)
 
 
 async def _guarded(call: Awaitable[None], what: str) -> None:

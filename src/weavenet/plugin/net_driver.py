@@ -8,6 +8,10 @@ The networks' options are learnt from CreateNetwork and, for networks made while
 down, from Docker's network list each time the event watcher (re)connects; never from
 inside a request, since Docker may be waiting for our answer before it serves its API
 (a daemon restoring its containers at start).
+
+DeleteEndpoint answers at once and deletes the veth pair after the reply: Docker removes
+the container only once it has the answer, and `docker run --rm` / `docker rm` wait for
+that removal (endpoint ids are never reused; `settle` waits for the deletions at stop).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class NetworkDriver:
         self.bridge = bridge
         self.list_networks = list_networks
         self.multicast: dict[str, bool] = {}  # network id -> multicast route wanted
+        self._deleting: set[asyncio.Task[None]] = set()
 
     async def learn_networks(self) -> None:
         """Our networks and their options, from Docker (the watcher calls this)."""
@@ -93,10 +98,23 @@ class NetworkDriver:
         return {"Interface": {"MacAddress": mac}}
 
     async def delete_endpoint(self, req: dict[str, Any]) -> dict[str, Any]:
+        task = asyncio.create_task(self._delete_veth(_endpoint_id(req)))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+        return {}
+
+    async def _delete_veth(self, endpoint: str) -> None:
+        from weavenet.dataplane.netlink import DataplaneError
         from weavenet.dataplane.plugin_veth import delete_endpoint_veth
 
-        await asyncio.to_thread(delete_endpoint_veth, _endpoint_id(req))
-        return {}
+        try:
+            await asyncio.to_thread(delete_endpoint_veth, endpoint)
+        except DataplaneError as exc:
+            log.warning("[net] DeleteEndpoint %s: %s", endpoint[:12], exc)
+
+    async def settle(self) -> None:
+        """Wait for the veth deletions still under way (the plugin is stopping)."""
+        await asyncio.gather(*self._deleting, return_exceptions=True)
 
     async def endpoint_info(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"Value": {}}

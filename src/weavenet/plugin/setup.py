@@ -41,11 +41,14 @@ class DockerIntegration:
     api: DockerApi
     plugin: web.AppRunner | None = None
     socket: str = ""
+    net: NetworkDriver | None = None
 
     async def stop(self) -> None:
         await self.watcher.stop()
         if self.plugin is not None:
             await stop_plugin(self.plugin, self.socket)
+        if self.net is not None:
+            await self.net.settle()
         await self.api.close()
 
 
@@ -63,7 +66,7 @@ async def start_docker(
     listeners: list[Listener] = []
     if keeper is not None:
         listeners.append(Listener(keeper.started, keeper.destroyed, keeper.resynced))
-    runner = None
+    runner, net = None, None
     if plugin_socket is not None and ipam is None:
         log.error("Docker plugin not started: it needs IP address allocation (--ipalloc-range)")
     elif plugin_socket is not None and ipam is not None:
@@ -73,4 +76,4 @@ async def start_docker(
         runner = await start_plugin(make_app(routes(net, IpamDriver(ipam))), plugin_socket)
     watcher = DockerWatcher(url, listeners)
     watcher.start()
-    return DockerIntegration(watcher, api, runner, plugin_socket or "")
+    return DockerIntegration(watcher, api, runner, plugin_socket or "", net)
