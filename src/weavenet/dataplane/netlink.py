@@ -189,3 +189,25 @@ def run_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return result[0]
+
+
+def disable_ipv6(ifname: str, netns: str | None = None) -> bool:
+    """Turn IPv6 off on `ifname` (sysctl disable_ipv6=1), before it is brought up.
+
+    The weave bridge and its overlay ports carry containers' IPv6 frames either way; it is
+    the devices' own IPv6 (a link-local address, its DAD, router solicitations, MLD
+    reports) that would be relayed along every broadcast tree for nothing. False when the
+    kernel has no IPv6 (nothing to turn off)."""
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+
+    def write() -> bool:
+        try:
+            with open(path, "w", encoding="ascii") as sysctl:
+                sysctl.write("1")
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise DataplaneError(f"disable IPv6 on {ifname}: {exc}", exc.errno) from exc
+        return True
+
+    return run_in_netns(netns, write)
