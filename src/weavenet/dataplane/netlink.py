@@ -196,18 +196,17 @@ def disable_ipv6(ifname: str, netns: str | None = None) -> bool:
 
     The weave bridge and its overlay ports carry containers' IPv6 frames either way; it is
     the devices' own IPv6 (a link-local address, its DAD, router solicitations, MLD
-    reports) that would be relayed along every broadcast tree for nothing. False when the
-    kernel has no IPv6 (nothing to turn off)."""
+    reports) that would be relayed along every broadcast tree for nothing. False when it
+    could not be done: no IPv6 in the kernel (nothing to turn off), or /proc/sys read-only
+    (a router in an unprivileged container): a cost, not a reason to refuse to start."""
     path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
 
     def write() -> bool:
         try:
             with open(path, "w", encoding="ascii") as sysctl:
                 sysctl.write("1")
-        except FileNotFoundError:
+        except OSError:
             return False
-        except OSError as exc:
-            raise DataplaneError(f"disable IPv6 on {ifname}: {exc}", exc.errno) from exc
         return True
 
     return run_in_netns(netns, write)
