@@ -19,10 +19,6 @@ from weavenet.core.effects import Close, Dial, PersistTargets, Send
 from weavenet.core.mesh.router import Router, RouterConfig
 from weavenet.core.peername import format_peer_name
 
-# asyncio's default write buffer limits: a transport pauses its protocol above the high
-# mark and resumes it once drained to the low one
-WRITE_HIGH, WRITE_LOW = 64 * 1024, 16 * 1024
-
 
 class Ticker(Protocol):
     """Another core object on a router's event loop (an IPAM allocator, a nameserver)."""
@@ -48,14 +44,11 @@ class SimNet:
     max_delay: float = 0.02
     discovery: bool = True
     password: bytes | None = None
-    rate: float | None = None  # bytes/s each connection carries; None: unlimited
     now: float = 0.0
     routers: list[Router] = field(default_factory=list)
     links: dict[int, Link] = field(default_factory=dict)
     events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
-    busy_until: dict[int, float] = field(default_factory=dict)  # stalled routers
-    queued: dict[int, int] = field(default_factory=dict)  # conn id -> bytes not delivered
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -116,53 +109,14 @@ class SimNet:
             self._effects(i)
             return
         when = max(link.last_delivery, self.now + self.rng.uniform(0.0005, self.max_delay))
-        if self.rate is not None:
-            when += len(effect.data) / self.rate
-            self._buffered(i, effect.conn, len(effect.data))
         link.last_delivery = when
-        self.at(when, lambda: self._deliver(link.peer_conn, effect.data, effect.conn))
+        self.at(when, lambda: self._deliver(link.peer_conn, effect.data))
 
-    def _buffered(self, i: int, conn_id: int, size: int) -> None:
-        """Bytes the sender's transport holds until delivered: it pauses like asyncio's."""
-        before = self.queued.get(conn_id, 0)
-        self.queued[conn_id] = before + size
-        if before <= WRITE_HIGH < before + size:
-            self.routers[i].set_writable(conn_id, False)
-
-    def _drained(self, conn_id: int, size: int) -> None:
-        before = self.queued.get(conn_id, 0)
-        self.queued[conn_id] = before - size
+    def _deliver(self, conn_id: int, data: bytes) -> None:
         link = self.links.get(conn_id)
-        if link is not None and before > WRITE_LOW >= before - size:
-            self.when_running(link.router, lambda: self._resume(link.router, conn_id))
-
-    def _resume(self, i: int, conn_id: int) -> None:
-        if conn_id in self.links:
-            self.routers[i].set_writable(conn_id, True)
-            self._effects(i)
-
-    def stall(self, i: int, seconds: float) -> None:
-        """Router i does nothing for ``seconds`` (starved of CPU); its input waits."""
-        self.busy_until[i] = max(self.busy_until.get(i, 0.0), self.now + seconds)
-
-    def when_running(self, i: int, action: Callable[[], None]) -> None:
-        """Run ``action`` now, or once router i's stall is over."""
-        if self.busy_until.get(i, 0.0) > self.now:
-            self.at(self.busy_until[i], lambda: self.when_running(i, action))
-        else:
-            action()
-
-    def _deliver(self, conn_id: int, data: bytes, sender: int | None = None) -> None:
-        link = self.links.get(conn_id)
-        if link is None:
-            return
-        if self.busy_until.get(link.router, 0.0) > self.now:  # order kept: later ones wait too
-            self.at(self.busy_until[link.router], lambda: self._deliver(conn_id, data, sender))
-            return
-        if sender is not None and self.rate is not None:
-            self._drained(sender, len(data))
-        self.routers[link.router].data_received(conn_id, data, self.now)
-        self._effects(link.router)
+        if link is not None:
+            self.routers[link.router].data_received(conn_id, data, self.now)
+            self._effects(link.router)
 
     def _close(self, conn_id: int) -> None:
         link = self.links.pop(conn_id, None)
@@ -206,7 +160,7 @@ class SimNet:
             if done():
                 return True
             wake = min(
-                min(self._wakeup(i) for i in range(self.n)),
+                min(r.next_wakeup() for r in self.routers),
                 min((t.next_wakeup() for _, t in self.tickers), default=float("inf")),
             )
             event_at = self.events[0][0] if self.events else float("inf")
@@ -219,7 +173,7 @@ class SimNet:
                 action()
             else:
                 for i, router in enumerate(self.routers):
-                    if self._wakeup(i) <= self.now:
+                    if router.next_wakeup() <= self.now:
                         router.tick(self.now)
                         self._effects(i)
                 for i, ticker in self.tickers:
@@ -227,9 +181,6 @@ class SimNet:
                         ticker.tick(self.now)
                         self.flush(i)
         return done()
-
-    def _wakeup(self, i: int) -> float:
-        return max(self.routers[i].next_wakeup(), self.busy_until.get(i, 0.0))
 
     def run_for(self, seconds: float) -> None:
         self.run_until(lambda: False, seconds)
