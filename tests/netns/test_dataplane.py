@@ -52,6 +52,7 @@ from weavenet.harness.containers import reaches
 IF = ipaddress.IPv4Interface
 ETH_P_ARP = 0x0806
 ETH_P_ALL = 0x0003
+ETH_P_IPV6 = 0x86DD
 
 
 def ref(c: Container) -> ContainerRef:
@@ -124,6 +125,27 @@ def test_tap_is_a_bridge_port_carrying_container_frames(cluster: Callable[..., C
     finally:
         os.close(fd)
     assert link_exists(h1, "weave-tap"), "the TAP must persist after its fd is closed"
+
+
+def test_bridge_and_tap_emit_no_ipv6_of_their_own(cluster: Callable[..., Cluster]) -> None:
+    """The kernel would give both devices a link-local address on carrier, then send MLD
+    reports, DAD and router solicitations out of the TAP: the sleeve relays every one
+    along the broadcast trees of a mesh with no container attached (Weave's bridge too)."""
+    h1 = cluster(1).hosts[0]
+    ensure_bridge(netns=h1.netns)
+    ensure_tap(netns=h1.netns)
+    fd = open_tap_fd(netns=h1.netns)  # carrier on the TAP: the bridge comes up now
+    try:
+        os.set_blocking(fd, False)
+        ipv6 = ETH_P_IPV6.to_bytes(2, "big")
+        seen = read_until(lambda: os.read(fd, 65536), fd, lambda f: f[12:14] == ipv6)
+        assert not seen, "the bridge sent an IPv6 frame of its own out of the TAP"
+    finally:
+        os.close(fd)
+    for dev in ("weave", "weave-tap"):
+        sysctl = h1.run(["cat", f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"]).stdout
+        assert sysctl.strip() == "1", dev
+        assert "inet6" not in h1.run(["ip", "-6", "addr", "show", "dev", dev]).stdout, dev
 
 
 # --- attach / detach / ps -------------------------------------------------------------------

@@ -77,9 +77,17 @@ def _fdb(host: Host) -> str:
     return host.run(["bridge", "fdb", "show", "dev", "vxlan-6784"]).stdout
 
 
+def _ipv6_off(host: Host, dev: str) -> bool:
+    """IPv6 disabled on ``dev``: no link-local address, no MLD reports or solicitations
+    of its own flooded through the bridge and along the mesh's broadcast trees."""
+    sysctl = host.run(["cat", f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"]).stdout.strip()
+    return sysctl == "1" and "inet6" not in host.run(["ip", "-6", "addr", "show", dev]).stdout
+
+
 def test_deleted_vxlan_device_and_fdb_entry_are_repaired(cluster: Callable[..., Cluster]) -> None:
     c = cluster(2)
     h1, _h2, a, _b = _two_hosts(c)
+    assert all(_ipv6_off(h1, dev) for dev in ("weave", "weave-tap", "vxlan-6784", "vxhb-6784"))
     wait_until(lambda: "self permanent" in _fdb(h1), timeout=15, message="a pinned MAC")
     entry = next(line for line in _fdb(h1).splitlines() if "self permanent" in line)
     mac, dst = entry.split()[0], entry.split()[2]
@@ -93,6 +101,7 @@ def test_deleted_vxlan_device_and_fdb_entry_are_repaired(cluster: Callable[..., 
     )
     wait_reaches(a, "10.2.1.2")
     assert "drifted from the plan" in h1.log()
+    assert _ipv6_off(h1, "vxlan-6784"), "the re-created device has IPv6 again"
     diagnostics = h1.report()["Router"]["OverlayDiagnostics"]["fastdp"]
     assert diagnostics["KernelRepairs"] >= 2, diagnostics
 

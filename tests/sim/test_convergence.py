@@ -8,6 +8,7 @@ import random
 import pytest
 
 from tests.sim.simnet import SimNet
+from tests.sim.stallnet import StallNet
 from weavenet.core.peername import UNKNOWN_PEER_NAME
 
 
@@ -99,3 +100,21 @@ def test_a_wrong_password_says_so_in_the_connection_error() -> None:
         for e in errors()
     ), errors()
     assert net.established_counts() == [0, 0]
+
+
+def test_chain_start_converges_soon_after_stalls_and_full_write_buffers() -> None:
+    """bench-scale's conditions in the core: a chain start, connections carrying 4 KB/s
+    (gossip fills 64 KB write buffers, pausing them: ~15 times a run), and routers starved
+    of CPU for 5-17 s at random. Nothing may stay stale once the stalls are over: the
+    delay allowed is well under one periodic gossip interval (30 s)."""
+    n, seed = 30, 5
+    net = StallNet(n, seed, max_delay=0.05, rate=4_000)
+    rng = random.Random(seed)
+    for _ in range(25):
+        victim, at, seconds = rng.randrange(n), rng.uniform(0, 40), rng.uniform(5, 17)
+        net.at(at, lambda v=victim, s=seconds: net.stall(v, s))
+    for i in range(1, n):
+        net.connect(i, [i - 1])
+    net.run_for(60)  # every stall is over by now
+    assert net.pauses > 0, "no write buffer filled: the test would not test pausing"
+    assert net.run_until(lambda: _converged(net), limit=15), net.established_counts()

@@ -22,6 +22,7 @@ from typing import Any
 from weavenet.dataplane.netlink import (
     LINK_GONE,
     DataplaneError,
+    disable_ipv6,
     ignoring,
     iproute,
     ipv4_addresses,
@@ -88,6 +89,7 @@ def ensure_bridge(
             with ignoring(errno.EEXIST):
                 ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=mac or random_mac())
         index = require_bridge(ipr, name)
+        disable_ipv6(name, netns)  # before "up": the bridge's own IPv6 would flood the mesh
         ipr.link("set", index=index, state="up")
         return _bridge_info(ipr, index)
 
@@ -194,6 +196,7 @@ def ensure_tap(
                 raise DataplaneError(f"tap {name} vanished after creation", errno.ENODEV)
         max_mtu = link_info(ipr, index).get("IFLA_MAX_MTU")  # a TAP allows 65535 - 14
         ipr.link("set", index=index, mtu=min(mtu, int(max_mtu)) if max_mtu else mtu)
+        disable_ipv6(name, netns)
         ipr.link("set", index=index, master=bridge_index, state="up")
         return index
 

@@ -209,3 +209,24 @@ def run_in_netns(netns: str | None, fn: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return result[0]
+
+
+def disable_ipv6(ifname: str, netns: str | None = None) -> bool:
+    """Turn IPv6 off on `ifname` (sysctl disable_ipv6=1), before it is brought up.
+
+    The weave bridge and its overlay ports carry containers' IPv6 frames either way; it is
+    the devices' own IPv6 (a link-local address, its DAD, router solicitations, MLD
+    reports) that would be relayed along every broadcast tree for nothing. False when it
+    could not be done: no IPv6 in the kernel (nothing to turn off), or /proc/sys read-only
+    (a router in an unprivileged container): a cost, not a reason to refuse to start."""
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+
+    def write() -> bool:
+        try:
+            with open(path, "w", encoding="ascii") as sysctl:
+                sysctl.write("1")
+        except OSError:
+            return False
+        return True
+
+    return run_in_netns(netns, write)

@@ -29,6 +29,7 @@ from weavenet.core.overlay.vxlan_plan import (
 )
 from weavenet.dataplane.netlink import (
     DataplaneError,
+    disable_ipv6,
     ignoring,
     iproute,
     kernel_errors,
@@ -103,7 +104,7 @@ def observe(config: VxlanConfig, netns: str | None = None) -> Observed:
         return Observed(data, heartbeat, tap_isolated, frozenset(fdb), frozenset(port))
 
 
-def _create(ipr: Any, spec: DeviceSpec) -> None:
+def _create(ipr: Any, spec: DeviceSpec, netns: str | None) -> None:
     with ignoring(*((errno.ENODEV,))):
         old = link_index(ipr, spec.name)
         if old is not None:
@@ -117,10 +118,10 @@ def _create(ipr: Any, spec: DeviceSpec) -> None:
         vxlan_learning=1 if spec.learning else 0,
         mtu=spec.mtu,
     )
-    _fix(ipr, spec)
+    _fix(ipr, spec, netns)
 
 
-def _fix(ipr: Any, spec: DeviceSpec) -> None:
+def _fix(ipr: Any, spec: DeviceSpec, netns: str | None) -> None:
     index = link_index(ipr, spec.name)
     if index is None:
         raise DataplaneError(f"{spec.name} vanished", errno.ENODEV)
@@ -131,6 +132,7 @@ def _fix(ipr: Any, spec: DeviceSpec) -> None:
             raise DataplaneError(f"bridge {spec.bridge} is missing", errno.ENODEV)
         ipr.link("set", index=index, master=master)
         ipr.brport("set", index=index, isolated=1)
+    disable_ipv6(spec.name, netns)  # before "up": no DAD, no MLD report, no solicitation
     ipr.link("set", index=index, state="up")
 
 
@@ -141,11 +143,11 @@ def _data_index(ipr: Any, config: VxlanConfig) -> int:
     return index
 
 
-def _apply_one(ipr: Any, op: Op, config: VxlanConfig) -> None:
+def _apply_one(ipr: Any, op: Op, config: VxlanConfig, netns: str | None) -> None:
     if isinstance(op, CreateDevice):
-        _create(ipr, op.spec)
+        _create(ipr, op.spec, netns)
     elif isinstance(op, FixDevice):
-        _fix(ipr, op.spec)
+        _fix(ipr, op.spec, netns)
     elif isinstance(op, IsolateTap):
         tap = link_index(ipr, op.tap)
         if tap is not None:
@@ -177,7 +179,7 @@ def apply(ops: list[Op], config: VxlanConfig, netns: str | None = None) -> None:
     with iproute(netns) as ipr:
         for op in ops:
             with kernel_errors(f"fastdp: {op}"):
-                _apply_one(ipr, op, config)
+                _apply_one(ipr, op, config, netns)
 
 
 def device_index(name: str, netns: str | None = None) -> int | None:
