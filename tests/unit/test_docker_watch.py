@@ -76,3 +76,43 @@ def test_events_reach_the_listeners_and_a_lost_stream_is_resumed() -> None:
                     ("destroy", "c1"), ("start", "running1"), ("start", "c2")]  # fmt: skip
     assert len(sinces) == 3 and all(s is not None for s in sinces)
     assert sinces[2] >= sinces[1], "the replay starts from when the stream was lost"  # type: ignore[operator]
+
+
+class Absent:
+    """No daemon: every call fails as DockerApi's do when nobody answers."""
+
+    url = "unix:///absent.sock"
+
+    def __init__(self, attempts: list[int]) -> None:
+        self.attempts = attempts
+
+    async def container_events(self, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        self.attempts.append(1)
+        raise DockerUnavailable(self.url, "no such file")
+        yield {}  # an async generator, as DockerApi's
+
+    async def running_ids(self) -> list[str]:
+        raise DockerUnavailable(self.url, "no such file")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_an_absent_daemon_leaves_no_unretrieved_task_errors() -> None:
+    import gc
+
+    attempts: list[int] = []
+    unretrieved: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _l, ctx: unretrieved.append(ctx))
+        watcher = DockerWatcher(None, [], connect=lambda _url: Absent(attempts))
+        watcher.start()
+        while len(attempts) < 2:  # two connection attempts, with the back-off between
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+        gc.collect()  # an unretrieved task exception is reported when the task is collected
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert [(ctx.get("message"), repr(ctx.get("future"))[:200]) for ctx in unretrieved] == []

@@ -100,10 +100,10 @@ class DockerWatcher:
         events = api.container_events(since=self._lost_at)
         first = asyncio.ensure_future(anext(events))  # subscribed before the resync
         await asyncio.sleep(0)
-        self.connected = True
-        log.info("Docker events: watching %s", api.url)
-        await self._resync(api)
         try:
+            await self._resync(api)
+            self.connected = True
+            log.info("Docker events: watching %s", api.url)
             event = await first
             while True:
                 await self._dispatch(event)
@@ -111,6 +111,8 @@ class DockerWatcher:
         except StopAsyncIteration:
             log.info("Docker events: the stream from %s ended", api.url)
         finally:
+            if first.done() and not first.cancelled():
+                first.exception()  # the daemon's absence, reported once by run(), not by GC
             first.cancel()
             close = getattr(events, "aclose", None)
             if close is not None:
