@@ -26,30 +26,12 @@ from typing import Any, Protocol
 
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import IpamError
+from weavenet.io.dns_attach import Listeners, Names  # the same slices of DNS as weave attach uses
 from weavenet.plugin.ipam_driver import Ipam, is_container_id, to_cidr
 
 log = logging.getLogger("weavenet.plugin")
 
 Cidr = ipaddress.IPv4Interface
-
-
-class Names(Protocol):
-    """What is used of io.dns_shell.DnsShell (None when WeaveDNS is off)."""
-
-    @property
-    def domain(self) -> str: ...
-
-    def add_entry(self, hostname: str, container: str, addr: int) -> object: ...
-
-    def delete_entries(
-        self, container: str | None = None, addr: int | None = None, hostname: str | None = None
-    ) -> object: ...
-
-
-class Listeners(Protocol):
-    """What is used of io.dns_listeners.DnsListeners: a DNS server in the subnet."""
-
-    async def ensure_subnet(self, cidr: str) -> str: ...
 
 
 class Docker(Protocol):

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from weavenet.io.dns_attach import Listeners, Names
 from weavenet.io.docker_api import DockerApi
 from weavenet.io.docker_watch import DockerWatcher, Listener
 from weavenet.plugin.ipam_driver import Ipam, IpamDriver
-from weavenet.plugin.lifecycle import Listeners, Names, PluginContainers
+from weavenet.plugin.lifecycle import PluginContainers
 from weavenet.plugin.net_driver import NetworkDriver
 from weavenet.plugin.server import make_app, routes, start_plugin, stop_plugin
 
