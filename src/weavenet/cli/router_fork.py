@@ -17,10 +17,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 PR_SET_NAME = 15
 ROUTER_NAME = b"weaver"
+ARG_START, ARG_END = 45, 46  # fields 48 and 49 of /proc/PID/stat, counted after "(comm)"
 
 
 class ForkedRouter:
@@ -54,6 +56,7 @@ def _become_router(argv: list[str], log_fd: int, env: dict[str, str]) -> NoRetur
     code = 1
     try:
         _detach(log_fd)
+        _set_process_title(argv)
         os.environ.clear()
         os.environ.update(env)
         sys.argv = ["weaver", *argv]
@@ -79,15 +82,27 @@ def _detach(log_fd: int) -> None:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    _set_process_name(ROUTER_NAME)
 
 
-def _set_process_name(name: bytes) -> None:
-    """``ps -e`` / ``top`` show the router as ``weaver``, not as the ``weave`` CLI."""
+def _set_process_title(argv: list[str]) -> None:
+    """The router shows as ``weaver FLAGS`` (``ps``, /proc/PID/comm and cmdline), not as
+    the ``weave launch ...`` it was forked from: that command line may hold the password
+    (``--password``), which the router must not show for its whole life. The argv strings
+    are overwritten in place (/proc/self/stat's arg_start..arg_end, as setproctitle does);
+    Python keeps its own copy of them."""
     import ctypes
 
+    libc = ctypes.CDLL(None, use_errno=True)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(ROUTER_NAME), 0, 0, 0)
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(fields[ARG_START]), int(fields[ARG_END])
+    except (OSError, IndexError, ValueError):
+        return  # no /proc: nothing shows the command line either
+    title = "\0".join(["weaver", *argv]).encode()[: end - start - 1]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, title, len(title))
 
 
 def _exit_code(code: object) -> int:
