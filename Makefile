@@ -109,6 +109,10 @@ clean: ## remove the venv and caches
 bench-scale: $(STAMP) ## N=20,50,100 routers with the data plane, chain-started (vs Go at 20,50; BENCH_SCALE_ARGS=--sizes 50 --no-go)
 	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
+.PHONY: bench-startup
+bench-startup: $(STAMP) ## `weave launch` -> /status, one router alone: CPU-s of CLI + router (BENCH_STARTUP_ARGS=--runs 10 --strace)
+	$(BIN)/python bench/startup.py $(BENCH_STARTUP_ARGS)
+
 .PHONY: bench-dns
 bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"

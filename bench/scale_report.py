@@ -20,6 +20,7 @@ ROWS = [  # label, key in a run's summary, format
     ("`weave launch` gave up (30 s), routers", "launch_failed", "{}"),
     ("last router answered /status (s)", "all_ready_s", "{:.1f}"),
     ("router CPU at /status, median (s)", "ready_cpu_s_median", "{:.2f}"),
+    ("`weave` CLI CPU, N-1 at once, median (s)", "cli_cpu_s_median", "{:.2f}"),
     ("router CPU launch -> converged, mean / max (s)", "total_cpu_s", "{}"),
     ("router CPU /status -> converged, mean (s)", "converge_cpu_s_mean", "{:.2f}"),
     ("peak RSS, median / max (MB)", "rss_peak_mb", "{}"),
@@ -73,6 +74,8 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
         "multiple_connections": sum(row["multiple_connections"] for row in rows),
         "loop_max_ms": f"{1e3 * max(loop):.0f}" if loop else "-",
     }
+    cli = [row["cli_cpu_s"] for row in rest if "cli_cpu_s" in row]  # the router is forked
+    out["cli_cpu_s_median"] = statistics.median(cli) if cli else None  # from the CLI: count both
     for key in ("mesh_sent_kb", "overlay_sent_kb"):
         values = [row[key] for row in rows if key in row]
         out[f"{key}_mean"] = statistics.mean(values) if values else None

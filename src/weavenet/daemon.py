@@ -39,6 +39,7 @@ from weavenet.io.store import Store
 from weavenet.options import Options, expand_bool_flags, with_flags
 from weavenet.startup import (
     Running,
+    import_parts,
     keeper_hooks,
     start_cni,
     start_docker,
@@ -106,11 +107,14 @@ def build_router(
 
 
 def _tune_gc() -> None:
-    """The imported modules are permanent: keep the cyclic collector from rescanning
-    them, and let it run less often (topology decoding allocates in bursts)."""
-    gc.collect()
+    """Once started: the imported modules are permanent, so keep the cyclic collector
+    from rescanning them, and let it run less often (topology decoding allocates in
+    bursts). The collector is off until here (main, and the `weave` CLI the router may
+    be forked from); the start-up's few thousand garbage objects are frozen with the
+    modules rather than paying a full collection of every object (~50 ms) to free them."""
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    gc.enable()
 
 
 async def _start_datapath(
@@ -265,7 +269,6 @@ async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
 
 async def serve(opts: Options) -> None:
     loop = asyncio.get_running_loop()
-    _tune_gc()
     store = Store(opts.state_dir)
     name = resolve_peer_name(opts.name, store, opts.state_dir)
     overlay = await _build_overlay(opts, name) if opts.weave_bridge else None
@@ -283,7 +286,8 @@ async def serve(opts: Options) -> None:
         await start_docker(opts, run)
         await start_proxy(opts, run)
     start_cni(opts, run)
-    runners = await _start_http(opts, run)  # imports aiohttp before the mesh is busy
+    runners = await _start_http(opts, run)
+    _tune_gc()
     await run.shell.start()  # last: see MeshShell.start
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -318,6 +322,7 @@ def weaver(**kw: object) -> None:
     )
     log.info("Command line options: map[%s]", shown)
     log.info("weave  %s", __version__)
+    import_parts(opts)
     with PidFile(opts.state_dir / "weaver.pid"):
         asyncio.run(serve(opts))
 
@@ -340,6 +345,7 @@ def _profiled(run: Callable[[], None]) -> None:
 
 
 def main() -> None:
+    gc.disable()  # until started: see _tune_gc
     try:
         _profiled(lambda: weaver.main(expand_bool_flags(sys.argv[1:]), standalone_mode=False))
     except click.ClickException as exc:

@@ -53,6 +53,29 @@ class Running:
     monitor: LoopMonitor | None = None
 
 
+def import_parts(opts: Options) -> None:
+    """Import the parts this router will start, before its event loop runs: an import
+    inside the loop is one long step (hundreds of ms) during which nothing else is
+    served. Parts the options leave off are not imported at all."""
+    import weavenet.api.http  # aiohttp.web, prometheus_client
+    import weavenet.io.ipam_shell
+
+    if not opts.no_dns:
+        import weavenet.api.dns_report
+        import weavenet.io.dns_listeners
+        import weavenet.io.dns_shell
+    if opts.weave_bridge:
+        import weavenet.io.attachments
+        import weavenet.io.fast_sleeve
+        import weavenet.io.fastdp
+        import weavenet.io.reconcile  # the data plane: pyroute2
+        import weavenet.io.sleeve_udp
+    if opts.weave_bridge and opts.docker_api != "":
+        import weavenet.plugin.setup  # aiodocker
+    if opts.proxy and opts.docker_api != "" and opts.weave_bridge:
+        import weavenet.proxy.service  # noqa: F401
+
+
 def start_cni(opts: Options, run: Running) -> None:
     """The CNI plugin's netlink work (needs the bridge), the registry of CNI containers
     and the missed-DEL collector (need IPAM)."""

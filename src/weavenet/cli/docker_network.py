@@ -11,6 +11,7 @@ daemon is `--docker-api`, else $DOCKER_HOST, else the default socket, and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
@@ -48,11 +49,20 @@ def plugin_wanted(given: bool | None, url: str | None) -> bool:
     Docker's fixed /run/docker/plugins: no daemon, no use for it)."""
     if given is not None:
         return given
-    if url == "":
+    if url == "" or _no_socket(url):
         return False
-    from weavenet.io.docker_api import daemon_answers
+    from weavenet.io.docker_api import daemon_answers  # aiodocker: only for a daemon to ask
 
     return daemon_answers(url)
+
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def _no_socket(url: str | None) -> bool:
+    """A unix socket that is not there: no daemon can answer (no client needed to know)."""
+    where = url or DEFAULT_SOCKET
+    return where.startswith("unix://") and not os.path.exists(where.removeprefix("unix://"))
 
 
 def docker_api(args: Sequence[str], env: Mapping[str, str]) -> str | None:
@@ -77,7 +87,7 @@ def network_config() -> dict[str, object]:
 
 def create_weave_network(url: str | None, err: TextIO) -> bool:
     """Create the Docker network `weave` unless it exists; a warning if that fails."""
-    if url == "":
+    if url == "" or _no_socket(url):
         return False
     from weavenet.io.docker_api import DockerUnavailable, ensure_network
 
@@ -91,7 +101,7 @@ def create_weave_network(url: str | None, err: TextIO) -> bool:
 
 def remove_weave_network(url: str | None) -> bool:
     """Remove the Docker network `weave` if a daemon has one (quietly otherwise)."""
-    if url == "":
+    if url == "" or _no_socket(url):
         return False
     from weavenet.io.docker_api import DockerUnavailable, remove_network
 

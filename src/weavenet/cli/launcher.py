@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from weavenet.cli.client import router_answers
+from weavenet.cli.router_fork import ForkedRouter, fork_router
 
 DEFAULT_STATE_DIR = "/var/lib/weave"
 PID_FILE = "weaver.pid"
@@ -31,9 +32,23 @@ class LaunchError(Exception):
         self.exit_code = exit_code
 
 
+DAEMON_MODULE = "weavenet.daemon"
+EXEC_ENV = "WEAVENET_LAUNCH_EXEC"  # =1: exec a new interpreter instead of forking
+
+
 def router_command() -> list[str]:
     """The command that runs the router (tests replace this)."""
-    return [sys.executable, "-m", "weavenet.daemon"]
+    return [sys.executable, "-m", DAEMON_MODULE]
+
+
+def forks_router() -> bool:
+    """Fork the router from the CLI (see router_fork) unless the router command was
+    replaced (tests run fake routers) or $WEAVENET_LAUNCH_EXEC=1 asks for the exec."""
+    default = [sys.executable, "-m", DAEMON_MODULE]
+    return router_command() == default and os.environ.get(EXEC_ENV) != "1"
+
+
+Router = subprocess.Popen[bytes] | ForkedRouter
 
 
 def take_option(args: Sequence[str], *names: str) -> tuple[str | None, list[str]]:
@@ -150,29 +165,33 @@ def daemon_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def spawn(config: LaunchConfig) -> tuple[subprocess.Popen[bytes], Path, int]:
+def spawn(config: LaunchConfig) -> tuple[Router, Path, int]:
     """Start the router detached; return (process, log path, log offset at start)."""
     state = Path(config.state_dir)
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = state / LOG_FILE
-    argv = [*router_command(), "--http-addr", config.http_addr]
-    argv += ["--state-dir", config.state_dir, *_with_bridge(config.args)]
+    flags = ["--http-addr", config.http_addr, "--state-dir", config.state_dir]
+    flags += _with_bridge(config.args)
+    proc: Router
     with log_path.open("ab") as log:
         offset = log.tell()
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=daemon_env(config.env),
-        )
+        if forks_router():
+            proc = fork_router(flags, log.fileno(), daemon_env(config.env))
+        else:
+            proc = subprocess.Popen(
+                [*router_command(), *flags],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=daemon_env(config.env),
+            )
     _write_pid(config.state_dir, proc.pid)
     return proc, log_path, offset
 
 
 def wait_until_up(
-    proc: subprocess.Popen[bytes],
+    proc: Router,
     config: LaunchConfig,
     log: tuple[Path, int],
     progress: TextIO,
@@ -185,8 +204,9 @@ def wait_until_up(
     last_status: int | None = None
     try:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LaunchError(_died_message(proc.returncode, log))
+            code = proc.poll()
+            if code is not None:
+                raise LaunchError(_died_message(code, log))
             last_status = router_answers(config.http_addr, timeout=1.0)
             if last_status == 200:
                 return

@@ -1,0 +1,115 @@
+"""``weave launch`` starts the router by forking: the child becomes the detached router.
+
+The CLI has already imported the router's code (it parses the router flags with the
+router's own command to find the peers), so a forked child starts with all of it loaded;
+exec'ing ``python -m weavenet.daemon`` would start a second interpreter that imports
+everything again (about half the CPU of a launch). The child does what a detached daemon
+started with Popen(start_new_session=True) would have: a new session, stdin from
+/dev/null, stdout and stderr to the log, no other inherited descriptors, the router's
+environment and argv; then it runs the router's ``main`` and exits with its status
+without ever returning into the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+PR_SET_NAME = 15
+ROUTER_NAME = b"weaver"
+ARG_START, ARG_END = 45, 46  # fields 48 and 49 of /proc/PID/stat, counted after "(comm)"
+
+
+class ForkedRouter:
+    """The forked router as the launcher watches it (the subset of Popen it uses)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status once the router has exited (it is our child until we exit)."""
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid == self.pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def fork_router(argv: Sequence[str], log_fd: int, env: dict[str, str]) -> ForkedRouter:
+    """Fork; the child runs the router with ``argv`` (its flags), output to ``log_fd``."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would write the CLI's buffered output again
+    pid = os.fork()
+    if pid == 0:
+        _become_router(list(argv), log_fd, env)
+    return ForkedRouter(pid)
+
+
+def _become_router(argv: list[str], log_fd: int, env: dict[str, str]) -> NoReturn:
+    code = 1
+    try:
+        _detach(log_fd)
+        _set_process_title(argv)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = ["weaver", *argv]
+        from weavenet.daemon import main
+
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException:  # whatever it is goes to the log, never back into the CLI
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _detach(log_fd: int) -> None:
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+
+
+def _set_process_title(argv: list[str]) -> None:
+    """The router shows as ``weaver FLAGS`` (``ps``, /proc/PID/comm and cmdline), not as
+    the ``weave launch ...`` it was forked from: that command line may hold the password
+    (``--password``), which the router must not show for its whole life. The argv strings
+    are overwritten in place (/proc/self/stat's arg_start..arg_end, as setproctitle does);
+    Python keeps its own copy of them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with contextlib.suppress(OSError, AttributeError):
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(ROUTER_NAME), 0, 0, 0)
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(fields[ARG_START]), int(fields[ARG_END])
+    except (OSError, IndexError, ValueError):
+        return  # no /proc: nothing shows the command line either
+    title = "\0".join(["weaver", *argv]).encode()[: end - start - 1]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, title, len(title))
+
+
+def _exit_code(code: object) -> int:
+    """sys.exit's argument as a process status (a message is printed, as Python does)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

@@ -1,0 +1,66 @@
+"""Start-up cost of `weave launch`: what it must not do (import Docker's client with no
+Docker socket), and the forked router's exit status (cli/router_fork.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weavenet.cli import docker_network
+from weavenet.cli.router_fork import _exit_code
+
+
+def test_no_docker_socket_means_no_plugin_and_no_docker_client(tmp_path: Path) -> None:
+    missing = f"unix://{tmp_path}/docker.sock"
+    code = (
+        "import sys\n"
+        "from weavenet.cli import docker_network as d\n"
+        f"assert d.plugin_wanted(None, {missing!r}) is False\n"
+        f"assert d.create_weave_network({missing!r}, sys.stderr) is False\n"
+        f"assert d.remove_weave_network({missing!r}) is False\n"
+        "assert 'aiodocker' not in sys.modules and 'aiohttp' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_socket_that_is_there_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = tmp_path / "docker.sock"
+    sock.touch()
+    asked: list[str | None] = []
+
+    def answers(url: str | None = None) -> bool:
+        asked.append(url)
+        return True
+
+    import weavenet.io.docker_api
+
+    monkeypatch.setattr(weavenet.io.docker_api, "daemon_answers", answers)
+    assert docker_network.plugin_wanted(None, f"unix://{sock}") is True
+    assert docker_network.plugin_wanted(None, "tcp://127.0.0.1:1") is True
+    assert asked == [f"unix://{sock}", "tcp://127.0.0.1:1"]
+    assert docker_network.plugin_wanted(False, f"unix://{sock}") is False
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (3, 3), ("bad flag", 1)])
+def test_forked_router_exit_status(
+    code: object, status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _exit_code(code) == status
+    assert capsys.readouterr().err == ("bad flag\n" if isinstance(code, str) else "")
+
+
+def test_weave_script_runs_with_the_collector_off() -> None:
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['weave', 'version']\n"
+        "import weavenet.cli.main as m\n"
+        "m.main = lambda: print(gc.isenabled())\n"
+        "from weavenet.cli.entry import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout == "False\n", proc.stderr
