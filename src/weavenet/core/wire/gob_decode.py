@@ -257,6 +257,20 @@ _DEFINITIONS: dict[bytes, Wire] = {}
 _MAX_CACHED_DEFINITIONS = 256
 
 
+def _header_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of a gob uint at ``pos``; (0, pos) where none can be read,
+    which every caller treats as "take the slow path"."""
+    if pos >= len(data):
+        return 0, pos
+    first = data[pos]
+    if first < 0x80:
+        return first, pos + 1
+    size = 0x100 - first
+    if size > 8 or pos + 1 + size > len(data):
+        return 0, pos
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+
+
 def _parse_definition(reader: _Reader) -> Wire:
     boot = _Reader(reader.data, reader.pos, reader.end, _BOOT, False)
     definition = boot.value(16, WIRE_TYPE, 0)
@@ -318,6 +332,30 @@ class Decoder:
         """Pass over the next value without decoding it (its types must be defined)."""
         _, reader = self._next_value(False)
         self._pos = reader.end
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    def next_span(self) -> tuple[int, int, int]:
+        """Read any type definitions ahead of the next value and return (its type id, where
+        its bytes after the type id start, where its message ends) without consuming it;
+        :meth:`skip_to` the end to consume it. A value whose types are all known costs
+        only its header here: streams of many small values of one type (topology gossip)
+        spend most of their time in message headers otherwise."""
+        data, pos = self._data, self._pos
+        length, start = _header_uint(data, pos)
+        end = start + length
+        if 0 < length <= MAX_MESSAGE and end <= len(data):
+            code, body = _header_uint(data, start)
+            if not code & 1 and body <= end and (code >> 1) in self._complete:
+                return code >> 1, body, end
+        wid, reader = self._next_value(False)
+        return wid, reader.pos, reader.end
+
+    def skip_to(self, end: int) -> None:
+        """Consume up to ``end``, the end of a message :meth:`next_span` returned."""
+        self._pos = end
 
     def _finish(self, reader: _Reader) -> None:
         if reader.remaining():
