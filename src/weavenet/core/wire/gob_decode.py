@@ -340,16 +340,32 @@ class Decoder:
     def next_span(self) -> tuple[int, int, int]:
         """Read any type definitions ahead of the next value and return (its type id, where
         its bytes after the type id start, where its message ends) without consuming it;
-        :meth:`skip_to` the end to consume it. A value whose types are all known costs
-        only its header here: streams of many small values of one type (topology gossip)
-        spend most of their time in message headers otherwise."""
-        data, pos = self._data, self._pos
-        length, start = _header_uint(data, pos)
-        end = start + length
-        if 0 < length <= MAX_MESSAGE and end <= len(data):
+        :meth:`skip_to` the end to consume it. Only message headers are read here for
+        definitions seen before (by any Decoder) and values of known types: weave's
+        topology payloads are fresh streams of a few small values each, whose time went
+        into the generic path's per-message objects."""
+        data = self._data
+        while True:
+            length, start = _header_uint(data, self._pos)
+            end = start + length
             code, body = _header_uint(data, start)
-            if not code & 1 and body <= end and (code >> 1) in self._complete:
-                return code >> 1, body, end
+            if not 0 < length <= MAX_MESSAGE or end > len(data) or not start < body <= end:
+                break  # anything unusual: the generic path says what is wrong
+            if not code & 1:
+                tid = code >> 1
+                if tid not in self._complete:
+                    self._check_defined(tid)
+                return tid, body, end
+            defined = (code >> 1) + 1  # the sint -defined, as the generic path reads it
+            wire = _DEFINITIONS.get(data[body:end])
+            if (
+                wire is None
+                or defined in self._types
+                or not FIRST_USER_ID <= defined <= MAX_TYPE_ID
+            ):
+                break
+            self._types[defined] = wire
+            self._pos = end
         wid, reader = self._next_value(False)
         return wid, reader.pos, reader.end
 
