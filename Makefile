@@ -135,6 +135,6 @@ test-docker: $(STAMP) ## real dockerd per host: plugin, weave attach, restarts (
 
 # Docker API proxy benchmark (dproxy): medians of 20 interleaved runs per way
 .PHONY: bench-docker
-bench-docker: $(STAMP) ## docker run --rm IMAGE true: direct, via the proxy, --net=weave (<=150 ms over)
+bench-docker: $(STAMP) ## docker run --rm IMAGE true on a stock dockerd: direct, via the proxy, --net=weave (<=150 ms over direct)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(DOCKER_APT)"
 	$(BIN)/python bench/docker.py

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from weavenet.harness import wait_until
 from weavenet.harness.docker import BUSYBOX_IMAGE, PLUGIN_DIR, DockerCluster
-from weavenet.harness.util import pid_alive
+from weavenet.harness.util import pid_alive, run_cmd
 
 
 def test_each_host_has_its_own_daemon_and_plugin_dir(
@@ -49,3 +49,26 @@ def test_daemon_restart_keeps_containers_and_teardown_removes_everything(
         p.name.endswith(d1.cgroup_parent[1:]) for p in Path("/sys/fs/cgroup").glob("*/*")
     )
     assert os.path.isdir(PLUGIN_DIR)
+
+
+MASQUERADE_DOCKER0 = "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"
+
+
+def _root_nat_rules() -> set[str]:
+    out = run_cmd(["iptables", "-t", "nat", "-S"], check=False).stdout
+    return set(out.splitlines())
+
+
+def test_a_stock_daemon_keeps_docker0_and_its_iptables_inside_the_host(
+    docker_cluster: Callable[..., DockerCluster],
+) -> None:
+    before = _root_nat_rules()
+    c = docker_cluster(1, launch=False, stock_network=True)
+    (d1,) = c.docker_hosts
+    out = d1.docker("run", "--rm", BUSYBOX_IMAGE, "ip", "-o", "-4", "addr", "show", "eth0")
+    assert " inet 172.17." in out.stdout, "a plain docker run is on docker0"
+    host_rules = d1.run_in_host(["iptables", "-t", "nat", "-S"]).stdout.splitlines()
+    assert MASQUERADE_DOCKER0 in host_rules
+    assert d1.run_in_host(["ip", "link", "show", "docker0"], check=False).returncode == 0
+    added = _root_nat_rules() - before
+    assert MASQUERADE_DOCKER0 not in added, "the daemon wrote iptables outside its namespace"

@@ -13,8 +13,10 @@ import errno
 import ipaddress
 from typing import Any
 
+from pyroute2.netlink.exceptions import NetlinkError
+
 from weavenet.dataplane.attach import IFNAMSIZ, send_gratuitous_arps
-from weavenet.dataplane.bridge import DEFAULT_BRIDGE, require_bridge
+from weavenet.dataplane.bridge import DEFAULT_BRIDGE
 from weavenet.dataplane.netlink import (
     LINK_GONE,
     DataplaneError,
@@ -24,7 +26,7 @@ from weavenet.dataplane.netlink import (
     ipv4_addresses,
     kernel_errors,
     link_index,
-    link_info,
+    link_kind,
 )
 
 HOST_PREFIX = "vethwl"
@@ -38,33 +40,54 @@ def endpoint_veths(endpoint_id: str) -> tuple[str, str]:
     return HOST_PREFIX + endpoint_id[:room], PEER_PREFIX + endpoint_id[:room]
 
 
-def _index(ipr: Any, name: str) -> int:
-    index = link_index(ipr, name)
-    if index is None:
-        raise DataplaneError(f"link {name} vanished", errno.ENODEV)
-    return index
-
-
 def create_endpoint_veth(
     endpoint_id: str, bridge: str = DEFAULT_BRIDGE, netns: str | None = None
 ) -> str:
-    """The veth pair of an endpoint (re-made if left over); returns the container end's MAC."""
+    """The veth pair of an endpoint (re-made if left over); returns the container end's MAC.
+
+    On Docker's request path (CreateEndpoint), so in few netlink round trips: one look at
+    the bridge, one RTM_NEWLINK making the pair already enslaved and up, the hairpin flag,
+    one look at the container end (its MAC, and the host end's index as its peer link)."""
     host_name, peer_name = endpoint_veths(endpoint_id)
     with iproute(netns) as host, kernel_errors(f"create endpoint {endpoint_id[:12]}"):
-        bridge_index = require_bridge(host, bridge)
-        mtu = int(link_info(host, bridge_index).get("IFLA_MTU"))
-        for stale in (host_name, peer_name):
-            index = link_index(host, stale)
-            if index is not None:
-                with ignoring(*LINK_GONE):
-                    host.link("del", index=index)
-        host.link("add", ifname=host_name, kind="veth", mtu=mtu, peer={"ifname": peer_name,
-                  "mtu": mtu})  # fmt: skip
-        index = _index(host, host_name)
-        host.link("set", index=index, master=bridge_index)
-        host.brport("set", index=index, mode=1)  # hairpin
-        host.link("set", index=index, state="up")
-        return str(link_info(host, _index(host, peer_name)).get("IFLA_ADDRESS"))
+        bridge_index, mtu = _bridge_index_and_mtu(host, bridge)
+        try:
+            _add_enslaved_veth(host, host_name, peer_name, bridge_index, mtu)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+            _delete_links(host, host_name, peer_name)  # left over from an earlier run
+            _add_enslaved_veth(host, host_name, peer_name, bridge_index, mtu)
+        peer = host.link("get", ifname=peer_name)[0]
+        host.brport("set", index=int(peer.get("IFLA_LINK")), mode=1)  # hairpin
+        return str(peer.get("IFLA_ADDRESS"))
+
+
+def _bridge_index_and_mtu(ipr: Any, bridge: str) -> tuple[int, int]:
+    try:
+        link = ipr.link("get", ifname=bridge)[0]
+    except NetlinkError as exc:
+        if exc.code not in LINK_GONE:
+            raise
+        raise DataplaneError(
+            f"bridge {bridge} not found (is weave launched?)", errno.ENODEV
+        ) from None
+    if link_kind(link) != "bridge":
+        raise DataplaneError(f"{bridge} exists but is not a bridge", errno.EEXIST)
+    return int(link["index"]), int(link.get("IFLA_MTU"))
+
+
+def _add_enslaved_veth(ipr: Any, host_name: str, peer_name: str, master: int, mtu: int) -> None:
+    ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, master=master, state="up",
+             peer={"ifname": peer_name, "mtu": mtu})  # fmt: skip
+
+
+def _delete_links(ipr: Any, *names: str) -> None:
+    for name in names:
+        index = link_index(ipr, name)
+        if index is not None:
+            with ignoring(*LINK_GONE):
+                ipr.link("del", index=index)
 
 
 def delete_endpoint_veth(endpoint_id: str, netns: str | None = None) -> bool:

@@ -16,6 +16,9 @@ Each `DockerHost` wraps one `Host` of the Cluster and adds:
 - **dockerd** (Debian's /usr/sbin/dockerd) started with `nsenter --mount=... --net=...`
   (never `ip netns exec`, which hides the cgroup mounts), `--bridge=none --iptables=false
   --ip6tables=false`, its own socket, data root, exec root, pid file and cgroup parent;
+  with `stock_network=True` instead Docker's defaults: its `docker0` bridge and its
+  iptables rules, both inside the host's network namespace (what a Weave user's daemon
+  does; the benchmark's baseline);
 - the image `BUSYBOX_IMAGE`, `docker import`ed from Debian's busybox-static.
 
 Everything run "in the host" runs in its network namespace *and* its mount namespace.
@@ -24,10 +27,11 @@ API (all synchronous; `CompletedProcess[str]` results; `check=True` raises Comma
 
     docker_unusable_reason() -> str | None       why this tier cannot run here (None: it can)
     BUSYBOX_IMAGE, DOCKER, DOCKERD                image name; client and daemon binaries
-    DockerCluster(n_hosts, prefix=None, underlay=None, start_daemons=True)   (a Cluster)
+    DockerCluster(n_hosts, prefix=None, underlay=None, start_daemons=True,
+                  stock_network=False, daemon_args=())   (a Cluster)
         .docker_hosts: list[DockerHost]          one per cluster host, same order
         close()                                   docker hosts first, then the Cluster
-    DockerHost(host: Host, root: Path)
+    DockerHost(host: Host, root: Path, stock_network=False, daemon_args=())
         .host, .name, .ip, .dir, .socket, .docker_host ("unix://<socket>"), .env
         .plugins_dir, .weave_run_dir, .keeper_pid, .cgroup_parent, .launched
         start()                                   keeper + mounts + daemon + image
@@ -122,8 +126,16 @@ def _busybox_tarball(path: Path) -> Path:
 class DockerHost:
     """One emulated host's Docker daemon, in the host's netns and a mount namespace of its own."""
 
-    def __init__(self, host: Host, root: Path) -> None:
+    def __init__(
+        self,
+        host: Host,
+        root: Path,
+        stock_network: bool = False,
+        daemon_args: Sequence[str] = (),
+    ) -> None:
         self.host = host
+        self.stock_network = stock_network  # docker0 + iptables (in the host's netns)
+        self.daemon_args = tuple(daemon_args)  # more dockerd flags, e.g. --debug
         self.name = host.name
         self.ip = host.ip
         self.dir = root
@@ -190,12 +202,13 @@ class DockerHost:
 
     # --- the daemon ----------------------------------------------------------------------
     def _daemon_argv(self) -> list[str]:
+        no_network = ["--bridge=none", "--iptables=false", "--ip6tables=false"]
         return [
-            DOCKERD, "--bridge=none", "--iptables=false", "--ip6tables=false",
+            DOCKERD, *([] if self.stock_network else no_network),
             "-H", self.docker_host, "--data-root", str(self.dir / "data"),
             "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
             "--cgroup-parent", self.cgroup_parent, "--containerd-namespace", self.host.netns,
-            "--containerd-plugins-namespace", f"{self.host.netns}-plugins",
+            "--containerd-plugins-namespace", f"{self.host.netns}-plugins", *self.daemon_args,
         ]  # fmt: skip
 
     def start_daemon(self, timeout: float = DAEMON_READY_TIMEOUT) -> None:
@@ -411,15 +424,20 @@ class DockerCluster(Cluster):
         prefix: str | None = None,
         underlay: str | None = None,
         start_daemons: bool = True,
+        stock_network: bool = False,
+        daemon_args: Sequence[str] = (),
     ) -> None:
         super().__init__(n_hosts, prefix, underlay)
         self.start_daemons = start_daemons
+        self.stock_network = stock_network
+        self.daemon_args = tuple(daemon_args)
         self.docker_hosts: list[DockerHost] = []
 
     def _setup(self) -> None:
         super()._setup()
         for host in self.hosts:
-            dh = DockerHost(host, self.tmpdir / f"dp-{host.name}-docker")
+            root = self.tmpdir / f"dp-{host.name}-docker"
+            dh = DockerHost(host, root, self.stock_network, self.daemon_args)
             self.docker_hosts.append(dh)
             if self.start_daemons:
                 dh.start()

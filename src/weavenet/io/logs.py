@@ -27,3 +27,11 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    handler.addFilter(_quiet_pyroute2)
+
+
+def _quiet_pyroute2(record: logging.LogRecord) -> bool:
+    """Drop pyroute2's debug and info lines: it logs every netlink message, tens of lines
+    per request, which swamp --log-level=debug and slow each netlink call. A filter, not
+    a logger level: importing pyroute2 (lazily, after this set-up) resets its level."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("pyroute2")
