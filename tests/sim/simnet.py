@@ -56,6 +56,7 @@ class SimNet:
     events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
     meter: Callable[[int, bytes], None] | None = None
+    unreachable: set[int] = field(default_factory=set)  # routers whose dials are refused
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -154,7 +155,12 @@ class SimNet:
 
     def _dial(self, i: int, dial: Dial) -> None:
         j = self.index_of(dial.address)
-        if j is None or self.rng.random() < self.drop:
+        if (
+            j is None
+            or i in self.unreachable
+            or j in self.unreachable
+            or self.rng.random() < self.drop
+        ):
             self.routers[i].dial_failed(dial.address, "connection refused", self.now)
             self._effects(i)
             return

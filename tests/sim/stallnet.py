@@ -23,6 +23,8 @@ WRITE_HIGH, WRITE_LOW = 64 * 1024, 16 * 1024
 @dataclass
 class StallNet(SimNet):
     rate: float = 30_000.0  # bytes/s each connection carries
+    write_high: int = WRITE_HIGH
+    write_low: int = WRITE_LOW
     busy_until: dict[int, float] = field(default_factory=dict)
     queued: dict[int, int] = field(default_factory=dict)  # conn id -> bytes not delivered
     pauses: int = 0
@@ -46,7 +48,7 @@ class StallNet(SimNet):
             link.last_delivery = max(link.last_delivery, self.now) + len(effect.data) / self.rate
             before = self.queued.get(effect.conn, 0)
             self.queued[effect.conn] = before + len(effect.data)
-            if before <= WRITE_HIGH < before + len(effect.data):
+            if before <= self.write_high < before + len(effect.data):
                 self.pauses += 1
                 self.routers[i].set_writable(effect.conn, False)
         super()._send(i, effect)
@@ -65,7 +67,7 @@ class StallNet(SimNet):
         before = self.queued.get(sender_conn, 0)
         self.queued[sender_conn] = before - size
         sender = self.links.get(sender_conn)
-        if sender is not None and before > WRITE_LOW >= before - size:
+        if sender is not None and before > self.write_low >= before - size:
             self._when_running(sender.router, lambda: self._resume(sender.router, sender_conn))
 
     def _resume(self, i: int, conn_id: int) -> None:

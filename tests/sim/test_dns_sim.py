@@ -64,6 +64,7 @@ def test_a_departed_peers_entries_disappear_and_come_back_when_it_returns() -> N
         net.flush(i)
     assert net.run_until(lambda: everywhere(servers, WEB, IP), limit=5)
     r1, r2 = net.routers[1], net.routers[2]
+    net.unreachable.add(2)  # r2 departs: no dials to or from it succeed
     r2.forget([net.address(1)], net.now)  # r2 must not dial back on its own
     r1.connection_closed(r1.by_peer[r2.name].id, "test", net.now)
     net.flush(1)
@@ -74,5 +75,6 @@ def test_a_departed_peers_entries_disappear_and_come_back_when_it_returns() -> N
         net.flush(0)
     assert net.run_until(lambda: everywhere(servers[:2], WEB, IP[:2]), limit=60)
     assert sorted(servers[2].lookup_name(WEB)) == [IP[2]]  # alone, it only has its own
+    net.unreachable.clear()
     net.connect(2, [1])
     assert net.run_until(lambda: everywhere(servers, WEB, IP), limit=60)

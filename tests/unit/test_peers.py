@@ -131,10 +131,37 @@ def test_a2_payload() -> None:
     assert host_a.connections == {B: ConnectionSummary(B, "127.0.0.1:52348", False, True)}
 
 
+def test_gossip_carries_our_entry_as_last_published() -> None:
+    table = new_table()
+    first = table.ourself.version
+    table.add_local_connection(A, "10.0.0.5:6783", True, False)
+    table.set_local_connection_established(A)
+    assert table.ourself.version == first + 2  # the live entry moves at once
+    fresh = new_table(name=D)
+    fresh.apply_update(table.encode([US]))
+    seen = fresh.get(US)
+    assert seen is not None and (seen.version, seen.connections) == (first, {})
+    table.publish()
+    fresh.apply_update(table.encode([US]))
+    seen = fresh.get(US)
+    assert seen is not None and seen.version == first + 2
+    assert seen.connections == {A: ConnectionSummary(A, "10.0.0.5:6783", True, True)}
+    table.delete_local_connection(A)  # a later change does not alter what was published
+    assert table.published.connections == seen.connections
+
+
+def test_outbidding_an_old_incarnation_is_published_at_once() -> None:
+    table = new_table()
+    old_self = make_peer(US, uid=table.ourself.uid + 1, version=table.ourself.version + 5)
+    table.apply_update(encode_peers([old_self]))
+    assert table.published.version == table.ourself.version > old_self.version
+
+
 def test_encode_all_round_trips_and_skips_unknown() -> None:
     table = new_table()
     table.add_local_connection(A, "10.0.0.5:6783", True, False)
     table.apply_update(encode_peers([make_peer(A, conns={US: True, C: False}), make_peer(C)]))
+    table.publish()
     fresh = new_table(name=D)
     assert fresh.apply_update(table.encode()) == ({US, A, C}, {US, A, C})
     assert [p for p in snapshot(fresh) if p[0] != D] == snapshot(table)

@@ -63,7 +63,9 @@ class GossipRouter:
         elif gossip_tag == Tag.GOSSIP_BROADCAST:
             data = gossiper.on_gossip_broadcast(msg.src, msg.data, now)
             if data is not None:
-                tree = self._routes.get(now).broadcast_all(msg.src)
+                # fresh, as mesh's relayBroadcast: a broadcast relayed along a tree from
+                # before the latest news may miss the peers that news brought
+                tree = self._routes.fresh().broadcast_all(msg.src)
                 self._relay_broadcast(msg.channel, msg.src, data, tree)
         else:
             data = gossiper.on_gossip(msg.data, now)

@@ -7,7 +7,7 @@ Pure state: the caller decides when to gossip, recompute routes and run GC.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from weavenet.core.errors import LocalProtocolError
@@ -53,6 +53,8 @@ class Peers:
         self._refs: dict[int, int] = {}
         self._short_index: dict[int, Peer] | None = None
         self._encoded = EncodedPeers()
+        self._published = self._snapshot()
+        self._adjacent: dict[int, dict[int, bool]] = {}  # per peer, until its entry changes
         self._status: (
             tuple[list[tuple[int, int, int, str, int, int]], list[dict[str, Any]]] | None
         ) = None
@@ -83,11 +85,24 @@ class Peers:
         return set(self._by_name)
 
     def adjacency(self) -> Adjacency:
-        """Snapshot: name -> {remote name: established} for every known peer."""
-        return {
-            name: {remote: conn.established for remote, conn in peer.connections.items()}
-            for name, peer in self._by_name.items()
-        }
+        """Snapshot: name -> {remote name: established} for every known peer.
+
+        Routes are recomputed after every burst of topology news, and most entries have
+        not changed since the last time: each peer's mapping is built once per change of
+        its entry and shared by every snapshot until then (never mutated: a change makes
+        a new one)."""
+        cache = self._adjacent
+        out: dict[int, Mapping[int, bool]] = {}
+        for name, peer in self._by_name.items():
+            adjacent = cache.get(name)
+            if adjacent is None:
+                adjacent = {remote: conn.established for remote, conn in peer.connections.items()}
+                cache[name] = adjacent
+            out[name] = adjacent
+        return out
+
+    def _entry_changed(self, name: int) -> None:
+        self._adjacent.pop(name, None)
 
     def get_by_short_id(self, short_id: int) -> Peer | None:
         """The owner of a ShortID: the lowest-named peer announcing it (fastdp VNI)."""
@@ -100,6 +115,34 @@ class Peers:
         return self._short_index.get(short_id)
 
     # --- our own entry --------------------------------------------------------
+
+    def _snapshot(self) -> Peer:
+        me = self._ourself
+        return Peer(
+            me.name,
+            me.nickname,
+            me.uid,
+            me.version,
+            me.short_id,
+            me.has_short_id,
+            dict(me.connections),
+        )
+
+    def publish(self) -> None:
+        """Let gossip carry our entry as it is now.
+
+        Gossip (full state down new connections, relays, periodic rounds) carries the
+        entry last published, not the live one: a router joining a mesh of N changes its
+        entry twice per connection, and spreading every intermediate version made each
+        router decode O(N) versions of every peer, O(N^3) connection summaries in all.
+        The router publishes when its coalesced topology update goes out, so the mesh
+        sees one version of us per coalescing period."""
+        self._published = self._snapshot()
+
+    @property
+    def published(self) -> Peer:
+        """Our entry as gossip last carried it."""
+        return self._published
 
     def _bump(self) -> None:
         self._ourself.version = min(self._ourself.version + 1, _UINT64_MAX)
@@ -116,8 +159,10 @@ class Peers:
             raise LocalProtocolError("cannot add a connection to ourself")
         if remote not in self._by_name:
             self._by_name[remote] = Peer.placeholder(remote)
+            self._entry_changed(remote)
         conn = ConnectionSummary(remote, remote_tcp_addr, outbound, established)
         self._ourself.connections[remote] = conn
+        self._entry_changed(self._ourself.name)
         self._bump()
 
     def set_local_connection_established(self, remote: int) -> None:
@@ -131,6 +176,7 @@ class Peers:
         self._ourself.connections[remote] = ConnectionSummary(
             remote, conn.remote_tcp_addr, conn.outbound, True
         )
+        self._entry_changed(self._ourself.name)
         self._bump()
 
     def delete_local_connection(self, remote: int) -> None:
@@ -139,6 +185,7 @@ class Peers:
         Call :meth:`garbage_collect` afterwards (Go does so before gossiping).
         """
         if self._ourself.connections.pop(remote, None) is not None:
+            self._entry_changed(self._ourself.name)
             self._bump()
 
     # --- local references -------------------------------------------------------
@@ -148,6 +195,7 @@ class Peers:
         existing = self._by_name.get(peer.name)
         if existing is None:
             self._by_name[peer.name] = peer
+            self._entry_changed(peer.name)
             self._short_index = None
             existing = peer
         self.add_ref(peer.name)
@@ -175,8 +223,13 @@ class Peers:
     def encode(self, names: Iterable[int] | None = None) -> bytes:
         """Topology payload for ``names`` (None: every peer); unknown names skipped."""
         wanted = self._by_name.keys() if names is None else set(names)
+        us = self._ourself.name
         return self._encoded.encode(
-            [self._by_name[n] for n in sorted(wanted) if n in self._by_name]
+            [
+                self._published if n == us else self._by_name[n]
+                for n in sorted(wanted)
+                if n in self._by_name
+            ]
         )
 
     def apply_update(self, data: bytes) -> tuple[set[int], set[int]]:
@@ -194,6 +247,7 @@ class Peers:
             for remote in peer.connections:
                 if remote not in self._by_name and remote not in received:
                     self._by_name[remote] = Peer.placeholder(remote)
+                    self._entry_changed(remote)
         changed: set[int] = set()
         for new in decoded:
             if self._merge_entry(new):
@@ -218,14 +272,17 @@ class Peers:
             # An entry about an old incarnation of ourselves: outbid it.
             if new.uid != self._ourself.uid and new.version >= self._ourself.version:
                 self._ourself.version = min(new.version + 1, _UINT64_MAX)
+                self.publish()  # the relay of this news must carry the outbidding version
                 return True
             return False
         old = self._by_name.get(new.name)
         if old is None:
             self._by_name[new.name] = new
+            self._entry_changed(new.name)
             return True
         if not supersedes(new, old):
             return False
+        self._entry_changed(new.name)
         old.version = new.version
         old.uid = new.uid
         old.nickname = new.nickname
@@ -244,6 +301,7 @@ class Peers:
         ]
         for peer in removed:
             del self._by_name[peer.name]
+            self._entry_changed(peer.name)
         if removed:
             self._short_index = None
         return removed

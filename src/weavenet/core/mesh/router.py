@@ -42,10 +42,13 @@ __all__ = ["Router", "RouterConfig"]
 
 log = logging.getLogger("weavenet.mesh")
 
-# Our own topology changes are gossiped after this delay, coalesced (mesh uses 1 s). A
-# joining peer gets the full state at once down its new connection either way; the longer
-# window halves the versions a busy mesh re-decodes (see BENCHMARKS.md, bench-mesh).
+# Our own topology changes are published (Peers.publish) and gossiped at most once per
+# TOPOLOGY_UPDATE_DELAY (mesh coalesces over 1 s), each TOPOLOGY_UPDATE_QUICK after the
+# first change of a quiet spell: a lone change spreads at once, a router joining a big
+# mesh (two changes per connection) shows the mesh one version of itself per interval
+# (see BENCHMARKS.md, "Scale").
 TOPOLOGY_UPDATE_DELAY = 2.0
+TOPOLOGY_UPDATE_QUICK = 0.1
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
@@ -56,6 +59,7 @@ _OVERLAY_TAGS = (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTRO
 @dataclass
 class _Timers:
     topology_update_at: float = float("inf")
+    published_at: float = float("-inf")
     gc_at: float = float("inf")
     gossip_at: float = 0.0
     accept_tokens: float = ACCEPT_TOKENS
@@ -235,14 +239,16 @@ class Router:
         """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
         self._routes.invalidate()
         self.timers.pending_names |= names | {self.name}
-        self.timers.topology_update_at = min(
-            self.timers.topology_update_at, now + TOPOLOGY_UPDATE_DELAY
-        )
+        t = self.timers
+        due = max(now + TOPOLOGY_UPDATE_QUICK, t.published_at + TOPOLOGY_UPDATE_DELAY)
+        t.topology_update_at = min(t.topology_update_at, due)
         self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
 
     def _send_topology_update(self, now: float) -> None:
         names, self.timers.pending_names = self.timers.pending_names, set()
         self.timers.topology_update_at = float("inf")
+        self.timers.published_at = now
+        self.peers.publish()
         data = TopologyGossipData(self.peers, names)
         neighbours = self._routes.get(now).random_neighbours(self.name, self.rng)
         for conn in self._table.connections_to(neighbours):

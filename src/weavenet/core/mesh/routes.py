@@ -84,8 +84,11 @@ def compute_routes(
     return _widen(adj, start, stop_at, established_and_symmetric)
 
 
-def _freeze(adj: Adjacency) -> dict[int, dict[int, bool]]:
-    return {name: dict(conns) for name, conns in adj.items()}
+def _freeze(adj: Adjacency) -> dict[int, Mapping[int, bool]]:
+    """The outer mapping copied; the inner ones are taken as they are: an Adjacency's
+    per-peer mappings are snapshots that nobody mutates (Peers makes a new one for every
+    change of an entry)."""
+    return dict(adj)
 
 
 class Routes:

@@ -232,27 +232,55 @@ def decode_update(
     Raises TopologyError (or GobError) on malformed input; never returns partial data.
     """
     dec = Decoder(data)
+    layouts = _Layouts(dec)
     peers: list[Peer] = []
     skipped: set[int] = set()
     while not dec.at_end():
         if len(peers) + len(skipped) >= MAX_UPDATE_PEERS:
             raise TopologyError(f"topology update holds more than {MAX_UPDATE_PEERS} peers")
-        peer = _decode_summary(dec)
+        peer = _decode_summary(dec, layouts)
         if dec.at_end():
             raise TopologyError(f"peer {peer} has no connection list")
         if unchanged is not None and unchanged(peer):
-            dec.skip()
+            dec.skip_to(dec.next_span()[2])
             skipped.add(peer.name)
             continue
-        peer.connections = _decode_connection_list(dec)
+        peer.connections = _decode_connection_list(dec, layouts)
         peers.append(peer)
     return peers, skipped
 
 
-def _decode_summary(dec: Decoder) -> Peer:
-    _, wire = dec.next_layout()
-    if isinstance(wire, WStruct) and wire.fields == SUMMARY_FIELDS:
-        return parse_summary(dec.take_raw())
+class _Layouts:
+    """Which type ids of one stream have the canonical layouts (asked once per id)."""
+
+    def __init__(self, dec: Decoder) -> None:
+        self._dec = dec
+        self._summary: dict[int, bool] = {}
+        self._connections: dict[int, bool] = {}
+
+    def summary(self, tid: int) -> bool:
+        known = self._summary.get(tid)
+        if known is None:
+            wire = self._dec.wire_type(tid)
+            known = self._summary[tid] = isinstance(wire, WStruct) and (
+                wire.fields == SUMMARY_FIELDS
+            )
+        return known
+
+    def connections(self, tid: int) -> bool:
+        known = self._connections.get(tid)
+        if known is None:
+            wire = self._dec.wire_type(tid)
+            elem = self._dec.wire_type(wire.elem) if isinstance(wire, WSlice) else None
+            known = self._connections[tid] = is_connection_list(wire, elem)
+        return known
+
+
+def _decode_summary(dec: Decoder, layouts: _Layouts) -> Peer:
+    tid, start, end = dec.next_span()
+    if layouts.summary(tid):
+        dec.skip_to(end)
+        return parse_summary(dec.data[start:end])
     return peer_from_summary(dec.decode(PEER_SUMMARY))
 
 
@@ -262,11 +290,11 @@ def _type_id_bytes(empty_list_message: bytes) -> bytes:
     return empty_list_message[length_size:-2]
 
 
-def _decode_connection_list(dec: Decoder) -> dict[int, ConnectionSummary]:
-    _, wire = dec.next_layout()
-    elem = dec.wire_type(wire.elem) if isinstance(wire, WSlice) else None
-    if is_connection_list(wire, elem):
-        return parse_connection_list(dec.take_raw(), MAX_PEER_CONNECTIONS)
+def _decode_connection_list(dec: Decoder, layouts: _Layouts) -> dict[int, ConnectionSummary]:
+    tid, start, end = dec.next_span()
+    if layouts.connections(tid):
+        dec.skip_to(end)
+        return parse_connection_list(dec.data[start:end], MAX_PEER_CONNECTIONS)
     return connections_from_value(dec.decode(CONNECTION_SUMMARIES))
 
 

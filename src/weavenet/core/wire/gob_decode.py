@@ -257,6 +257,20 @@ _DEFINITIONS: dict[bytes, Wire] = {}
 _MAX_CACHED_DEFINITIONS = 256
 
 
+def _header_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of a gob uint at ``pos``; (0, pos) where none can be read,
+    which every caller treats as "take the slow path"."""
+    if pos >= len(data):
+        return 0, pos
+    first = data[pos]
+    if first < 0x80:
+        return first, pos + 1
+    size = 0x100 - first
+    if size > 8 or pos + 1 + size > len(data):
+        return 0, pos
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+
+
 def _parse_definition(reader: _Reader) -> Wire:
     boot = _Reader(reader.data, reader.pos, reader.end, _BOOT, False)
     definition = boot.value(16, WIRE_TYPE, 0)
@@ -318,6 +332,46 @@ class Decoder:
         """Pass over the next value without decoding it (its types must be defined)."""
         _, reader = self._next_value(False)
         self._pos = reader.end
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    def next_span(self) -> tuple[int, int, int]:
+        """Read any type definitions ahead of the next value and return (its type id, where
+        its bytes after the type id start, where its message ends) without consuming it;
+        :meth:`skip_to` the end to consume it. Only message headers are read here for
+        definitions seen before (by any Decoder) and values of known types: weave's
+        topology payloads are fresh streams of a few small values each, whose time went
+        into the generic path's per-message objects."""
+        data = self._data
+        while True:
+            length, start = _header_uint(data, self._pos)
+            end = start + length
+            code, body = _header_uint(data, start)
+            if not 0 < length <= MAX_MESSAGE or end > len(data) or not start < body <= end:
+                break  # anything unusual: the generic path says what is wrong
+            if not code & 1:
+                tid = code >> 1
+                if tid not in self._complete:
+                    self._check_defined(tid)
+                return tid, body, end
+            defined = (code >> 1) + 1  # the sint -defined, as the generic path reads it
+            wire = _DEFINITIONS.get(data[body:end])
+            if (
+                wire is None
+                or defined in self._types
+                or not FIRST_USER_ID <= defined <= MAX_TYPE_ID
+            ):
+                break
+            self._types[defined] = wire
+            self._pos = end
+        wid, reader = self._next_value(False)
+        return wid, reader.pos, reader.end
+
+    def skip_to(self, end: int) -> None:
+        """Consume up to ``end``, the end of a message :meth:`next_span` returned."""
+        self._pos = end
 
     def _finish(self, reader: _Reader) -> None:
         if reader.remaining():
