@@ -102,7 +102,9 @@ def launch_ours(router: Router, peers: list[str], env: dict[str, str] | None) ->
     """`weave launch` in the router's namespace; records its wall time and the CPU of the
     CLI (wait4: the router itself is not its waited-for child) and of the router."""
     host = router.host
-    argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *peers]
+    # the proxy's socket in the run's own directory, not the host's /var/run/weave
+    proxy = ["-H", f"unix://{host.cluster.tmpdir}/proxy-{router.index}.sock"]
+    argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *proxy, *peers]
     started = time.monotonic()
     host.launched = True
     with open(host.cluster.tmpdir / f"launch-{router.index}.log", "wb") as out:
