@@ -108,3 +108,11 @@ def test_an_idle_overlay_has_nothing_ready() -> None:
     for fwd in overlay.connections.values():
         fwd.tick(0.1)  # nothing due yet
     assert len(overlay.ready) == 0 and overlay.take_heartbeats() == []
+
+
+def test_fast_sleeve_hands_each_new_forwarder_over_once_for_sizing() -> None:
+    overlay = FastSleeveOverlay()
+    first = [overlay.prepare_forwarder(_params(p + 2, 100 + p), 0) for p in range(3)]
+    assert overlay.take_unsized() == first and overlay.take_unsized() == []
+    again = overlay.prepare_forwarder(_params(2, 999), 0)  # a new connection to peer 2
+    assert overlay.take_unsized() == [again] and again is not first[0]
