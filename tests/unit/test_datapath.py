@@ -255,3 +255,18 @@ def test_a_deferred_sleeve_sends_only_heartbeats_until_a_big_frame_needs_it() ->
     assert conn.mtu == 1438 and conn.stack_frag
     assert {"fragtest", "pmtu probe", "mtutest"} <= set(pair.a.counters.special_bytes)
     assert pair.a.stats()["sleeve_fragtest_bytes"] > 60000
+
+
+def test_a_frame_queued_right_after_the_connection_is_replaced_is_sent() -> None:
+    pair = _pair(False)
+    pair.a.frame_captured(_arp_request(MAC_A), _routes(A), pair.now)
+    assert pair.a.take_udp()  # the old connection's batcher exists now
+    overlay = pair.a.overlay
+    assert isinstance(overlay, SleeveOverlay)
+    params = OverlayParams(B, A, True, 78, "x", "10.0.0.2:6783", None, ("sleeve",))
+    conn = overlay.prepare_connection(params)  # the mesh reconnected: a new forwarder
+    conn.confirm(pair.now)
+    conn.control_message(7, bytes((0, 1)), pair.now)  # ConnectionEstablished
+    pair.a.frame_captured(_arp_request(MAC_A), _routes(A), pair.now)  # before any send
+    sends = pair.a.take_udp()  # the ARP, then the new forwarder's heartbeat and tests
+    assert 6 + 12 + 2 + 42 in [len(s.payload) for s in sends]

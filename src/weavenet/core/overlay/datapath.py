@@ -84,6 +84,7 @@ class Datapath:
     _udp: list[UdpSend] = field(default_factory=list)
     _inject: list[bytes] = field(default_factory=list)
     _batches: dict[tuple[int, bool], Batcher] = field(default_factory=dict)
+    _unflushed: dict[tuple[int, bool], None] = field(default_factory=dict)  # batches with records
     _crypto: dict[int, _Crypto] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -224,18 +225,25 @@ class Datapath:
 
     def _queue(self, conn: SleeveConnection, record: FrameRecord, df: bool) -> None:
         key = (conn.remote, df)
+        crypto = self._crypto_for(conn)  # first: new keys drop the peer's old batches
         batch = self._batches.get(key)
-        crypto = self._crypto_for(conn)
         limit = conn.max_payload() if df else MAX_UDP_PAYLOAD
         if batch is None:
             batch = self._batches[key] = Batcher(limit, crypto.sealer.packet_overhead)
         batch.max_payload = limit
         for body in batch.add(record):
             self._seal_out(conn, crypto, body, df)
+        if batch.pending:
+            self._unflushed[key] = None
 
     def _flush(self) -> None:
-        for (peer, df), batch in self._batches.items():
-            body = batch.flush()
+        """Close the batches holding records (not every peer's batcher: O(peers sent to))."""
+        if not self._unflushed:
+            return
+        keys, self._unflushed = self._unflushed, {}
+        for peer, df in keys:
+            batch = self._batches.get((peer, df))
+            body = batch.flush() if batch is not None else None
             conn = self.overlay.sleeve_connection(peer)
             if body is not None and conn is not None:
                 self._seal_out(conn, self._crypto_for(conn), body, df)
