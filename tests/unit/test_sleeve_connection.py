@@ -230,3 +230,9 @@ def test_a_deferred_pair_finds_the_mtu_once_needed() -> None:
     a.need_path(link.now)
     link.advance(3.0)
     assert a.mtu == 1438 and a.stack_frag
+
+
+def test_an_unconfirmed_connection_is_inactive_and_has_no_timers() -> None:
+    conn = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 0)
+    assert not conn.active and conn.tick(1.0) == float("inf")
+    assert conn.take_datagrams() == []

@@ -90,7 +90,8 @@ class SleeveConnection:
     discovery_deferred: bool = False  # a faster overlay shares the connection (module doc)
     ready: ReadyList[SleeveConnection] | None = None  # the overlay's: we have datagrams
     discovering: bool = False  # the fragmentation test and MTU search have started
-    _path_wanted: bool = False  # need_path() was called    _confirmed: bool = False
+    _path_wanted: bool = False  # need_path() was called
+    _confirmed: bool = False
     _heard: bool = False  # we acknowledged the peer's first heartbeat
     _interval: float = FAST_HEARTBEAT
     _next_heartbeat: float = float("inf")
