@@ -220,3 +220,53 @@ def test_through_the_switch_userspace_frames_take_the_sleeve_whoever_carries() -
     pair.a.frame_captured(arp, _routes(A), pair.now)
     pair.pump()
     assert pair.b.take_inject() == [arp]  # a broadcast never goes to the VXLAN device
+
+
+def _deferred_pair() -> Pair:
+    """As _pair, but the sleeves back up a faster overlay: their path tests wait."""
+    dps = []
+    for us, them, outbound, remote in (
+        (A, B, True, "10.0.0.2:6783"),
+        (B, A, False, "10.0.0.1:5555"),
+    ):
+        overlay = SleeveOverlay(us)
+        params = OverlayParams(them, us, outbound, 77, "x", remote, None, ("sleeve",))
+        conn = overlay.prepare_connection(params)
+        conn.discovery_deferred = True
+        conn.confirm(0.0)
+        dps.append(Datapath(us, overlay))
+    pair = Pair(dps[0], dps[1])
+    pair.advance(2.0)
+    return pair
+
+
+def test_a_deferred_sleeve_sends_only_heartbeats_until_a_big_frame_needs_it() -> None:
+    pair = _deferred_pair()
+    (conn,) = pair.a.overlay.connections.values()
+    assert conn.established and conn.mtu == 0
+    assert set(pair.a.counters.special_bytes) == {"heartbeat"}
+    pair.a.frame_captured(_arp_request(MAC_A), _routes(A), pair.now)  # small: fits any path
+    pair.pump()
+    assert not conn.discovering and pair.b.take_inject()
+    frame = _ipv4(MAC_B, MAC_A, 1000, df=True)
+    pair.a.frame_captured(frame, _routes(A), pair.now)
+    assert conn.discovering and B in pair.a.changed  # the mesh must run its timers now
+    pair.advance(2.0)
+    assert conn.mtu == 1438 and conn.stack_frag
+    assert {"fragtest", "pmtu probe", "mtutest"} <= set(pair.a.counters.special_bytes)
+    assert pair.a.stats()["sleeve_fragtest_bytes"] > 60000
+
+
+def test_a_frame_queued_right_after_the_connection_is_replaced_is_sent() -> None:
+    pair = _pair(False)
+    pair.a.frame_captured(_arp_request(MAC_A), _routes(A), pair.now)
+    assert pair.a.take_udp()  # the old connection's batcher exists now
+    overlay = pair.a.overlay
+    assert isinstance(overlay, SleeveOverlay)
+    params = OverlayParams(B, A, True, 78, "x", "10.0.0.2:6783", None, ("sleeve",))
+    conn = overlay.prepare_connection(params)  # the mesh reconnected: a new forwarder
+    conn.confirm(pair.now)
+    conn.control_message(7, bytes((0, 1)), pair.now)  # ConnectionEstablished
+    pair.a.frame_captured(_arp_request(MAC_A), _routes(A), pair.now)  # before any send
+    sends = pair.a.take_udp()  # the ARP, then the new forwarder's heartbeat and tests
+    assert 6 + 12 + 2 + 42 in [len(s.payload) for s in sends]

@@ -14,7 +14,7 @@ from weavenet.core.overlay.fastdp import (
     OVERLAY_CONTROL_TAG,
     FastdpOverlay,
 )
-from weavenet.core.overlay.sleeve import CONNECTION_ESTABLISHED
+from weavenet.core.overlay.sleeve import CONNECTION_ESTABLISHED, SleeveConnection
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.overlay.switch import (
     TRANSITIONS,
@@ -156,3 +156,13 @@ def test_a_closed_connection_carries_nothing() -> None:
     conn.stop()
     conn.tick(1.0)
     assert switch.peers_using("fastdp") == [] and switch.carrier(2) is None
+
+
+def test_the_sleeve_defers_its_path_tests_only_behind_a_faster_overlay() -> None:
+    ours = _switch().prepare_connection(_params(OURS)).forwarder("sleeve")
+    go = _switch().prepare_connection(_params(("fastdp", "sleeve"))).forwarder("sleeve")
+    compat = _switch().prepare_connection(_params(None)).forwarder("sleeve")
+    alone = _switch(fastdp=False).prepare_connection(_params(("sleeve",))).forwarder("sleeve")
+    assert isinstance(ours, SleeveConnection) and ours.discovery_deferred
+    for conn in (go, compat, alone):  # Go peers and a sleeve of its own: test at once
+        assert isinstance(conn, SleeveConnection) and not conn.discovery_deferred

@@ -160,3 +160,79 @@ def test_mtu_verified_for_another_candidate_is_ignored() -> None:
         OVERLAY_CONTROL_TAG, bytes([0, PMTU_VERIFIED]) + (9000).to_bytes(2, "big"), 0
     )
     assert link.a.mtu in (0, 1438)
+
+
+def _kinds(conn: SleeveConnection) -> list[str]:
+    return [d.kind for d in conn.take_datagrams()]
+
+
+def _established_pair(deferred: bool) -> Link:
+    index = 1
+    a = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), index)
+    b = SleeveConnection(B, A, UID, False, None, index)
+    a.discovery_deferred = b.discovery_deferred = deferred
+    link = Link(a, b)
+    a.confirm(0.0)
+    b.confirm(0.0)
+    # carry a's first heartbeat and b's ack by hand, to look at what a sends next
+    special = classify_special(a.take_datagrams()[0].records[0].frame)
+    assert special is not None
+    b.special_frame(special, ("10.0.0.1", 6783), 0.0)
+    for tag, payload in b.take_control_messages():
+        a.control_message(tag, payload, 0.0)
+    return link
+
+
+def test_a_sleeve_alone_tests_the_path_as_soon_as_established() -> None:
+    link = _established_pair(deferred=False)
+    assert link.a.established and link.a.discovering
+    assert {"fragtest", "pmtu probe"} <= set(_kinds(link.a))
+
+
+def test_a_sleeve_behind_a_faster_overlay_defers_the_path_tests() -> None:
+    link = _established_pair(deferred=True)
+    assert link.a.established and not link.a.discovering
+    assert _kinds(link.a) == []
+    for second in range(1, 400):  # not even the 5-minute fragmentation test
+        link.a.tick(float(second))
+        assert set(_kinds(link.a)) <= {"heartbeat"}
+    assert link.a.mtu == 0 and not link.a.stack_frag
+
+
+def test_a_deferred_sleeve_tests_the_path_once_needed() -> None:
+    link = _established_pair(deferred=True)
+    link.a.need_path(5.0)
+    assert link.a.discovering
+    assert {"fragtest", "pmtu probe"} <= set(_kinds(link.a))
+    link.a.need_path(6.0)  # once only
+    assert _kinds(link.a) == []
+
+
+def test_a_path_needed_before_establishment_is_tested_on_establishment() -> None:
+    a = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 1)
+    a.discovery_deferred = True
+    a.confirm(0.0)
+    a.need_path(0.1)
+    assert not a.discovering
+    a.control_message(OVERLAY_CONTROL_TAG, bytes([1, CONNECTION_ESTABLISHED]), 0.2)
+    assert a.discovering and "fragtest" in _kinds(a)
+
+
+def test_a_deferred_pair_finds_the_mtu_once_needed() -> None:
+    a = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 0)
+    b = SleeveConnection(B, A, UID, False, None, 0)
+    a.discovery_deferred = b.discovery_deferred = True
+    link = Link(a, b)
+    a.confirm(0.0)
+    b.confirm(0.0)
+    link.advance(3.0)
+    assert a.established and a.mtu == 0
+    a.need_path(link.now)
+    link.advance(3.0)
+    assert a.mtu == 1438 and a.stack_frag
+
+
+def test_an_unconfirmed_connection_is_inactive_and_has_no_timers() -> None:
+    conn = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 0)
+    assert not conn.active and conn.tick(1.0) == float("inf")
+    assert conn.take_datagrams() == []

@@ -65,9 +65,9 @@ class FastSleeveShell:
         self.sock.setblocking(False)
         self.tap_buf = bytearray(HEADROOM + TAP_BUFFER)
         self._tap_view = [memoryview(self.tap_buf)[HEADROOM:]]
+        self.sent_bytes = 0
         self.recv_buf = bytearray(RECV_BUFFER)
         self._recv_view = [memoryview(self.recv_buf)]
-        self._sized: dict[int, FastSleeveForwarder] = {}
         self.loop.add_reader(self.sock.fileno(), self._on_udp)
         self.loop.add_reader(tap_fd, self._on_tap)
 
@@ -125,9 +125,8 @@ class FastSleeveShell:
     # ---- output ---------------------------------------------------------------------------
     def flush(self) -> None:
         """Heartbeats the forwarders want sent (called after every mesh round)."""
-        for peer, fwd in self.path.overlay.connections.items():
-            if self._sized.get(peer) is not fwd:
-                self._size(fwd)
+        for fwd in self.path.overlay.take_unsized():
+            self._size(fwd)
         self.path.send_heartbeats()
         self._send()
 
@@ -136,7 +135,6 @@ class FastSleeveShell:
             fwd.set_datagram_size(path_mtu((fwd.remote_ip, fwd.port)) - UDP_IP_OVERHEAD)
         except OSError as exc:
             log.debug("fast sleeve: no route MTU to %s: %s", fwd.remote_ip, exc)
-        self._sized[fwd.remote] = fwd
 
     def _send(self) -> None:
         for out in self.path.take_sends():
@@ -145,7 +143,7 @@ class FastSleeveShell:
     def _send_one(self, out: Outgoing) -> None:
         cmsg = [(SOL_UDP, UDP_SEGMENT, _SEG.pack(out.segment))]
         try:
-            self.sock.sendmsg(out.iov, cmsg, 0, out.addr)
+            self.sent_bytes += self.sock.sendmsg(out.iov, cmsg, 0, out.addr)
         except OSError as exc:
             self.path.overlay.counters.send_errors += 1
             if exc.errno in (errno.EMSGSIZE, errno.EINVAL):
@@ -172,6 +170,7 @@ def start_fast_sleeve(
     addr = (host or "0.0.0.0", overlay.port)
     shell = FastSleeveShell(router, vnet, sleeve, tap_fd, addr, mesh.run_effects)
     mesh.post_effects.append(shell.flush)
+    mesh.sent_counters["fast sleeve"] = lambda: shell.sent_bytes
     router.on_peer_gone(lambda name, _now: vnet.fast.forget_peer(name))
     log.info("fast sleeve: TSO superframes on UDP %d", overlay.port)
     return shell

@@ -17,7 +17,7 @@ from typing import Protocol
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.overlay.forwarding import Forwarder, Send
 from weavenet.core.overlay.ipv4 import fragment_ipv4, icmp_frag_needed, ipv4_df, is_ipv4
-from weavenet.core.overlay.sleeve import Datagram, SleeveConnection
+from weavenet.core.overlay.sleeve import MIN_MTU, Datagram, SleeveConnection
 from weavenet.core.overlay.sleeve_codec import (
     MAX_UDP_PAYLOAD,
     Batcher,
@@ -40,6 +40,10 @@ class UserspacePaths(Protocol):
 
     def sleeve_connections(self) -> list[SleeveConnection]: ...
 
+    def take_ready(self) -> list[SleeveConnection]:
+        """The sleeve connections that queued datagrams since the last call."""
+        ...
+
 
 @dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
 class UdpSend:
@@ -56,6 +60,9 @@ class DatapathCounters:
     dropped_packets: int = 0  # undecodable, unknown sender, failed decryption
     replayed_packets: int = 0
     frames_too_big: int = 0  # DF frames answered with ICMP frag-needed, or dropped
+    # UDP payload bytes queued per control-frame kind (heartbeat, fragtest, pmtu probe,
+    # mtutest): what the sleeve itself costs per peer; the PMTU probe fails locally
+    special_bytes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,6 +84,7 @@ class Datapath:
     _udp: list[UdpSend] = field(default_factory=list)
     _inject: list[bytes] = field(default_factory=list)
     _batches: dict[tuple[int, bool], Batcher] = field(default_factory=dict)
+    _unflushed: dict[tuple[int, bool], None] = field(default_factory=dict)  # batches with records
     _crypto: dict[int, _Crypto] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +93,7 @@ class Datapath:
     # ---- inputs ------------------------------------------------------------------------
     def frame_captured(self, frame: bytes, routes: Routes, now: float) -> None:
         for send in self.forwarder.captured(frame, routes, now):
-            self.send_frame(send, frame, captured=True)
+            self.send_frame(send, frame, now, captured=True)
 
     def udp_received(
         self, packet: bytes, addr: tuple[str, int], routes: Routes, now: float
@@ -137,7 +145,7 @@ class Datapath:
         if inject:
             self._inject.append(record.frame)
         for send in sends:
-            self.send_frame(send, record.frame, captured=False)
+            self.send_frame(send, record.frame, now, captured=False)
 
     def send_failed(self, peer: int, kernel_pmtu: int, now: float) -> None:
         """A DF send to ``peer`` failed with EMSGSIZE (the PMTU probe, normally)."""
@@ -161,8 +169,9 @@ class Datapath:
         return out
 
     def _pump_specials(self) -> None:
-        """Heartbeats and tests the forwarders want sent, each in a packet of its own."""
-        for conn in self.overlay.sleeve_connections():
+        """Heartbeats and tests the forwarders want sent, each in a packet of its own
+        (only the forwarders that queued some are asked)."""
+        for conn in self.overlay.take_ready():
             for dgram in conn.take_datagrams():
                 self._emit(conn, dgram)
 
@@ -176,15 +185,20 @@ class Datapath:
         body = batch.flush() or b""
         payload = crypto.sealer.seal(body, dgram.df)
         self._udp.append(UdpSend(conn.remote_addr, payload, dgram.df, conn.remote))
+        specials = self.counters.special_bytes
+        specials[dgram.kind] = specials.get(dgram.kind, 0) + len(payload)
 
     # ---- frames to neighbours --------------------------------------------------------------
-    def send_frame(self, send: Send, frame: bytes, captured: bool) -> None:
+    def send_frame(self, send: Send, frame: bytes, now: float, captured: bool) -> None:
         """Hand ``frame`` to the sleeve forwarder of ``send.next_hop`` (``captured``: it
         came from our bridge, so an ICMP "fragmentation needed" may go back into it)."""
         conn = self.overlay.sleeve_connection(send.next_hop)
         if conn is None or not conn.active or not conn.established or conn.remote_addr is None:
             self.forwarder.counters.dropped.add(len(frame))
             return
+        if not conn.discovering and len(frame) > MIN_MTU:
+            conn.need_path(now)  # the sleeve deferred its MTU search: it is needed now
+            self.changed.add(conn.remote)
         record = FrameRecord(send.src, send.dst, frame)
         ipv4 = is_ipv4(frame)
         if ipv4 and ipv4_df(frame):
@@ -211,18 +225,25 @@ class Datapath:
 
     def _queue(self, conn: SleeveConnection, record: FrameRecord, df: bool) -> None:
         key = (conn.remote, df)
+        crypto = self._crypto_for(conn)  # first: new keys drop the peer's old batches
         batch = self._batches.get(key)
-        crypto = self._crypto_for(conn)
         limit = conn.max_payload() if df else MAX_UDP_PAYLOAD
         if batch is None:
             batch = self._batches[key] = Batcher(limit, crypto.sealer.packet_overhead)
         batch.max_payload = limit
         for body in batch.add(record):
             self._seal_out(conn, crypto, body, df)
+        if batch.pending:
+            self._unflushed[key] = None
 
     def _flush(self) -> None:
-        for (peer, df), batch in self._batches.items():
-            body = batch.flush()
+        """Close the batches holding records (not every peer's batcher: O(peers sent to))."""
+        if not self._unflushed:
+            return
+        keys, self._unflushed = self._unflushed, {}
+        for peer, df in keys:
+            batch = self._batches.get((peer, df))
+            body = batch.flush() if batch is not None else None
             conn = self.overlay.sleeve_connection(peer)
             if body is not None and conn is not None:
                 self._seal_out(conn, self._crypto_for(conn), body, df)
@@ -262,6 +283,8 @@ class Datapath:
             replayed_packets=c.replayed_packets,
             frames_too_big=c.frames_too_big,
         )
+        for kind, sent in c.special_bytes.items():  # sleeve_heartbeat_bytes, ...
+            stats[f"sleeve_{kind.replace(' ', '_')}_bytes"] = sent
         return stats
 
     def expire_macs(self, now: float) -> int:

@@ -29,6 +29,7 @@ from weavenet.core.overlay.probe import (
     forget_stopped,
     take_all_heartbeats,
 )
+from weavenet.core.overlay.ready import ReadyList
 
 FAST_SLEEVE = "fast sleeve"  # the name shown in status, report and metrics
 FAST_SLEEVE_OVERLAY = "weavenet-fastsleeve"  # the name advertised in the Overlays feature
@@ -81,6 +82,8 @@ class FastSleeveOverlay:
     port: int = FAST_SLEEVE_PORT
     name: str = FAST_SLEEVE_OVERLAY
     connections: dict[int, FastSleeveForwarder] = field(default_factory=dict)
+    ready: ReadyList[ProbedForwarder] = field(default_factory=ReadyList)  # heartbeats due
+    unsized: ReadyList[FastSleeveForwarder] = field(default_factory=ReadyList)
     counters: FastSleeveCounters = field(default_factory=FastSleeveCounters)
     heartbeats_received: int = 0
 
@@ -98,12 +101,19 @@ class FastSleeveOverlay:
             encrypted=params.session_key is not None,
             outbound=params.outbound,
             session_key=params.session_key,
+            ready=self.ready,
         )
         old = self.connections.get(params.remote_name)
         if old is not None:
             old.stop()
         self.connections[params.remote_name] = fwd
+        self.unsized.add(fwd)
         return fwd
+
+    def take_unsized(self) -> list[FastSleeveForwarder]:
+        """Forwarders created since the last call: the shell asks the kernel for the
+        route's MTU to size their datagrams (only new ones: not a pass over every peer)."""
+        return self.unsized.drain()
 
     def usable(self, peer: int) -> FastSleeveForwarder | None:
         """The peer's forwarder if it may carry data now (acked lately)."""
@@ -119,7 +129,7 @@ class FastSleeveOverlay:
         return True
 
     def take_heartbeats(self) -> list[Heartbeat]:
-        return take_all_heartbeats(self.connections.values())
+        return take_all_heartbeats(self.ready)
 
     def forget(self, remote: int) -> None:
         forget_stopped(self.connections, remote)

@@ -42,6 +42,7 @@ from weavenet.core.overlay.probe import (
     forget_stopped,
     take_all_heartbeats,
 )
+from weavenet.core.overlay.ready import ReadyList
 
 FASTDP = "fastdp"  # the name shown in status, report and metrics
 FASTDP_OVERLAY = "weavenet-fastdp"  # the name advertised in the Overlays feature
@@ -108,6 +109,7 @@ class FastdpOverlay:
     port: int = VXLAN_PORT
     name: str = FASTDP_OVERLAY
     connections: dict[int, FastdpForwarder] = field(default_factory=dict)
+    ready: ReadyList[ProbedForwarder] = field(default_factory=ReadyList)  # heartbeats due
     received_heartbeats: int = 0
     bad_heartbeats: int = 0
     kernel_repairs: int = 0  # rounds that found the kernel drifted from an unchanged plan
@@ -125,6 +127,7 @@ class FastdpOverlay:
             index,
             port=self.port,
             mtu=self.mtu,
+            ready=self.ready,
         )
         old = self.connections.get(params.remote_name)
         if old is not None:
@@ -148,7 +151,7 @@ class FastdpOverlay:
         return None
 
     def take_heartbeats(self) -> list[Heartbeat]:
-        return take_all_heartbeats(self.connections.values())
+        return take_all_heartbeats(self.ready)
 
     def forget(self, remote: int) -> None:
         forget_stopped(self.connections, remote)

@@ -14,10 +14,12 @@ again. Subclasses say what a heartbeat looks like (:meth:`ProbedForwarder.heartb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
+
+from weavenet.core.overlay.ready import ReadyList
 
 FAST_HEARTBEAT = 0.5
 SLOW_HEARTBEAT = 4.0
@@ -78,6 +80,7 @@ class ProbedForwarder:
     established: bool = False  # acked at least once (Go's "established" never reverts)
     error: str | None = None  # never fails a connection: it goes on hold instead
     why: str = "waiting for the mesh to confirm the connection"
+    ready: ReadyList[ProbedForwarder] | None = None  # the overlay's: we have heartbeats
     _next_heartbeat: float = float("inf")
     _ack_deadline: float = float("inf")
     _control: list[tuple[int, bytes]] = field(default_factory=list)
@@ -135,6 +138,8 @@ class ProbedForwarder:
             self._fire(Event.SILENCE, gap)
         if now >= self._next_heartbeat:
             beat = Heartbeat((self.remote_ip, self.port), self.heartbeat(), self.remote)
+            if not self._heartbeats and self.ready is not None:
+                self.ready.add(self)
             self._heartbeats.append(beat)
             interval = SLOW_HEARTBEAT if self.established else FAST_HEARTBEAT
             self._next_heartbeat = now + interval
@@ -152,9 +157,10 @@ class ProbedForwarder:
 F = TypeVar("F", bound=ProbedForwarder)
 
 
-def take_all_heartbeats(forwarders: Iterable[ProbedForwarder]) -> list[Heartbeat]:
-    """The heartbeats every forwarder of one overlay now wants sent."""
-    return [beat for fwd in forwarders for beat in fwd.take_heartbeats()]
+def take_all_heartbeats(ready: ReadyList[ProbedForwarder]) -> list[Heartbeat]:
+    """The heartbeats the forwarders of one overlay now want sent: only those on its
+    ready list are asked (an idle forwarder costs nothing)."""
+    return [beat for fwd in ready.drain() for beat in fwd.take_heartbeats()]
 
 
 def forget_stopped(connections: MutableMapping[int, F], remote: int) -> None:

@@ -10,6 +10,13 @@ telling us the kernel's PMTU, and a binary search with MTU-test frames the peer 
 back (*PMTUVerified*) finds the largest frame that really arrives. No heartbeat for
 60 s is fatal.
 
+Go runs both tests on every sleeve forwarder, even one that only backs up fastdp: about
+70 KB per peer, most of what a router sent while a mesh converged. When a faster overlay
+of ours shares the connection (``discovery_deferred``), the tests wait until the sleeve
+is needed: :meth:`need_path`, called when a frame bigger than :data:`MIN_MTU` (which fits
+every path) goes through it. Connections to Go peers, where the sleeve is the only
+overlay, test at once, as Go does.
+
 Inputs: :meth:`confirm`, :meth:`tick`, :meth:`special_frame` (a control frame that came
 in a UDP packet), :meth:`control_message` (TCP), :meth:`send_failed` (EMSGSIZE).
 Outputs: UDP datagrams (:meth:`take_datagrams`) and TCP control messages
@@ -21,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from weavenet.core.overlay.ready import ReadyList
 from weavenet.core.overlay.sleeve_codec import (
     FRAME_OVERHEAD,
     MAX_UDP_PAYLOAD,
@@ -53,6 +61,7 @@ class Datagram:
 
     records: tuple[FrameRecord, ...]
     df: bool
+    kind: str = "data"  # for the counters: heartbeat, fragtest, pmtu probe, mtutest
 
 
 @dataclass
@@ -78,6 +87,10 @@ class SleeveConnection:
     stack_frag: bool = False  # the peer received our fragmented test frame
     outbound: bool = False  # we dialled the mesh connection (selects the nonce bit)
     session_key: bytes | None = None  # set when frames are NaCl-sealed
+    discovery_deferred: bool = False  # a faster overlay shares the connection (module doc)
+    ready: ReadyList[SleeveConnection] | None = None  # the overlay's: we have datagrams
+    discovering: bool = False  # the fragmentation test and MTU search have started
+    _path_wanted: bool = False  # need_path() was called
     _confirmed: bool = False
     _heard: bool = False  # we acknowledged the peer's first heartbeat
     _interval: float = FAST_HEARTBEAT
@@ -152,10 +165,10 @@ class SleeveConnection:
             self.error = "no heartbeat from the peer for 60s: sleeve forwarder timed out"
             return float("inf")
         if now >= self._next_heartbeat and self.remote_addr is not None:
-            self._send_special(heartbeat_frame(self.conn_uid), df=True)
+            self._send_special(heartbeat_frame(self.conn_uid), df=True, kind="heartbeat")
             self._next_heartbeat = now + self._interval
         if now >= self._next_frag_test:
-            self._send_special(frag_test_frame(), df=False)
+            self._send_special(frag_test_frame(), df=False, kind="fragtest")
             self._next_frag_test = now + FRAG_TEST_INTERVAL
         if self._search is not None and now >= self._search.deadline:
             self._mtu_test_timed_out(now)
@@ -206,16 +219,32 @@ class SleeveConnection:
         self.established = True
         self._interval = SLOW_HEARTBEAT
         self._next_heartbeat = min(self._next_heartbeat, now + SLOW_HEARTBEAT)
+        if self.discovery_deferred and not self._path_wanted:
+            self.tick(now)
+        else:
+            self._start_discovery(now)
+
+    def need_path(self, now: float) -> None:
+        """A frame that may not fit every path goes through us: if the tests were
+        deferred, run them now (once established)."""
+        self._path_wanted = True
+        if self.established and self.error is None:
+            self._start_discovery(now)
+
+    def _start_discovery(self, now: float) -> None:
+        if self.discovering:
+            return
+        self.discovering = True
         self._next_frag_test = now  # test fragmentation at once, then every 5 minutes
         self.tick(now)
-        self._send_special(pmtu_probe_frame(), df=True)
+        self._send_special(pmtu_probe_frame(), df=True, kind="pmtu probe")
 
     def _send_mtu_test(self, now: float) -> None:
         search = self._search
         assert search is not None
         search.candidate = (search.low + search.high) // 2
         search.deadline = now + MTU_VERIFY_TIMEOUT * (2**search.attempt)
-        self._send_special(mtu_test_frame(search.candidate), df=True)
+        self._send_special(mtu_test_frame(search.candidate), df=True, kind="mtutest")
 
     def _mtu_verified(self, mtu: int, now: float) -> None:
         search = self._search
@@ -244,9 +273,11 @@ class SleeveConnection:
             self._send_mtu_test(now)
 
     # ---- output helpers ------------------------------------------------------------------
-    def _send_special(self, frame: bytes, df: bool) -> None:
+    def _send_special(self, frame: bytes, df: bool, kind: str) -> None:
         record = FrameRecord(self.local, self.remote, frame)
-        self._datagrams.append(Datagram((record,), df))
+        if not self._datagrams and self.ready is not None:
+            self.ready.add(self)
+        self._datagrams.append(Datagram((record,), df, kind))
 
     def _send_control(self, sub_tag: int, payload: bytes) -> None:
         if self.control_index is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
+from weavenet.core.overlay.ready import ReadyList
 from weavenet.core.overlay.sleeve import SleeveConnection
 
 SLEEVE = "sleeve"
@@ -35,6 +36,7 @@ class SleeveOverlay:
     local: int
     connections: dict[int, SleeveConnection] = field(default_factory=dict)
     name: str = SLEEVE
+    ready: ReadyList[SleeveConnection] = field(default_factory=ReadyList)  # datagrams waiting
 
     def add_features(self, features: dict[str, str]) -> None:
         features["Overlays"] = " ".join(OUR_OVERLAYS)
@@ -68,6 +70,7 @@ class SleeveOverlay:
             index,
         )
         conn.outbound, conn.session_key = params.outbound, params.session_key
+        conn.ready = self.ready
         old = self.connections.get(params.remote_name)
         if old is not None:
             old.stop()
@@ -79,6 +82,10 @@ class SleeveOverlay:
 
     def sleeve_connections(self) -> list[SleeveConnection]:
         return list(self.connections.values())
+
+    def take_ready(self) -> list[SleeveConnection]:
+        """The connections that queued datagrams since the last call."""
+        return self.ready.drain()
 
     def forget(self, conn: SleeveConnection) -> None:
         if self.connections.get(conn.remote) is conn:

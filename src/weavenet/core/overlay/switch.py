@@ -238,6 +238,9 @@ class OverlaySwitch:
             pairs = [(o, o.prepare_forwarder(params, i)) for i, o in enumerate(common)]
         names = [o.name for o, f in pairs if f is not None]
         forwarders = [f for _, f in pairs if f is not None]
+        for fwd in forwarders[1:]:  # a faster overlay of ours comes first
+            if isinstance(fwd, SleeveConnection):
+                fwd.discovery_deferred = True
         conn = SwitchConnection(params.remote_name, [_display(n) for n in names], forwarders)
         if not forwarders:
             theirs = list(params.remote_overlays or ())
@@ -266,6 +269,9 @@ class OverlaySwitch:
 
     def sleeve_connections(self) -> list[SleeveConnection]:
         return list(self.compat.connections.values())
+
+    def take_ready(self) -> list[SleeveConnection]:
+        return self.compat.take_ready()
 
     def diagnostics(self) -> dict[str, Any]:
         """Each overlay's entry under its display name (Go: ``fastdp``, ``sleeve``)."""

@@ -50,7 +50,7 @@ class VnetDatapath:
                 self.fast.send(fwd, memoryview(buf)[: HEADROOM + length])
                 return
         if sends:
-            self._to_sleeve(sends, memoryview(buf)[HEADROOM : HEADROOM + length], True)
+            self._to_sleeve(sends, memoryview(buf)[HEADROOM : HEADROOM + length], now, True)
 
     def delivered(self, got: Delivered, routes: Routes, now: float) -> None:
         packet = memoryview(got.packet)[PEERS:]
@@ -66,9 +66,9 @@ class VnetDatapath:
                 self.fast.send(relay, got.packet)
                 return
         if sends:
-            self._to_sleeve(sends, packet, False)
+            self._to_sleeve(sends, packet, now, False)
 
-    def _to_sleeve(self, sends: list[Send], packet: Buffer, captured: bool) -> None:
+    def _to_sleeve(self, sends: list[Send], packet: Buffer, now: float, captured: bool) -> None:
         try:
             frames = plain_frames(packet)
         except VnetError:
@@ -76,7 +76,7 @@ class VnetDatapath:
             return
         for send in sends:
             for frame in frames:
-                self.datapath.send_frame(send, frame, captured)
+                self.datapath.send_frame(send, frame, now, captured)
 
     def take_inject(self) -> list[Buffer]:
         """Vnet header + frame, for the TAP as they are."""
