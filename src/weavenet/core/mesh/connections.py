@@ -4,6 +4,7 @@ idle connections."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 
 from weavenet.core.effects import Effect, Send
@@ -22,6 +23,8 @@ class ConnectionTable:
         self.by_peer: dict[int, MeshConn] = {}
         self._ourself = ourself
         self._touched: set[int] = set()  # shared with every connection
+        self._held: set[int] = set()  # pending gossip not sent at the last flush
+        self._overlay_due: list[tuple[float, int]] = []  # (overlay wakeup, conn id) heap
 
     def add(self, conn: MeshConn) -> None:
         """A new connection (handshake not yet done); its first bytes are waiting."""
@@ -69,12 +72,40 @@ class ConnectionTable:
                 continue
             if conn.pending and now < conn.gossip_ready_at:
                 wakeup = min(wakeup, conn.gossip_ready_at)
+                self._held.add(conn_id)
             elif conn.registered and conn.writable and conn.pending:
                 conn.gossip_ready_at = now + GOSSIP_BATCH
                 self._send_pending(conn)
+            elif conn.pending:
+                self._held.add(conn_id)
             if conn.out:
                 emit(Send(conn.id, conn.take_output()))
         return wakeup
+
+    def release_held(self) -> None:
+        """Gossip held back at earlier flushes goes at the next one, if it may by then."""
+        self._touched |= self._held
+        self._held.clear()
+
+    # ---- overlay timers: a heap, so that a wake-up costs the connections due, not all
+    def overlay_due(self, conn: MeshConn) -> None:
+        """``conn.overlay_wakeup`` was set: remember when it is due."""
+        if conn.overlay_wakeup != float("inf"):
+            heapq.heappush(self._overlay_due, (conn.overlay_wakeup, conn.id))
+
+    def take_due_overlays(self, now: float) -> list[MeshConn]:
+        """The connections whose overlay timers are due (each once; stale entries of
+        re-armed or closed connections are dropped on the way)."""
+        heap, due = self._overlay_due, {}
+        while heap and heap[0][0] <= now:
+            _, conn_id = heapq.heappop(heap)
+            conn = self.by_id.get(conn_id)
+            if conn is not None and conn.overlay is not None and now >= conn.overlay_wakeup:
+                due[conn_id] = conn
+        return list(due.values())
+
+    def next_overlay_wakeup(self) -> float:
+        return self._overlay_due[0][0] if self._overlay_due else float("inf")
 
     def _send_pending(self, conn: MeshConn) -> None:
         for tag, channel, src, payload in conn.pending.drain():

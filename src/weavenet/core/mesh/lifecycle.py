@@ -48,7 +48,7 @@ class LifecycleHooks:
 
     send_all_gossip_down: Callable[[MeshConn, float], None]  # a new or restarted peer
     topology_update: Callable[[set[int], float], None]  # our entry changed (and theirs)
-    note_wakeup: Callable[[float], None]  # a connection's overlay wants a tick then
+    overlay_wakeup: Callable[[MeshConn], None]  # conn.overlay_wakeup was (re)set
     emit: Callable[[Effect], None]
 
 
@@ -206,7 +206,7 @@ class ConnectionLifecycle:
         if conn.overlay is None:
             return
         conn.overlay_wakeup = conn.overlay.tick(now)
-        self._hooks.note_wakeup(conn.overlay_wakeup)
+        self._hooks.overlay_wakeup(conn)
         self.pump_overlay(conn, now)
 
     def pump_overlay(self, conn: MeshConn, now: float) -> None:

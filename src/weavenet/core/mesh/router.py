@@ -96,7 +96,7 @@ class Router:
         hooks = LifecycleHooks(
             send_all_gossip_down=self._gossip.send_all_down,
             topology_update=self.schedule_topology_update,
-            note_wakeup=self.note_wakeup,
+            overlay_wakeup=self._overlay_wakeup,
             emit=self._effects.append,
         )
         self._lifecycle = ConnectionLifecycle(parts, hooks)
@@ -315,12 +315,10 @@ class Router:
     def _wake_connections(self, now: float) -> None:
         """Fine timers: overlay timers and batched gossip that is due."""
         self.timers.conn_wakeup = float("inf")
-        for conn in list(self._table.by_id.values()):
-            if conn.overlay is not None and now >= conn.overlay_wakeup:
-                self._lifecycle.tick_overlay(conn, now)
-            if conn.pending:
-                self._table.mark(conn)
-            self.note_wakeup(conn.overlay_wakeup)
+        for conn in self._table.take_due_overlays(now):
+            self._lifecycle.tick_overlay(conn, now)
+        self._table.release_held()
+        self.note_wakeup(self._table.next_overlay_wakeup())
 
     def overlay_activity(self, names: set[int], now: float) -> None:
         """The datapath moved these peers' forwarders (a heartbeat, an MTU result):
@@ -329,6 +327,10 @@ class Router:
             conn = self._table.to_peer(name)
             if conn is not None:
                 self._lifecycle.tick_overlay(conn, now)
+
+    def _overlay_wakeup(self, conn: MeshConn) -> None:
+        self._table.overlay_due(conn)
+        self.note_wakeup(conn.overlay_wakeup)
 
     def note_wakeup(self, when: float) -> None:
         self.timers.conn_wakeup = min(self.timers.conn_wakeup, when)
