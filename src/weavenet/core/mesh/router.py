@@ -48,7 +48,7 @@ log = logging.getLogger("weavenet.mesh")
 # mesh (two changes per connection) shows the mesh one version of itself per interval
 # (see BENCHMARKS.md, "Scale").
 TOPOLOGY_UPDATE_DELAY = 2.0
-TOPOLOGY_UPDATE_QUICK = 0.1
+TOPOLOGY_UPDATE_QUICK = 0.5
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
