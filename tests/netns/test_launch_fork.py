@@ -62,9 +62,9 @@ def test_forked_router_is_a_detached_daemon(cluster: Callable[..., Cluster]) -> 
 def test_forked_router_does_not_show_the_password(cluster: Callable[..., Cluster]) -> None:
     host = one_host(cluster)
     pid = check_detached(host, host.launch("--no-dns", "--password", "su-s3cret").stdout)
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert cmdline[0] == b"weaver" and b"--state-dir" in cmdline
-    assert not any(b"su-s3cret" in arg for arg in cmdline)
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert cmdline.startswith(b"weaver ") and b" --state-dir " in cmdline
+    assert b"su-s3cret" not in cmdline
     assert "Communication between peers via untrusted networks is encrypted." in host.log()
 
 

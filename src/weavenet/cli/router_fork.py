@@ -17,12 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
-
-PR_SET_NAME = 15
-ROUTER_NAME = b"weaver"
-ARG_START, ARG_END = 45, 46  # fields 48 and 49 of /proc/PID/stat, counted after "(comm)"
 
 
 class ForkedRouter:
@@ -87,22 +82,12 @@ def _detach(log_fd: int) -> None:
 def _set_process_title(argv: list[str]) -> None:
     """The router shows as ``weaver FLAGS`` (``ps``, /proc/PID/comm and cmdline), not as
     the ``weave launch ...`` it was forked from: that command line may hold the password
-    (``--password``), which the router must not show for its whole life. The argv strings
-    are overwritten in place (/proc/self/stat's arg_start..arg_end, as setproctitle does);
-    Python keeps its own copy of them."""
-    import ctypes
+    (``--password``), which the router must not show for its whole life. setproctitle
+    overwrites the argv area the kernel shows (Python keeps its own copy of argv)."""
+    import setproctitle
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    with contextlib.suppress(OSError, AttributeError):
-        libc.prctl(PR_SET_NAME, ctypes.c_char_p(ROUTER_NAME), 0, 0, 0)
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        start, end = int(fields[ARG_START]), int(fields[ARG_END])
-    except (OSError, IndexError, ValueError):
-        return  # no /proc: nothing shows the command line either
-    title = "\0".join(["weaver", *argv]).encode()[: end - start - 1]
-    ctypes.memset(start, 0, end - start)
-    ctypes.memmove(start, title, len(title))
+    setproctitle.setproctitle(" ".join(["weaver", *argv]))
+    setproctitle.setthreadtitle("weaver")
 
 
 def _exit_code(code: object) -> int:
