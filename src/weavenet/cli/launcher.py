@@ -22,6 +22,10 @@ LOG_FILE = "weaver.log"
 LAUNCH_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.1
+# `weave launch` polls /status from FIRST_POLL s apart, growing by half up to LAST_POLL:
+# a router alone is up in ~0.5 s, but many starting at once take tens of seconds, and
+# 10 polls a second cost each waiting CLI ~0.1 CPU-s over 40 s (BENCHMARKS.md, "Scale")
+FIRST_POLL, LAST_POLL = 0.05, 0.5
 
 
 class LaunchError(Exception):
@@ -202,6 +206,7 @@ def wait_until_up(
     progress.flush()
     deadline = time.monotonic() + timeout
     last_status: int | None = None
+    interval = FIRST_POLL
     try:
         while time.monotonic() < deadline:
             code = proc.poll()
@@ -212,7 +217,8 @@ def wait_until_up(
                 return
             progress.write(".")
             progress.flush()
-            time.sleep(POLL_INTERVAL)
+            time.sleep(interval)
+            interval = min(interval * 1.5, LAST_POLL)
     finally:
         progress.write("\n")
         progress.flush()
