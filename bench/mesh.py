@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mesh_report import build_result, print_result
+from netbench import progress
 
 PORT, HTTP_PORT = 6783, 6784
 FIRST_HOST = 10
@@ -137,14 +138,6 @@ def proc_status_mb(pid: int, key: str) -> float:
     raise BenchError(f"no {key} for pid {pid}")
 
 
-def progress(text: str, final: bool = False) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
-    elif final:
-        sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
 # ---- phases --------------------------------------------------------------------------
 def weaver_argv(i: int, workdir: Path, args: argparse.Namespace) -> list[str]:
     host = host_of(i)
@@ -204,7 +197,8 @@ def wait_ready(nodes: list[Node], start: float, timeout: float) -> float:
                 waiting.remove(node)
         elapsed = time.monotonic() - start
         progress(
-            f"start-up: {len(nodes) - len(waiting)}/{len(nodes)} routers ready, {elapsed:.1f} s"
+            f"start-up: {len(nodes) - len(waiting)}/{len(nodes)} routers ready, {elapsed:.1f} s",
+            final=False,
         )
         if waiting and elapsed > timeout:
             raise BenchError(f"{len(waiting)} routers not ready after {timeout} s")
@@ -262,7 +256,9 @@ def wait_converged(nodes: list[Node], start: float, args: argparse.Namespace) ->
             ]
             while (busy := sum(not job.done() for job in jobs)) > 0:
                 elapsed = time.monotonic() - start
-                progress(f"convergence: {n - busy}/{n} routers converged, {elapsed:.1f} s")
+                progress(
+                    f"convergence: {n - busy}/{n} routers converged, {elapsed:.1f} s", final=False
+                )
                 if elapsed > args.timeout:
                     raise BenchError(
                         f"only {n - busy}/{n} routers converged after {args.timeout} s"
@@ -287,7 +283,7 @@ def measure_idle(nodes: list[Node], seconds: float) -> None:
     start = time.monotonic()
     deadline = start + seconds
     while (left := deadline - time.monotonic()) > 0:
-        progress(f"idle: measuring CPU, {left:.0f} s left")
+        progress(f"idle: measuring CPU, {left:.0f} s left", final=False)
         time.sleep(min(1.0, left))
     elapsed = time.monotonic() - start
     for node in nodes:

@@ -29,8 +29,13 @@ class BenchError(RuntimeError):
     """The run itself failed (not merely missed a target)."""
 
 
-def progress(text: str) -> None:
-    sys.stderr.write(text + "\n")
+def progress(text: str, final: bool = True) -> None:
+    """A progress line on stderr; one that is not ``final`` is only shown on a terminal,
+    and the next line overwrites it."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
+    elif final:
+        sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
 

@@ -39,15 +39,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from netbench import BenchError, cpu_seconds, peak_rss_mb, progress
 from scale_probe import (
-    cpu_seconds,
-    enter_netns,
     http_get,
     lacking,
     mesh_counts,
     metric_max,
     metric_sum,
-    proc_status_mb,
 )
 from scale_report import print_results, summarize
 
@@ -58,13 +56,10 @@ from weavenet.harness.goweaver import (
     go_weaver_unusable_reason,
 )
 from weavenet.harness.netns import Host
+from weavenet.harness.netns_thread import enter_netns
 from weavenet.harness.util import pid_alive, run_cmd, venv_bin
 
 API = "127.0.0.1:6784"
-
-
-class BenchError(RuntimeError):
-    """The run itself failed (not merely missed a target)."""
 
 
 class Router:
@@ -200,7 +195,7 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
     while True:
         elapsed = time.monotonic() - t0
         done = sum(r.converged_at is not None for r in routers)
-        progress(f"  {done}/{len(routers)} converged, {elapsed:.1f} s")
+        progress(f"  {done}/{len(routers)} converged, {elapsed:.1f} s", final=False)
         if done == len(routers):
             return max(r.converged_at or 0.0 for r in routers)
         dead = [r.index for r in routers if r.pid is not None and not r.alive()]
@@ -252,7 +247,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             progress(f"  converged in {convergence:.2f} s", final=True)
             for r in routers:
                 r.stats["total_cpu_s"] = cpu_seconds(r.pid or 0)
-                r.stats["rss_peak_mb"] = proc_status_mb(r.pid or 0, "VmHWM")
+                r.stats["rss_peak_mb"] = peak_rss_mb(r.pid or 0)
             if kind == "weavenet":
                 list(pool.map(read_metrics, routers))
         finally:
@@ -316,14 +311,6 @@ def run_size(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     with InteropCluster(n, prefix=prefix, underlay=f"10.199.{secrets.randbelow(250)}.0/24") as cl:
         pin_neighbours(cl)
         return run_chain(cl, kind, args)
-
-
-def progress(text: str, final: bool = False) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + text + ("\n" if final else ""))
-    elif final:
-        sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

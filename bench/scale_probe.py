@@ -8,30 +8,13 @@ routers themselves.
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-_LIBC = ctypes.CDLL(None, use_errno=True)
 _PEERS = re.compile(r"^\s*Peers: (\d+)(?: \(with (\d+) established)?", re.M)
 _CONNS = re.compile(r"^\s*Connections: (\d+)(?: \((\d+) established)?", re.M)
-
-
-def enter_netns(netns: str) -> None:
-    """Move the calling thread into /run/netns/NETNS."""
-    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-    try:
-        if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {netns}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def http_get(
@@ -72,18 +55,6 @@ def mesh_counts(status_text: str) -> MeshCounts | None:
         int(conns.group(1)),
         int(conns.group(2) or 0),
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def proc_status_mb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def metric_sum(metrics_text: str, name: str) -> float | None:

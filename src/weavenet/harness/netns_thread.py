@@ -17,7 +17,8 @@ T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 
 
-def _enter(netns: str) -> None:
+def enter_netns(netns: str) -> None:
+    """Move the calling thread (only it) into network namespace /run/netns/NETNS."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
     try:
@@ -33,7 +34,9 @@ class NetnsThread:
 
     def __init__(self, netns: str) -> None:
         self.netns = netns
-        self._pool = ThreadPoolExecutor(1, f"netns-{netns}", initializer=_enter, initargs=(netns,))
+        self._pool = ThreadPoolExecutor(
+            1, f"netns-{netns}", initializer=enter_netns, initargs=(netns,)
+        )
 
     def call(self, fn: Callable[..., T], *args: object, timeout: float = 60.0) -> T:
         return self._pool.submit(fn, *args).result(timeout=timeout)
