@@ -16,7 +16,7 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from weavenet.dataplane.attach import IFNAMSIZ, send_gratuitous_arps
-from weavenet.dataplane.bridge import DEFAULT_BRIDGE
+from weavenet.dataplane.bridge import DEFAULT_BRIDGE, delete_link
 from weavenet.dataplane.netlink import (
     LINK_GONE,
     DataplaneError,
@@ -93,13 +93,7 @@ def _delete_links(ipr: Any, *names: str) -> None:
 def delete_endpoint_veth(endpoint_id: str, netns: str | None = None) -> bool:
     """Delete the endpoint's veth pair; False if it was already gone."""
     host_name, _ = endpoint_veths(endpoint_id)
-    with iproute(netns) as host, kernel_errors(f"delete endpoint {endpoint_id[:12]}"):
-        index = link_index(host, host_name)
-        if index is None:
-            return False
-        with ignoring(*LINK_GONE):
-            host.link("del", index=index)
-        return True
+    return delete_link(host_name, netns)  # the peer end goes with it
 
 
 def readdress(netns_path: str, old: Cidr, new: Cidr) -> str | None:
