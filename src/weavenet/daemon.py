@@ -142,7 +142,9 @@ async def _start_datapath(
     if isinstance(overlay.overlays[0], FastdpOverlay):
         from weavenet.io.fastdp import start_fastdp
 
-        await start_fastdp(router, overlay, datapath, opts.weave_bridge, tap, shell)
+        await start_fastdp(
+            router, overlay, datapath, opts.weave_bridge, tap, shell, sleeve.after_frames
+        )
     return sleeve
 
 

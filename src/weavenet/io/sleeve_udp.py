@@ -51,6 +51,9 @@ class SleeveShell:
         self.datapath = datapath
         self.tap_fd = tap_fd
         self.after = after  # lets the mesh shell send what the forwarders now want
+        # Run at the end of every flush, i.e. after every batch of frames in or out (ours
+        # and the fast sleeve's): fastdp looks there for MACs it should pin at once.
+        self.after_frames: list[Callable[[], None]] = []
         self.loop = asyncio.get_running_loop()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -129,6 +132,8 @@ class SleeveShell:
             changed, self.datapath.changed = self.datapath.changed, set()
             self.router.overlay_activity(changed, self.loop.time())
             self.after()
+        for hook in self.after_frames:
+            hook()
 
     def _send(self, send: UdpSend) -> None:
         if send.df != self._df:

@@ -15,10 +15,13 @@ _REFRESH = MAC_MAX_AGE / 10
 class MacCache:
     """MAC (6 bytes) -> (peer name, last seen). Sans-IO: callers pass ``now``."""
 
-    __slots__ = ("_table",)
+    __slots__ = ("_table", "generation")
 
     def __init__(self) -> None:
         self._table: dict[bytes, tuple[int, float]] = {}
+        # Bumped whenever a MAC is added, moves or goes (not on a refresh): a consumer of
+        # the owners (fastdp's kernel plan) compares it to what it planned last.
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self._table)
@@ -37,6 +40,7 @@ class MacCache:
         entry = self._table.get(mac)
         if entry is None:
             self._table[mac] = (peer, now)
+            self.generation += 1
             return True, None
         owner, seen = entry
         if owner == peer:
@@ -46,6 +50,7 @@ class MacCache:
         if not force:
             return False, owner
         self._table[mac] = (peer, now)
+        self.generation += 1
         return True, owner
 
     def learn(self, mac: bytes, peer: int, now: float, force: bool = False) -> bool:
@@ -64,6 +69,7 @@ class MacCache:
         old = [mac for mac, (_, seen) in self._table.items() if now - seen > MAC_MAX_AGE]
         for mac in old:
             del self._table[mac]
+        self.generation += bool(old)
         return old
 
     def forget_peer(self, peer: int) -> list[bytes]:
@@ -71,6 +77,7 @@ class MacCache:
         gone = [mac for mac, (owner, _) in self._table.items() if owner == peer]
         for mac in gone:
             del self._table[mac]
+        self.generation += bool(gone)
         return gone
 
     def entries(self) -> list[tuple[bytes, int, float]]:
