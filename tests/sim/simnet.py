@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from weavenet.core.effects import Close, Dial, PersistTargets, Send
+from weavenet.core.mesh.overlay import Overlay
 from weavenet.core.mesh.router import Router, RouterConfig
 from weavenet.core.peername import format_peer_name
 
@@ -57,6 +58,7 @@ class SimNet:
     tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
     meter: Callable[[int, bytes], None] | None = None
     unreachable: set[int] = field(default_factory=set)  # routers whose dials are refused
+    overlay: Callable[[int], Overlay] | None = None  # router index -> its overlay
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -68,7 +70,9 @@ class SimNet:
                 discovery=self.discovery,
                 password=self.password,
             )
-            self.routers.append(Router(config, random.Random(self.seed * 1000 + i), self.now))
+            overlay = self.overlay(i) if self.overlay is not None else None
+            rng = random.Random(self.seed * 1000 + i)
+            self.routers.append(Router(config, rng, self.now, overlay))
         self._index = {self.address(i): i for i in range(self.n)}
         self._wake = [float("inf")] * self.n
         self._dirty: set[int] = set(range(self.n))

@@ -179,6 +179,10 @@ class Peers:
         self._entry_changed(self._ourself.name)
         self._bump()
 
+    def forming(self) -> bool:
+        """Whether one of our connections is not established yet."""
+        return not all(conn.established for conn in self._ourself.connections.values())
+
     def delete_local_connection(self, remote: int) -> None:
         """Forget our connection to ``remote``; bumps our Version if there was one.
 

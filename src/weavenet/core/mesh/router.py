@@ -49,6 +49,12 @@ log = logging.getLogger("weavenet.mesh")
 # (see BENCHMARKS.md, "Scale").
 TOPOLOGY_UPDATE_DELAY = 2.0
 TOPOLOGY_UPDATE_QUICK = 0.5
+# While one of our connections is still forming (added, its overlay not established yet)
+# another change is on its way: hold the next version until none is forming, or at most
+# TOPOLOGY_FORMING_HOLD after the last one. A joining router then shows the mesh one
+# version per few connections, not one per interval; its final entry still goes out
+# QUICK after the last connection is established.
+TOPOLOGY_FORMING_HOLD = 8.0
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
@@ -241,6 +247,8 @@ class Router:
         self.timers.pending_names |= names | {self.name}
         t = self.timers
         due = max(now + TOPOLOGY_UPDATE_QUICK, t.published_at + TOPOLOGY_UPDATE_DELAY)
+        if now < t.published_at + TOPOLOGY_FORMING_HOLD and self.peers.forming():
+            due = t.published_at + TOPOLOGY_FORMING_HOLD
         t.topology_update_at = min(t.topology_update_at, due)
         self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
 
