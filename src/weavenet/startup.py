@@ -56,7 +56,11 @@ class Running:
 def import_parts(opts: Options) -> None:
     """Import the parts this router will start, before its event loop runs: an import
     inside the loop is one long step (hundreds of ms) during which nothing else is
-    served. Parts the options leave off are not imported at all."""
+    served. Parts the options leave off are not imported at all, nor is Docker's client
+    (aiohttp's client side) unless a Docker daemon's socket is there."""
+    from weavenet.lean_import import lean_package
+
+    lean_package("aiohttp")  # the server side only, until Docker's client needs the rest
     import weavenet.api.http  # aiohttp.web, prometheus_client
     import weavenet.io.ipam_shell
 
@@ -74,6 +78,11 @@ def import_parts(opts: Options) -> None:
         import weavenet.plugin.setup  # aiodocker
     if opts.proxy and opts.docker_api != "" and opts.weave_bridge:
         import weavenet.proxy.service  # noqa: F401
+    if opts.docker_api != "" and opts.weave_bridge:
+        from weavenet.io.docker_api import preload_client, socket_missing
+
+        if not socket_missing(opts.docker_api):
+            preload_client()
 
 
 def start_cni(opts: Options, run: Running) -> None:

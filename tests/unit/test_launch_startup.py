@@ -36,9 +36,7 @@ def test_a_socket_that_is_there_is_asked(tmp_path: Path, monkeypatch: pytest.Mon
         asked.append(url)
         return True
 
-    import weavenet.io.docker_api
-
-    monkeypatch.setattr(weavenet.io.docker_api, "daemon_answers", answers)
+    monkeypatch.setattr(docker_network, "daemon_answers", answers)
     assert docker_network.plugin_wanted(None, f"unix://{sock}") is True
     assert docker_network.plugin_wanted(None, "tcp://127.0.0.1:1") is True
     assert asked == [f"unix://{sock}", "tcp://127.0.0.1:1"]
@@ -64,3 +62,28 @@ def test_weave_script_runs_with_the_collector_off() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout == "False\n", proc.stderr
+
+
+@pytest.mark.parametrize("docker", [False, True])
+def test_the_router_imports_dockers_client_only_with_a_docker_socket(
+    tmp_path: Path, docker: bool
+) -> None:
+    """aiohttp's client side (its connector builds two TLS contexts at import) is for
+    Docker: a router on a host without Docker serves with aiohttp.web alone."""
+    sock = tmp_path / "docker.sock"
+    if docker:
+        sock.touch()
+    code = (
+        "import sys\n"
+        "import weavenet.daemon as d\n"
+        "async def serve(opts):\n"
+        "    print(sorted(m for m in ('aiohttp.web', 'aiohttp.client', 'aiodocker')"
+        " if m in sys.modules))\n"
+        "d.serve = serve\n"
+        f"d.weaver.main(['--state-dir', {str(tmp_path)!r}, '--weave-bridge', 'weave',"
+        f" '--docker-api', 'unix://{sock}', '--proxy'], standalone_mode=False)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    expected = ["aiodocker", "aiohttp.client", "aiohttp.web"] if docker else ["aiohttp.web"]
+    assert proc.stdout.splitlines()[-1] == str(expected)

@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 PACKAGE = {
-    "__init__.py": "import sys\nsys.modules['su_events'].append('init')\nfrom .sub import value\n",
+    "__init__.py": (
+        '__version__ = "1.2.3"\n'
+        "import sys\nsys.modules['su_events'].append('init')\nfrom .sub import value\n"
+    ),
     "sub.py": "import sys\nsys.modules['su_events'].append('sub')\nvalue = 42\n",
     "other.py": "from su_lean import sub\n",
+    "versioned.py": "from . import __version__\n",
 }
 
 
@@ -21,7 +25,7 @@ def run(tmp_path: Path, code: str) -> str:
     prelude = (
         "import sys\n"
         "events = sys.modules['su_events'] = []\n"
-        "from weavenet.dataplane.lean_import import lean_package\n"
+        "from weavenet.lean_import import lean_package\n"
         "lean_package('su_lean')\n"
     )
     proc = subprocess.run(
@@ -57,3 +61,8 @@ def test_a_missing_package_is_an_import_error(tmp_path: Path) -> None:
         "    print('ImportError', exc)\n"
     )
     assert run(tmp_path, code).startswith("ImportError")
+
+
+def test_the_declared_version_is_there_without_the_init(tmp_path: Path) -> None:
+    code = "from su_lean import versioned\nprint(events, versioned.__version__)"
+    assert run(tmp_path, code) == "[] 1.2.3\n"

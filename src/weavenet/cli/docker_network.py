@@ -11,9 +11,16 @@ daemon is `--docker-api`, else $DOCKER_HOST, else the default socket, and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TextIO
+
+from weavenet.io.docker_api import (  # light: the client is imported on first use
+    DockerUnavailable,
+    daemon_answers,
+    ensure_network,
+    remove_network,
+    socket_missing,
+)
 
 NETWORK = "weave"
 DRIVER = "weavemesh"
@@ -49,20 +56,9 @@ def plugin_wanted(given: bool | None, url: str | None) -> bool:
     Docker's fixed /run/docker/plugins: no daemon, no use for it)."""
     if given is not None:
         return given
-    if url == "" or _no_socket(url):
+    if url == "" or socket_missing(url):
         return False
-    from weavenet.io.docker_api import daemon_answers  # aiodocker: only for a daemon to ask
-
     return daemon_answers(url)
-
-
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-def _no_socket(url: str | None) -> bool:
-    """A unix socket that is not there: no daemon can answer (no client needed to know)."""
-    where = url or DEFAULT_SOCKET
-    return where.startswith("unix://") and not os.path.exists(where.removeprefix("unix://"))
 
 
 def docker_api(args: Sequence[str], env: Mapping[str, str]) -> str | None:
@@ -87,10 +83,8 @@ def network_config() -> dict[str, object]:
 
 def create_weave_network(url: str | None, err: TextIO) -> bool:
     """Create the Docker network `weave` unless it exists; a warning if that fails."""
-    if url == "" or _no_socket(url):
+    if url == "" or socket_missing(url):
         return False
-    from weavenet.io.docker_api import DockerUnavailable, ensure_network
-
     try:
         return ensure_network(NETWORK, network_config(), url)
     except DockerUnavailable as exc:
@@ -101,10 +95,8 @@ def create_weave_network(url: str | None, err: TextIO) -> bool:
 
 def remove_weave_network(url: str | None) -> bool:
     """Remove the Docker network `weave` if a daemon has one (quietly otherwise)."""
-    if url == "" or _no_socket(url):
+    if url == "" or socket_missing(url):
         return False
-    from weavenet.io.docker_api import DockerUnavailable, remove_network
-
     try:
         return remove_network(NETWORK, url)
     except DockerUnavailable:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from weavenet.core.errors import WeaveError
-from weavenet.dataplane.lean_import import lean_package
+from weavenet.lean_import import lean_package
 
 lean_package("pyroute2")  # see lean_import: half of pyroute2's import time saved
 from pyroute2.iproute.linux import IPRoute  # noqa: E402

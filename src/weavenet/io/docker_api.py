@@ -1,4 +1,5 @@
-"""The Docker Engine API, through aiodocker: the one Docker client of weavenet.
+"""The Docker Engine API, through aiodocker: the one Docker client of weavenet (the
+router's plugin, event watcher and proxy, the CLI, the attachment observer).
 
 The router uses `DockerApi` on its event loop (the plugin, the event watcher); the CLI and
 the attachment observer (a worker thread) use the blocking helpers at the bottom, which
@@ -14,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiodocker
-import aiohttp
-from aiodocker.exceptions import DockerError
+if TYPE_CHECKING:
+    import aiodocker
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 API_VERSION = "v1.41"
@@ -41,6 +41,20 @@ def docker_host(url: str | None = None) -> str:
     return url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
 
 
+def socket_missing(url: str | None = None) -> bool:
+    """A unix socket that is not there: no daemon can answer (no client needed to know)."""
+    where = docker_host(url)
+    return where.startswith("unix://") and not os.path.exists(where.removeprefix("unix://"))
+
+
+def preload_client() -> None:
+    """Import the client now (the router does, before its event loop, when a daemon's
+    socket is there): aiodocker imports aiohttp's client side, its connector and the two
+    TLS contexts that builds, ~0.1 CPU-s that a router without Docker never pays; if
+    Docker appears later, the first request imports them."""
+    import aiodocker  # noqa: F401
+
+
 class DockerApi:
     """A connection to one Docker daemon (create and use it on one event loop)."""
 
@@ -50,6 +64,11 @@ class DockerApi:
 
     def _docker(self) -> aiodocker.Docker:
         if self._client is None:
+            if socket_missing(self.url):
+                raise DockerUnavailable(self.url, "no such socket (is Docker running?)")
+            import aiodocker  # see preload_client
+            import aiohttp
+
             timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
             self._client = aiodocker.Docker(url=self.url, api_version=API_VERSION, timeout=timeout)
         return self._client
@@ -59,81 +78,78 @@ class DockerApi:
         if client is not None:
             await client.close()
 
-    async def _call(self, call: Coroutine[Any, Any, T]) -> T:
+    async def _request(
+        self, call: Callable[[aiodocker.Docker], Awaitable[T]], absent: T | None = None
+    ) -> T | None:
+        """Run `call` on the client; a 404 gives `absent`, any other failure (an error
+        status, no daemon, a timeout) DockerUnavailable."""
+        import aiohttp
+        from aiodocker.exceptions import DockerError
+
+        docker = self._docker()
         try:
-            return await call
-        except DockerError:
-            raise
+            return await call(docker)
+        except DockerError as exc:
+            if exc.status == 404:
+                return absent
+            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DockerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
 
     async def inspect(self, name: str) -> dict[str, Any] | None:
         """GET /containers/NAME/json; None if there is no such container."""
-        try:
-            info: dict[str, Any] = await self._call(
-                self._docker().containers.container(name).show()
-            )
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
-        return info
+        return await self._request(lambda d: d.containers.container(name).show())
+
+    async def inspect_image(self, name: str) -> dict[str, Any] | None:
+        """GET /images/NAME/json; None if there is no such image."""
+        return await self._request(lambda d: d.images.inspect(name))
+
+    async def kill(self, name: str) -> None:
+        """POST /containers/NAME/kill (a container that is gone is not an error)."""
+        await self._request(lambda d: d.containers.container(name).kill())
 
     async def version(self) -> dict[str, Any]:
         """GET /version (DockerUnavailable when no daemon answers)."""
-        try:
-            info: dict[str, Any] = await self._call(self._docker().version())
-        except DockerError as exc:
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
-        return info
+        return await self._required(lambda d: d.version())
 
     async def running_ids(self) -> list[str]:
         """Full ids of the running containers."""
-        try:
-            found = await self._call(self._docker().containers.list())
-        except DockerError as exc:
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
+        found = await self._required(lambda d: d.containers.list())
         return [c.id for c in found]
 
     async def network(self, name: str) -> dict[str, Any] | None:
         """GET /networks/NAME; None if there is no such network."""
         if not name:
             return None  # GET /networks/ would list them all
-        try:
-            net = await self._call(self._docker().networks.get(name))
-            info: dict[str, Any] = await self._call(net.show())
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
-        return info
+
+        async def show(docker: aiodocker.Docker) -> dict[str, Any]:
+            info: dict[str, Any] = await (await docker.networks.get(name)).show()
+            return info
+
+        return await self._request(show)
 
     async def networks(self, driver: str) -> list[dict[str, Any]]:
         """GET /networks with that driver."""
-        try:
-            found: list[dict[str, Any]] = await self._call(
-                self._docker().networks.list(filters={"driver": [driver]})
-            )
-        except DockerError as exc:
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
-        return found
+        return await self._required(lambda d: d.networks.list(filters={"driver": [driver]}))
 
     async def create_network(self, config: dict[str, Any]) -> None:
-        try:
-            await self._call(self._docker().networks.create(config))
-        except DockerError as exc:
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
+        await self._required(lambda d: d.networks.create(config))
 
     async def remove_network(self, name: str) -> bool:
         """Remove a network; False if there was none."""
-        try:
-            net = await self._call(self._docker().networks.get(name))
-            await self._call(net.delete())
-        except DockerError as exc:
-            if exc.status == 404:
-                return False
-            raise DockerUnavailable(self.url, exc.message, exc.status) from exc
-        return True
+
+        async def delete(docker: aiodocker.Docker) -> bool:
+            await (await docker.networks.get(name)).delete()
+            return True
+
+        return await self._request(delete, absent=False) or False
+
+    async def _required(self, call: Callable[[aiodocker.Docker], Awaitable[T]]) -> T:
+        """`_request` where a 404 is an error too."""
+        found = await self._request(call, absent=_MISSING)
+        if found is _MISSING:
+            raise DockerUnavailable(self.url, "not found", 404)
+        return found  # type: ignore[return-value]
 
     async def container_events(
         self, since: float | None = None
@@ -141,6 +157,8 @@ class DockerApi:
         """Container events (from wall-clock time `since` on, replayed by the daemon)
         until the stream ends (the daemon stopped): then it returns. Raises
         DockerUnavailable if the daemon cannot be reached at all."""
+        import aiohttp
+
         await self.version()  # fail fast when nobody is there
         params: dict[str, str] = {"filters": json.dumps({"type": ["container"]})}
         if since is not None:
@@ -154,6 +172,9 @@ class DockerApi:
             return  # cut off mid-stream: the daemon went away
         finally:
             await events.stop()  # type: ignore[no-untyped-call]
+
+
+_MISSING: Any = object()
 
 
 # --- blocking helpers (CLI, worker threads) ---------------------------------------------------

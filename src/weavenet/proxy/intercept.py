@@ -26,7 +26,7 @@ log = logging.getLogger("weavenet.proxy")
 
 
 class Docker(Protocol):
-    """What the proxy asks the real daemon itself (service.AioDocker)."""
+    """What the proxy asks the real daemon itself (service.ProxyDocker)."""
 
     async def inspect_container(self, ident: str) -> Json | None: ...
 

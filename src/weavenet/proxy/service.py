@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiodocker
 from aiohttp import web
 
 from weavenet.core.errors import ConfigError
+from weavenet.io.docker_api import DEFAULT_DOCKER_HOST, DockerApi, DockerUnavailable
 from weavenet.proxy import intercept
 from weavenet.proxy.relay import Dial, Relay, Streams
 from weavenet.proxy.rules import Json, ProxySettings, RuleError
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("weavenet.proxy")
 
 WEAVE_SOCK = "/var/run/weave/weave.sock"
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 PROXY_TCP_PORT = 12375
 
 
@@ -77,39 +76,34 @@ def dialer(docker_host: str) -> Dial:
     return dial_tcp
 
 
-class AioDocker:
-    """intercept.Docker over aiodocker."""
+class ProxyDocker:
+    """intercept.Docker over io.docker_api (whose client is imported on first use)."""
 
     def __init__(self, docker_host: str) -> None:
-        self.client = aiodocker.Docker(url=docker_host or DEFAULT_DOCKER_HOST)
+        self.api = DockerApi(docker_host)
 
     async def inspect_container(self, ident: str) -> Json | None:
         try:
-            info: Json = await self.client.containers.container(ident).show()
-        except aiodocker.DockerError as exc:
-            if exc.status != 404:
-                log.warning("proxy: inspecting container %s: %s", ident, exc.message)
+            return await self.api.inspect(ident)
+        except DockerUnavailable as exc:
+            log.warning("proxy: inspecting container %s: %s", ident, exc)
             return None
-        return info
 
     async def inspect_image(self, name: str) -> Json | None:
         try:
-            info: Json = await self.client.images.inspect(name)
-        except aiodocker.DockerError as exc:
-            if exc.status != 404:
-                raise RuleError(f"inspecting image {name}: {exc.message}", 500) from None
-            return None
-        return info
+            return await self.api.inspect_image(name)
+        except DockerUnavailable as exc:
+            raise RuleError(f"inspecting image {name}: {exc}", 500) from None
 
     async def kill(self, ident: str) -> None:
-        with contextlib.suppress(aiodocker.DockerError):
-            await self.client.containers.container(ident).kill()
+        with contextlib.suppress(DockerUnavailable):
+            await self.api.kill(ident)
 
     async def running(self) -> list[str]:
-        return [c.id for c in await self.client.containers.list()]
+        return await self.api.running_ids()
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.api.close()
 
 
 def _in_use(path: str) -> bool:
@@ -133,7 +127,7 @@ class ProxyService:
     def __init__(self, listen: list[str], docker_host: str, wiring: Wiring) -> None:
         self.listen = [normalise(a) for a in listen] or [default_listen_address(docker_host)]
         self.docker_host = docker_host or DEFAULT_DOCKER_HOST
-        self.docker = AioDocker(self.docker_host)
+        self.docker = ProxyDocker(self.docker_host)
         self.wiring = wiring
         self.relay = Relay(dialer(self.docker_host), intercept.router(self.docker, wiring))
         self.listeners: list[Listener] = []
@@ -182,7 +176,7 @@ class ProxyService:
         not have (started while it was down: their wait program is waiting)."""
         try:
             idents = await self.docker.running()
-        except (aiodocker.DockerError, OSError) as exc:
+        except DockerUnavailable as exc:
             log.info("proxy: cannot list containers at %s: %s", self.docker_host, exc)
             return
         for ident in idents:
