@@ -44,6 +44,9 @@ def test_two_hosts_pick_fastdp_and_carry_100_mb(cluster: Callable[..., Cluster])
     assert _on_fastdp(h1) and _on_fastdp(h2), connections(h1)
     through_userspace = _stats(h1).get("forwarded_bytes", 0) - before
     assert through_userspace < HUNDRED_MB // 10, f"{through_userspace} bytes took the sleeve"
+    for host in (h1, h2):  # the kernel read back as planned: no repair of untouched state
+        assert host.report()["Router"]["OverlayDiagnostics"]["fastdp"]["KernelRepairs"] == 0
+        assert "drifted from the plan" not in host.log()
 
 
 def _block(c: Cluster, port: int, on: bool) -> None:

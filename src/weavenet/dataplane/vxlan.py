@@ -54,28 +54,35 @@ def _port_isolated(msg: Any) -> bool:
     return bool(slave is not None and slave.get("IFLA_BRPORT_ISOLATED"))
 
 
-def _seen(ipr: Any, name: str) -> tuple[DeviceSeen | None, int | None]:
-    index = link_index(ipr, name)
-    if index is None:
-        return None, None
-    msg = link_info(ipr, index)
+def _links(ipr: Any) -> tuple[dict[str, Any], dict[int, str]]:
+    """One dump of the namespace's links: messages by name, names by index (a host
+    namespace has a handful; a lookup per device cost a request each)."""
+    by_name: dict[str, Any] = {}
+    names: dict[int, str] = {}
+    for msg in ipr.get_links():
+        name = str(msg.get("IFLA_IFNAME"))
+        by_name[name] = msg
+        names[int(msg["index"])] = name
+    return by_name, names
+
+
+def _seen(links: tuple[dict[str, Any], dict[int, str]], name: str) -> DeviceSeen | None:
+    msg = links[0].get(name)
+    if msg is None:
+        return None
     data = _linkinfo_data(msg)
     if link_kind(msg) != "vxlan" or data is None:
-        return DeviceSeen(-1, -1, 0, False, None, False, False), index
+        return DeviceSeen(-1, -1, 0, False, None, False, False)
     master = msg.get("IFLA_MASTER")
-    bridge = None
-    if master:
-        bridge = link_info(ipr, master).get("IFLA_IFNAME")
-    seen = DeviceSeen(
+    return DeviceSeen(
         vni=int(data.get("IFLA_VXLAN_ID") or 0),
         port=int(data.get("IFLA_VXLAN_PORT") or 0),
         mtu=int(msg.get("IFLA_MTU") or 0),
         learning=bool(data.get("IFLA_VXLAN_LEARNING")),
-        bridge=bridge,
+        bridge=links[1].get(master) if master else None,
         up=bool(msg["flags"] & IFF_UP),
         isolated=_port_isolated(msg),
     )
-    return seen, index
 
 
 def _fdb(ipr: Any, index: int) -> tuple[set[tuple[str, str, bool]], set[tuple[str, bool]]]:
@@ -93,15 +100,20 @@ def _fdb(ipr: Any, index: int) -> tuple[set[tuple[str, str, bool]], set[tuple[st
     return fdb, port
 
 
-def observe(config: VxlanConfig, netns: str | None = None) -> Observed:
-    """What the kernel has now, in the plan's terms."""
+def observe(config: VxlanConfig, netns: str | None = None) -> tuple[Observed, int | None]:
+    """What the kernel has now, in the plan's terms, and the heartbeat device's index
+    (for the socket that reads heartbeats off it)."""
     with iproute(netns) as ipr, kernel_errors("observe fastdp devices"):
-        data, index = _seen(ipr, config.data_device().name)
-        heartbeat, _ = _seen(ipr, config.heartbeat_device().name)
-        tap = link_index(ipr, config.tap)
-        tap_isolated = tap is None or _port_isolated(link_info(ipr, tap))
-        fdb, port = _fdb(ipr, index) if data is not None and index is not None else (set(), set())
-        return Observed(data, heartbeat, tap_isolated, frozenset(fdb), frozenset(port))
+        links = _links(ipr)
+        data_name, heartbeat_name = config.data_device().name, config.heartbeat_device().name
+        data, heartbeat = _seen(links, data_name), _seen(links, heartbeat_name)
+        tap = links[0].get(config.tap)
+        tap_isolated = tap is None or _port_isolated(tap)
+        index = int(links[0][data_name]["index"]) if data is not None else None
+        fdb, port = _fdb(ipr, index) if index is not None else (set(), set())
+        observed = Observed(data, heartbeat, tap_isolated, frozenset(fdb), frozenset(port))
+        heartbeat_msg = links[0].get(heartbeat_name)
+        return observed, int(heartbeat_msg["index"]) if heartbeat_msg is not None else None
 
 
 def _create(ipr: Any, spec: DeviceSpec, netns: str | None) -> None:
@@ -180,11 +192,6 @@ def apply(ops: list[Op], config: VxlanConfig, netns: str | None = None) -> None:
         for op in ops:
             with kernel_errors(f"fastdp: {op}"):
                 _apply_one(ipr, op, config, netns)
-
-
-def device_index(name: str, netns: str | None = None) -> int | None:
-    with iproute(netns) as ipr:
-        return link_index(ipr, name)
 
 
 def underlay_mtu(netns: str | None = None) -> tuple[str, int]:

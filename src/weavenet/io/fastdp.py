@@ -31,6 +31,7 @@ from weavenet.core.overlay.datapath import Datapath
 from weavenet.core.overlay.fastdp import FASTDP, FastdpOverlay
 from weavenet.core.overlay.switch import OverlaySwitch
 from weavenet.core.overlay.vxlan_plan import (
+    CreateDevice,
     DelFdb,
     DelPort,
     Desired,
@@ -179,12 +180,14 @@ class FastdpShell:
     ) -> tuple[list[Op], list[Op], int | None]:
         """In a worker thread: observe, diff, apply. Returns (ops applied, drift: what the
         kernel lost of the state applied last round, the heartbeat device's index)."""
-        observed = vxlan.observe(self.config)
+        observed, heartbeat_index = vxlan.observe(self.config)
         ops = diff(desired, observed)
         drift = [] if last is None else [op for op in diff(last, observed) if _restores(op)]
         if ops:
             vxlan.apply(ops, self.config)
-        return ops, drift, vxlan.device_index(self.config.heartbeat_device().name)
+            if CreateDevice in {type(op) for op in ops}:  # a new heartbeat device index
+                heartbeat_index = vxlan.observe(self.config)[1]
+        return ops, drift, heartbeat_index
 
     async def apply_once(self, force: bool = True) -> list[Op]:
         """One round; unless `force`, one that may skip observing (see OBSERVE_PERIOD)."""
