@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from scale import compile_weavenet
-from scale_probe import CLK_TCK
+from netbench import CLK_TCK
 
 from weavenet.harness.netns import Cluster, Host
 from weavenet.harness.util import venv_bin
