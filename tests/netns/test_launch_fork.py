@@ -82,3 +82,17 @@ def test_forked_router_that_fails_fails_the_launch(cluster: Callable[..., Cluste
     assert "The weave router exited with code 2" in failed.stderr  # click's usage error
     assert "--conn-limit" in failed.stderr, "the router's own error, from its log"
     assert host.router_pid() is None and not (host.state_dir / "weaver.pid").exists()
+
+
+def test_a_router_without_docker_never_imports_dockers_client(
+    cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """aiohttp's client side (two TLS contexts built at import) is Docker's: with no
+    Docker socket the router serves, and retries Docker's events, without it."""
+    h1 = cluster(1).hosts[0]
+    missing = f"unix://{tmp_path}/docker.sock"
+    h1.launch("--docker-api", missing, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    wait_until(lambda: "Docker events: cannot reach" in h1.log(), timeout=15, message="a try")
+    imported = [line.split("|")[-1].strip() for line in h1.log().splitlines() if "|" in line]
+    assert "aiohttp.web" in imported
+    assert not {"aiodocker", "aiohttp.client", "aiohttp.connector"} & set(imported)

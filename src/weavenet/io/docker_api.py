@@ -83,10 +83,10 @@ class DockerApi:
     ) -> T | None:
         """Run `call` on the client; a 404 gives `absent`, any other failure (an error
         status, no daemon, a timeout) DockerUnavailable."""
+        docker = self._docker()  # DockerUnavailable at once when there is no socket
         import aiohttp
         from aiodocker.exceptions import DockerError
 
-        docker = self._docker()
         try:
             return await call(docker)
         except DockerError as exc:
@@ -157,9 +157,9 @@ class DockerApi:
         """Container events (from wall-clock time `since` on, replayed by the daemon)
         until the stream ends (the daemon stopped): then it returns. Raises
         DockerUnavailable if the daemon cannot be reached at all."""
+        await self.version()  # fail fast when nobody is there
         import aiohttp
 
-        await self.version()  # fail fast when nobody is there
         params: dict[str, str] = {"filters": json.dumps({"type": ["container"]})}
         if since is not None:
             params["since"] = f"{since:.6f}"
