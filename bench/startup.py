@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from scale import compile_weavenet
 from netbench import CLK_TCK
+from scale import compile_weavenet
 
 from weavenet.harness.netns import Cluster, Host
 from weavenet.harness.util import venv_bin
