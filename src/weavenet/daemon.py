@@ -36,6 +36,7 @@ from weavenet.io.logs import setup_logging
 from weavenet.io.mesh_tcp import MeshShell
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
+from weavenet.launch_ready import notify_ready
 from weavenet.options import Options, expand_bool_flags, with_flags
 from weavenet.startup import (
     Running,
@@ -291,6 +292,7 @@ async def serve(opts: Options) -> None:
     runners = await _start_http(opts, run)
     _tune_gc()
     await run.shell.start()  # last: see MeshShell.start
+    notify_ready()  # the launching CLI, if any, waits for this
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

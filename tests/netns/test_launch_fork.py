@@ -38,6 +38,10 @@ def check_detached(host: Host, cli_stdout: str) -> int:
     log = str((host.state_dir / "weaver.log").resolve())
     assert fd_target(pid, 1) == log and fd_target(pid, 2) == log
     assert "Listening for HTTP control messages" in host.log()
+    pipes = [
+        fd for fd in os.listdir(f"/proc/{pid}/fd") if fd_target(pid, int(fd)).startswith("pipe:")
+    ]
+    assert pipes == [], "the pipe that told the CLI the router is up is closed"
     return pid
 
 

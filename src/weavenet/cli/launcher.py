@@ -15,6 +15,7 @@ from typing import TextIO
 
 from weavenet.cli.client import router_answers
 from weavenet.cli.router_fork import ForkedRouter, fork_router
+from weavenet.launch_ready import Ready, wait_ready
 
 DEFAULT_STATE_DIR = "/var/lib/weave"
 PID_FILE = "weaver.pid"
@@ -201,27 +202,69 @@ def wait_until_up(
     progress: TextIO,
     timeout: float = LAUNCH_TIMEOUT,
 ) -> None:
-    """Poll ``GET /status`` until it answers 200; raise LaunchError if the router dies."""
+    """Until ``GET /status`` answers 200; LaunchError if the router dies. A forked router
+    says when it is up (weavenet.launch_ready); any other is polled."""
     progress.write("Waiting for weave router to start...")
     progress.flush()
-    deadline = time.monotonic() + timeout
-    last_status: int | None = None
-    interval = FIRST_POLL
     try:
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                raise LaunchError(_died_message(code, log))
-            last_status = router_answers(config.http_addr, timeout=1.0)
-            if last_status == 200:
-                return
-            progress.write(".")
-            progress.flush()
-            time.sleep(interval)
-            interval = min(interval * 1.5, LAST_POLL)
+        if isinstance(proc, ForkedRouter):
+            _wait_for_fork(proc, config, log, progress, timeout)
+        else:
+            _poll_until_up(proc, config, log, progress, timeout)
     finally:
         progress.write("\n")
         progress.flush()
+
+
+def _wait_for_fork(
+    proc: ForkedRouter,
+    config: LaunchConfig,
+    log: tuple[Path, int],
+    progress: TextIO,
+    timeout: float,
+) -> None:
+    def dot() -> None:
+        progress.write(".")
+        progress.flush()
+
+    started = time.monotonic()
+    try:
+        said = wait_ready(proc.ready_fd, timeout, dot)
+    finally:
+        os.close(proc.ready_fd)
+    if said is Ready.READY and router_answers(config.http_addr, timeout=1.0) == 200:
+        return
+    if said is Ready.CLOSED:  # it exited (its status is there a moment later) or gave up
+        code = _exit_status(proc, deadline=time.monotonic() + 5.0)
+        if code is not None:
+            raise LaunchError(_died_message(code, log))
+    left = timeout - (time.monotonic() - started)
+    _poll_until_up(proc, config, log, progress, max(left, 1.0))
+
+
+def _exit_status(proc: Router, deadline: float) -> int | None:
+    while (code := proc.poll()) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the child closed its pipe on the way out: reaped in a moment
+    return code
+
+
+def _poll_until_up(
+    proc: Router, config: LaunchConfig, log: tuple[Path, int], progress: TextIO, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    last_status: int | None = None
+    interval = FIRST_POLL
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise LaunchError(_died_message(code, log))
+        last_status = router_answers(config.http_addr, timeout=1.0)
+        if last_status == 200:
+            return
+        progress.write(".")
+        progress.flush()
+        time.sleep(interval)
+        interval = min(interval * 1.5, LAST_POLL)
     state = "answers but is not ready" if last_status else "does not answer"
     raise LaunchError(
         f"weave router (pid {proc.pid}) {state} on {config.http_addr} after {timeout:g}s; "

@@ -6,7 +6,8 @@ exec'ing ``python -m weavenet.daemon`` would start a second interpreter that imp
 everything again (about half the CPU of a launch). The child does what a detached daemon
 started with Popen(start_new_session=True) would have: a new session, stdin from
 /dev/null, stdout and stderr to the log, no other inherited descriptors, the router's
-environment and argv; then it runs the router's ``main`` and exits with its status
+environment and argv, plus the write end of the pipe through which it says it is up
+(weavenet.launch_ready); then it runs the router's ``main`` and exits with its status
 without ever returning into the CLI.
 """
 
@@ -19,12 +20,15 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+from weavenet.launch_ready import READY_ENV, READY_FD
+
 
 class ForkedRouter:
     """The forked router as the launcher watches it (the subset of Popen it uses)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, ready_fd: int) -> None:
         self.pid = pid
+        self.ready_fd = ready_fd  # read end: see weavenet.launch_ready
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -41,19 +45,23 @@ def fork_router(argv: Sequence[str], log_fd: int, env: dict[str, str]) -> Forked
     """Fork; the child runs the router with ``argv`` (its flags), output to ``log_fd``."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child would write the CLI's buffered output again
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _become_router(list(argv), log_fd, env)
-    return ForkedRouter(pid)
+        os.close(read_end)
+        _become_router(list(argv), log_fd, write_end, env)
+    os.close(write_end)
+    return ForkedRouter(pid, read_end)
 
 
-def _become_router(argv: list[str], log_fd: int, env: dict[str, str]) -> NoReturn:
+def _become_router(argv: list[str], log_fd: int, ready_fd: int, env: dict[str, str]) -> NoReturn:
     code = 1
     try:
-        _detach(log_fd)
+        _detach(log_fd, ready_fd)
         _set_process_title(argv)
         os.environ.clear()
         os.environ.update(env)
+        os.environ[READY_ENV] = str(READY_FD)
         sys.argv = ["weaver", *argv]
         from weavenet.daemon import main
 
@@ -70,13 +78,14 @@ def _become_router(argv: list[str], log_fd: int, env: dict[str, str]) -> NoRetur
         os._exit(code)
 
 
-def _detach(log_fd: int) -> None:
+def _detach(log_fd: int, ready_fd: int) -> None:
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    os.dup2(ready_fd, READY_FD, inheritable=False)
+    os.closerange(READY_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _set_process_title(argv: list[str]) -> None:
