@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import weavenet.dataplane as dp
-from weavenet.cli import launcher
+from weavenet.cli import launch_args, launcher
 from weavenet.cli.dataplane_cmds import split_container_args
 from weavenet.cli.ipam_client import Claim, Subnet, is_address_arg, parse_address, parse_addresses
 from weavenet.cli.main import main
@@ -135,7 +135,7 @@ def no_spawn(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(launcher, "spawn", spawn)
     monkeypatch.setattr(launcher, "read_pid", lambda state_dir: None)
     monkeypatch.setattr(launcher, "router_answers", lambda addr=None, timeout=1.0: None)
-    monkeypatch.setattr(launcher, "_overlap", lambda cidr: False)
+    monkeypatch.setattr(launch_args, "_overlap", lambda cidr: False)
     monkeypatch.setattr(
         launcher, "router_command", lambda: [sys.executable, "-m", "weavenet.daemon"]
     )
@@ -180,7 +180,7 @@ def test_launch_passes_the_default_range(no_spawn: list[list[str]]) -> None:
 def test_launch_refuses_an_overlapping_default_range(
     no_spawn: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(launcher, "_overlap", lambda cidr: True)
+    monkeypatch.setattr(launch_args, "_overlap", lambda cidr: True)
     result = weave("launch")
     assert result.exit_code == 1 and no_spawn == []
     assert result.stderr == (
@@ -192,7 +192,7 @@ def test_launch_refuses_an_overlapping_default_range(
 def test_launch_only_warns_for_a_chosen_range(
     no_spawn: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(launcher, "_overlap", lambda cidr: True)
+    monkeypatch.setattr(launch_args, "_overlap", lambda cidr: True)
     result = weave("launch", "--ipalloc-range", "10.2.0.0/16")
     assert result.stderr.startswith("WARNING: Specified --ipalloc-range 10.2.0.0/16 overlaps")
     assert no_spawn == [["--ipalloc-range=10.2.0.0/16"]]

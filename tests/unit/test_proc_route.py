@@ -42,7 +42,7 @@ def test_reading_the_live_table_works() -> None:
 
 def test_the_cli_does_not_import_pyroute2_to_check_the_range() -> None:
     code = (
-        "import sys, weavenet.cli.main, weavenet.cli.launcher as l; "
+        "import sys, weavenet.cli.main, weavenet.cli.launch_args as l; "
         "l._overlap('10.32.0.0/12'); print('pyroute2' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

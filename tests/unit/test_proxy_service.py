@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from weavenet.cli import launcher, proxy_cmds
+from weavenet.cli import launch_args, launcher, proxy_cmds
 from weavenet.options import expand_bool_flags
 from weavenet.proxy import weavewait
 from weavenet.proxy.service import default_listen_address, normalise
@@ -57,7 +57,9 @@ def test_bool_flags_as_weave_spells_them() -> None:
 def test_launch_turns_the_proxy_on_unless_told_not_to() -> None:
     assert launcher._with_bridge(["p1"])[:3] == ["--weave-bridge", "weave", "--proxy"]
     assert "--proxy" not in launcher._with_bridge(["--proxy=false", "p1"])
-    assert launcher.peer_args(["--proxy=false", "-H", "unix:///x.sock", "1.2.3.4"]) == ["1.2.3.4"]
+    assert launch_args.peer_args(["--proxy=false", "-H", "unix:///x.sock", "1.2.3.4"]) == [
+        "1.2.3.4"
+    ]
     env = {"DOCKER_HOST": launcher.PROXY_SOCKET, "ORIG_DOCKER_HOST": "unix:///d.sock"}
     assert launcher.daemon_env(env) == {"DOCKER_HOST": "unix:///d.sock"}
     assert launcher.daemon_env({**env, "ORIG_DOCKER_HOST": ""}) == {}

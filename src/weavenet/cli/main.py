@@ -16,7 +16,7 @@ from urllib.parse import quote
 import click
 
 from weavenet import __version__
-from weavenet.cli import docker_network, launcher
+from weavenet.cli import docker_network, launch_args, launcher
 from weavenet.cli.admin_cmds import COMMANDS as ADMIN_COMMANDS
 from weavenet.cli.client import ClientError, call, http_addr
 from weavenet.cli.cni_cmds import COMMANDS as CNI_COMMANDS
@@ -105,7 +105,7 @@ def main() -> None:
 def launch(args: Sequence[str]) -> None:
     """Start the router: weave launch [--password P] [router flags] [PEER...]."""
     if "--help" in args or "-h" in args:
-        click.echo(launcher.launch_help(), nl=False)
+        click.echo(launch_args.launch_help(), nl=False)
         return
     try:
         password, rest = launcher.take_option(args, "--password", "-password")
@@ -113,11 +113,11 @@ def launch(args: Sequence[str]) -> None:
         addr, rest = launcher.take_option(rest, "--http-addr")
         iprange, rest = launcher.take_option(rest, "--ipalloc-range", "--iprange", "-iprange")
         plugin_given, rest = docker_network.plugin_args(rest)
-        launcher.check_peers(rest)
+        launch_args.check_peers(rest)
     except (launcher.LaunchError, docker_network.FlagError) as exc:
         fail(f"weave launch: {exc}")
     try:
-        rest = launcher.ipalloc_args(iprange, sys.stderr) + rest
+        rest = launch_args.ipalloc_args(iprange, sys.stderr) + rest
     except launcher.LaunchError as exc:
         fail(str(exc))
     env = dict(os.environ)
