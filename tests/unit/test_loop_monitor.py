@@ -65,6 +65,21 @@ def test_task_steps_are_steps(loop: asyncio.AbstractEventLoop) -> None:
     assert monitor.stats().steps >= 21  # each resumption of the task is a step
 
 
+def test_a_slow_task_step_names_its_coroutines(loop: asyncio.AbstractEventLoop) -> None:
+    async def settle() -> None:
+        _block_60ms()
+        await asyncio.sleep(0)
+
+    async def starting() -> None:
+        await asyncio.sleep(0)
+        await settle()
+
+    with LoopMonitor() as monitor:
+        loop.run_until_complete(starting())
+    assert monitor.stats().slowest.startswith("task step: ")
+    assert "starting" in monitor.stats().slowest and "settle" in monitor.stats().slowest
+
+
 def test_the_lag_probe_sees_a_blocked_loop(loop: asyncio.AbstractEventLoop) -> None:
     monitor = LoopMonitor(probe_interval=0.01)
 

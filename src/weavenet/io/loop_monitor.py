@@ -25,6 +25,7 @@ descheduled on a busy machine, a long ``select`` bookkeeping pass).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from bisect import bisect_left
@@ -86,9 +87,35 @@ class LoopStats:
 
 
 def describe(handle: asyncio.Handle) -> str:
-    """What a handle runs, short enough for a log line or a label."""
+    """What a handle runs, short enough for a log line or a label. A task's step shows
+    as an opaque ``TaskStepMethWrapper``: name the task's coroutine and where it waits."""
     text = repr(handle)
+    if "TaskStepMethWrapper" in text:
+        task = _stepped_task(handle)
+        if task is not None:
+            text = f"task step: {_where(task)}"
     return text if len(text) <= _DESCRIBE_LIMIT else text[: _DESCRIBE_LIMIT - 3] + "..."
+
+
+def _stepped_task(handle: asyncio.Handle) -> asyncio.Task[Any] | None:
+    """The task a step handle resumes (the C wrapper's only referent); only ever asked
+    about a slow step, so the look-up's cost does not matter."""
+    callback = getattr(handle, "_callback", None)
+    found = [r for r in gc.get_referents(callback) if isinstance(r, asyncio.Task)]
+    return found[0] if found else None
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """The chain of coroutines the task is suspended in, each at its line: the step ran
+    up to there (``serve:291 > start:93``)."""
+    links: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(links) < 4:
+        frame = getattr(coro, "cr_frame", None)
+        name = getattr(coro, "__qualname__", type(coro).__name__)
+        links.append(f"{name}:{frame.f_lineno}" if frame is not None else name)
+        coro = getattr(coro, "cr_await", None)
+    return " > ".join(links)
 
 
 class LoopMonitor:
