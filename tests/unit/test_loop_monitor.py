@@ -4,6 +4,7 @@ sees a blocked loop, and the shim is undone."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 
@@ -78,6 +79,23 @@ def test_a_slow_task_step_names_its_coroutines(loop: asyncio.AbstractEventLoop) 
         loop.run_until_complete(starting())
     assert monitor.stats().slowest.startswith("task step: ")
     assert "starting" in monitor.stats().slowest and "settle" in monitor.stats().slowest
+
+
+def test_a_loop_in_another_thread_is_not_ours(loop: asyncio.AbstractEventLoop) -> None:
+    def elsewhere() -> None:
+        other = asyncio.new_event_loop()
+        try:
+            _run_callbacks(other, _block_60ms)
+        finally:
+            other.close()
+
+    with LoopMonitor() as monitor:
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        _run_callbacks(loop, lambda: None)
+    assert monitor.stats().steps == 2  # ours: the callback and the stop
+    assert monitor.stats().max_step < 0.06
 
 
 def test_the_lag_probe_sees_a_blocked_loop(loop: asyncio.AbstractEventLoop) -> None:

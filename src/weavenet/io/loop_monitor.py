@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable
@@ -148,7 +149,9 @@ class LoopMonitor:
 
     # ---- the shim --------------------------------------------------------------------
     def install(self) -> LoopMonitor:
-        """Start timing steps (every loop of this process). MonitorError if another
+        """Start timing steps of the loops of this thread (the router's). A loop in
+        another thread (pyroute2's synchronous API runs one per socket, in our worker
+        threads) never holds ours: its steps are not counted. MonitorError if another
         monitor is active or asyncio no longer runs callbacks through Handle._run."""
         if LoopMonitor._active is not None:
             raise MonitorError("an event-loop monitor is already installed in this process")
@@ -165,8 +168,12 @@ class LoopMonitor:
 
     def _make_shim(self, original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
         clock, record = self._clock, self._record
+        owner, thread = threading.get_ident(), threading.get_ident
 
         def _run(handle: asyncio.Handle) -> None:  # the hot path: keep it this short
+            if thread() != owner:
+                original(handle)
+                return
             start = clock()
             original(handle)
             record(clock() - start, handle)
