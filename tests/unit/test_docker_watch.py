@@ -116,3 +116,24 @@ def test_an_absent_daemon_leaves_no_unretrieved_task_errors() -> None:
 
     asyncio.run(main())
     assert [(ctx.get("message"), repr(ctx.get("future"))[:200]) for ctx in unretrieved] == []
+
+
+def test_no_daemon_no_resync() -> None:
+    """With no daemon, retries must not run the listeners' resync (the attachment
+    keeper's is a full reconcile) every time."""
+    attempts: list[int] = []
+    resyncs: list[int] = []
+
+    async def resynced() -> None:
+        resyncs.append(1)
+
+    async def main() -> None:
+        listener = Listener(None, None, resynced)
+        watcher = DockerWatcher(None, [listener], connect=lambda _url: Absent(attempts))
+        watcher.start()
+        while len(attempts) < 2:
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+
+    asyncio.run(main())
+    assert resyncs == []

@@ -119,10 +119,13 @@ class DockerWatcher:
                 await close()
 
     async def _resync(self, api: EventSource) -> None:
+        """Listeners catch up with the daemon, once it answers (the listing fails first
+        while there is no daemon: no resync, e.g. a full reconcile, per retry)."""
+        running = await api.running_ids()
         for listener in self.listeners:
             if listener.resynced is not None:
                 await _guarded(listener.resynced(), "resync")
-        for cid in await api.running_ids():
+        for cid in running:
             for listener in self.listeners:
                 if listener.started is not None:
                     await _guarded(listener.started(cid), f"start of {cid[:12]}")
