@@ -129,7 +129,7 @@ async def _start_datapath(
 
     fast = overlay.overlay_named(FAST_SLEEVE_OVERLAY)
     tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge, fast is not None)
-    datapath = Datapath(router.name, overlay)
+    datapath = Datapath.create(router.name, overlay)
     vnet = fast is not None
     sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects, vnet)
     shell.post_effects.append(sleeve.flush)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from weavenet.io.loop_monitor import LoopMonitor
 from weavenet.io.mesh_tcp import MeshShell
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("weavenet.weaver")
 
 
-@dataclass
-class Running:
+class Running(msgspec.Struct):
     """What serve() started, for the shutdown (None: not started)."""
 
     shell: MeshShell

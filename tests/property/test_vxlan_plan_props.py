@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import msgspec.structs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,24 +50,28 @@ class ModelKernel:
         if isinstance(op, CreateDevice | FixDevice):
             if op.spec.name == CONFIG.data_device().name:
                 fresh = isinstance(op, CreateDevice)
-                self.state = replace(
+                self.state = msgspec.structs.replace(
                     s,
                     data=_seen(op.spec),
                     fdb=frozenset() if fresh else s.fdb,
                     port=frozenset() if fresh else s.port,
                 )
             else:
-                self.state = replace(s, heartbeat=_seen(op.spec))
+                self.state = msgspec.structs.replace(s, heartbeat=_seen(op.spec))
         elif isinstance(op, IsolateTap):
-            self.state = replace(s, tap_isolated=True)
+            self.state = msgspec.structs.replace(s, tap_isolated=True)
         elif isinstance(op, AddPin):
             fdb = {e for e in s.fdb if e[0] != op.mac} | {(op.mac, op.ip, True)}
             port = {e for e in s.port if e[0] != op.mac} | {(op.mac, True)}
-            self.state = replace(s, fdb=frozenset(fdb), port=frozenset(port))
+            self.state = msgspec.structs.replace(s, fdb=frozenset(fdb), port=frozenset(port))
         elif isinstance(op, DelFdb):
-            self.state = replace(s, fdb=frozenset(e for e in s.fdb if e[:2] != (op.mac, op.ip)))
+            self.state = msgspec.structs.replace(
+                s, fdb=frozenset(e for e in s.fdb if e[:2] != (op.mac, op.ip))
+            )
         elif isinstance(op, DelPort):
-            self.state = replace(s, port=frozenset(e for e in s.port if e[0] != op.mac))
+            self.state = msgspec.structs.replace(
+                s, port=frozenset(e for e in s.port if e[0] != op.mac)
+            )
 
 
 macs = st.sampled_from(MACS).map(_text)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 
+import msgspec.structs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,7 +70,7 @@ def test_missing_address_route_and_port() -> None:
 
 
 def test_no_multicast_route_wanted() -> None:
-    a = replace(att(), multicast_route=False)
+    a = msgspec.structs.replace(att(), multicast_route=False)
     assert plan_one(a, running(a, link("10.2.1.1/24", route=False))) == []
 
 
@@ -87,7 +87,7 @@ def test_netns_gone_is_dropped() -> None:
 
 def test_netns_recreated_under_the_same_name_is_reattached() -> None:
     a = att()
-    moved = replace(a, netns_id="1:99")
+    moved = msgspec.structs.replace(a, netns_id="1:99")
     assert plan_one(a, running(a, None, netns_id="1:99")) == [
         Rebind(a.ident, a.netns_path, "1:99"),
         CreateInterface(moved),
@@ -111,7 +111,7 @@ def test_docker_stopped_or_unknown_is_kept_untouched() -> None:
 def test_docker_restarted_moves_to_its_new_namespace() -> None:
     a = att("0123456789ab" * 5 + "0123")
     obs = Observation(ContainerState.RUNNING, "/proc/77/ns/net", "1:77", None)
-    moved = replace(a, netns_path="/proc/77/ns/net", netns_id="1:77")
+    moved = msgspec.structs.replace(a, netns_path="/proc/77/ns/net", netns_id="1:77")
     assert plan_one(a, obs) == [Rebind(a.ident, "/proc/77/ns/net", "1:77"), CreateInterface(moved)]
 
 
@@ -138,7 +138,9 @@ def test_table_add_merges_addresses_and_keeps_the_mac() -> None:
 
 
 def test_record_round_trip() -> None:
-    a = replace(att("netns:a", "10.2.1.1/24", "10.32.0.1/12"), dns_name="a.weave.local.")
+    a = msgspec.structs.replace(
+        att("netns:a", "10.2.1.1/24", "10.32.0.1/12"), dns_name="a.weave.local."
+    )
     assert Attachment.from_record(a.to_record()) == a
 
 
@@ -212,14 +214,14 @@ def _apply(table: AttachmentTable, obs: Observation, actions: list[Action]) -> O
                 table.change(RecordMac(a.ident, lnk.mac))
         elif isinstance(action, AddAddresses):
             assert lnk is not None
-            lnk = replace(lnk, cidrs=lnk.cidrs | set(action.cidrs))
+            lnk = msgspec.structs.replace(lnk, cidrs=lnk.cidrs | set(action.cidrs))
         elif isinstance(action, AddMulticastRoute):
             assert lnk is not None
-            lnk = replace(lnk, multicast_route=True)
+            lnk = msgspec.structs.replace(lnk, multicast_route=True)
         else:
             assert lnk is not None
-            lnk = replace(lnk, on_bridge=True)
-    return replace(obs, link=lnk)
+            lnk = msgspec.structs.replace(lnk, on_bridge=True)
+    return msgspec.structs.replace(obs, link=lnk)
 
 
 @given(worlds())

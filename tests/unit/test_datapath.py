@@ -79,7 +79,7 @@ def _pair(encrypted: bool) -> Pair:
         overlay = SleeveOverlay(us)
         params = OverlayParams(them, us, outbound, 77, "x", remote, key, ("sleeve",))
         overlay.prepare_connection(params).confirm(0.0)
-        dps.append(Datapath(us, overlay))
+        dps.append(Datapath.create(us, overlay))
     pair = Pair(dps[0], dps[1])
     pair.advance(2.0)
     return pair
@@ -202,7 +202,7 @@ def _switched_pair() -> Pair:
             them, us, outbound, 77, "x", remote, None, (FASTDP_OVERLAY, "sleeve")
         )
         switch.prepare_connection(params).confirm(0.0)
-        dps.append(Datapath(us, switch))
+        dps.append(Datapath.create(us, switch))
     pair = Pair(dps[0], dps[1])
     pair.advance(1.0)
     for src, dst in ((fastdps[0], fastdps[1]), (fastdps[1], fastdps[0])):
@@ -234,7 +234,7 @@ def _deferred_pair() -> Pair:
         conn = overlay.prepare_connection(params)
         conn.discovery_deferred = True
         conn.confirm(0.0)
-        dps.append(Datapath(us, overlay))
+        dps.append(Datapath.create(us, overlay))
     pair = Pair(dps[0], dps[1])
     pair.advance(2.0)
     return pair

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import msgspec.structs
 import pytest
 
 from weavenet.core.peername import parse_peer_name
@@ -552,7 +551,7 @@ def _renumber(wire: Wire, perm: dict[int, int]) -> Wire:
     if isinstance(wire, WStruct):
         return WStruct(wire.name, tuple((n, perm.get(i, i)) for n, i in wire.fields))
     assert isinstance(wire, WSlice | WMap)
-    return replace(wire, elem=perm.get(wire.elem, wire.elem))
+    return msgspec.structs.replace(wire, elem=perm.get(wire.elem, wire.elem))
 
 
 # ===================================================================================

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import msgspec.structs
 
 from weavenet.api.ipam_report import ipam_report
 from weavenet.api.metrics import weave_metrics
@@ -42,7 +43,7 @@ READY = IpamStatus(
     unreachable_percentage=0.0,
 )
 
-AWAITING = replace(
+AWAITING = msgspec.structs.replace(
     READY,
     status="awaiting consensus (quorum: 2, known: 1)",
     awaiting="consensus: 1 of the 2 peers needed for a quorum are known",
@@ -77,7 +78,9 @@ def test_report_while_awaiting_consensus() -> None:
     assert section["Paxos"] == {"Elector": True, "KnownNodes": 1, "Quorum": 2}
     assert section["Entries"] is None and section["PendingClaims"] is None
     assert section["PendingAllocates"] == ["c1 10.32.0.0/12"]
-    claims = ipam_report(replace(AWAITING, pending_claims=(("c2", CIDR.parse("10.32.0.9/12")),)))
+    claims = ipam_report(
+        msgspec.structs.replace(AWAITING, pending_claims=(("c2", CIDR.parse("10.32.0.9/12")),))
+    )
     assert claims["PendingClaims"] == [{"Ident": "c2", "CIDR": "10.32.0.9/12"}]
 
 
@@ -88,8 +91,9 @@ def test_status_texts_match_the_go_samples() -> None:
 
 
 def test_status_ipam_lists_unreachable_owners() -> None:
-    status = replace(
-        READY, entries=(READY.entries[0], replace(READY.entries[1], is_known_peer=False))
+    status = msgspec.structs.replace(
+        READY,
+        entries=(READY.entries[0], msgspec.structs.replace(READY.entries[1], is_known_peer=False)),
     )
     lines = render_ipam(our_report(status)).splitlines()
     assert lines[0].startswith("a2:00:00:00:00:01(anc-h1)") and lines[0].endswith("(1 active)")
@@ -109,7 +113,7 @@ def test_without_a_ring_we_say_what_is_awaited_where_go_prints_nothing() -> None
     go = go_report()
     go["IPAM"]["Entries"] = None
     assert render_ipam(go) == ""
-    idle = our_report(replace(AWAITING, status="idle", awaiting="", paxos=None))
+    idle = our_report(msgspec.structs.replace(AWAITING, status="idle", awaiting="", paxos=None))
     assert render_ipam(idle) == "         Status: idle\n"
 
 
@@ -132,8 +136,9 @@ def test_metrics_from_our_report() -> None:
         "weave_ips[('state', 'local-used')]": 1,
         "weave_max_ips": 1 << 20,
     }
-    unreachable = replace(
-        READY, entries=(READY.entries[0], replace(READY.entries[1], is_known_peer=False))
+    unreachable = msgspec.structs.replace(
+        READY,
+        entries=(READY.entries[0], msgspec.structs.replace(READY.entries[1], is_known_peer=False)),
     )
     values = metrics(our_report(unreachable))
     assert values["weave_ipam_unreachable_count"] == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 FUNCS = frozenset(
     {"and", "or", "not", "len", "index", "json", "printf", "print", "println"}
@@ -40,8 +41,7 @@ class TemplateError(ValueError):
     """A template failed to parse or to execute; the message says where and why."""
 
 
-@dataclass
-class Tok:
+class Tok(msgspec.Struct):
     kind: str
     text: str
     pos: int
@@ -51,8 +51,7 @@ class Tok:
 # --- AST -------------------------------------------------------------------
 
 
-@dataclass
-class Operand:
+class Operand(msgspec.Struct):
     """kind: field | var | dot | lit | func | pipe; ``fields`` is a trailing .A.B chain."""
 
     kind: str
@@ -61,30 +60,27 @@ class Operand:
     fields: tuple[str, ...] = ()
 
 
-@dataclass
-class Command:
+class Command(msgspec.Struct):
     args: list[Operand]
     pos: int
 
 
-@dataclass
-class Pipe:
+class Pipe(msgspec.Struct):
     pos: int
-    decl: list[str] = field(default_factory=list)
+    decl: list[str] = msgspec.field(default_factory=list)
     is_assign: bool = False
-    cmds: list[Command] = field(default_factory=list)
+    cmds: list[Command] = msgspec.field(default_factory=list)
 
 
-@dataclass
-class Node:
+class Node(msgspec.Struct):
     """kind: text | action | if | range | with | break | continue."""
 
     kind: str
     pos: int
     text: str = ""
     pipe: Pipe | None = None
-    body: list[Node] = field(default_factory=list)
-    else_body: list[Node] = field(default_factory=list)
+    body: list[Node] = msgspec.field(default_factory=list)
+    else_body: list[Node] = msgspec.field(default_factory=list)
 
 
 def position(src: str, name: str, pos: int) -> str:
@@ -96,14 +92,13 @@ def position(src: str, name: str, pos: int) -> str:
 # --- lexer -----------------------------------------------------------------
 
 
-@dataclass
-class Item:
+class Item(msgspec.Struct):
     """A text run or an action's tokens."""
 
     kind: str  # text | action
     pos: int
     text: str = ""
-    toks: list[Tok] = field(default_factory=list)
+    toks: list[Tok] = msgspec.field(default_factory=list)
 
 
 class _Lexer:

@@ -16,9 +16,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TextIO
 from urllib.parse import quote
+
+import msgspec
 
 from weavenet.cli.client import ClientError, call, connection, exchange, http_addr
 from weavenet.core.errors import WeaveError
@@ -39,15 +40,13 @@ class IpamWaitTimeout(WeaveError):
     """The allocation did not complete in time; str() is the whole line to print."""
 
 
-@dataclass(frozen=True)
-class Subnet:
+class Subnet(msgspec.Struct, frozen=True):
     """``net:CIDR`` (allocate in that subnet) or ``net:default`` (subnet None)."""
 
     subnet: ipaddress.IPv4Interface | None
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(msgspec.Struct, frozen=True):
     """``ip:CIDR`` or a bare CIDR: that exact address."""
 
     cidr: Cidr

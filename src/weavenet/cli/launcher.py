@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+import msgspec
 
 from weavenet.cli.client import router_answers
 from weavenet.cli.router_fork import ForkedRouter, fork_router
@@ -131,8 +132,7 @@ def _tail(path: Path, offset: int, lines: int = 20) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-@dataclass
-class LaunchConfig:
+class LaunchConfig(msgspec.Struct):
     state_dir: str
     http_addr: str
     args: list[str]

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
+
+import msgspec
+import msgspec.structs
 
 from weavenet.core.errors import WeaveError
 
@@ -43,8 +45,7 @@ def kind_of(spec: str) -> Kind:
     return Kind.DOCKER
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(msgspec.Struct, frozen=True):
     ident: str  # the container reference: netns:NAME, pid:PID or a full Docker id
     spec: str  # what the user named it by (a Docker name, say)
     netns_path: str  # the namespace file last seen holding the container
@@ -64,7 +65,7 @@ class Attachment:
         merged: dict[ipaddress.IPv4Address, Cidr] = {c.ip: c for c in self.cidrs}
         for cidr in cidrs:
             merged[cidr.ip] = cidr
-        return replace(self, cidrs=tuple(merged.values()))
+        return msgspec.structs.replace(self, cidrs=tuple(merged.values()))
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -98,8 +99,7 @@ class Attachment:
             raise ValueError(f"malformed attachment record: {exc!r}") from None
 
 
-@dataclass(frozen=True)
-class AttachRequest:
+class AttachRequest(msgspec.Struct, frozen=True):
     """POST /attach: wire this container with these addresses (merged with earlier ones)."""
 
     ident: str
@@ -129,8 +129,7 @@ class ContainerState(Enum):
     UNKNOWN = "unknown"  # could not tell (Docker daemon unreachable): change nothing
 
 
-@dataclass(frozen=True)
-class LinkState:
+class LinkState(msgspec.Struct, frozen=True):
     """ethwe inside the container, and its host end."""
 
     mac: str
@@ -139,8 +138,7 @@ class LinkState:
     on_bridge: bool  # the host end of the veth is a port of the weave bridge
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(msgspec.Struct, frozen=True):
     container: ContainerState
     netns_path: str | None = None  # where the container's namespace is now
     netns_id: str | None = None
@@ -150,8 +148,7 @@ class Observation:
 # --- actions -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rebind:
+class Rebind(msgspec.Struct, frozen=True):
     """Table change: the container lives in a new namespace (restarted, or re-created name)."""
 
     ident: str
@@ -159,42 +156,36 @@ class Rebind:
     netns_id: str
 
 
-@dataclass(frozen=True)
-class RecordMac:
+class RecordMac(msgspec.Struct, frozen=True):
     """Table change: remember ethwe's MAC, to reuse it when the interface is re-created."""
 
     ident: str
     mac: str
 
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(msgspec.Struct, frozen=True):
     """Table change: the container is gone for good; release its addresses."""
 
     ident: str
     reason: str
 
 
-@dataclass(frozen=True)
-class CreateInterface:
+class CreateInterface(msgspec.Struct, frozen=True):
     """Kernel: create ethwe (veth on the bridge) with the attachment's MAC, addresses, route."""
 
     attachment: Attachment
 
 
-@dataclass(frozen=True)
-class AddAddresses:
+class AddAddresses(msgspec.Struct, frozen=True):
     attachment: Attachment
     cidrs: tuple[Cidr, ...]
 
 
-@dataclass(frozen=True)
-class AddMulticastRoute:
+class AddMulticastRoute(msgspec.Struct, frozen=True):
     attachment: Attachment
 
 
-@dataclass(frozen=True)
-class ReattachPort:
+class ReattachPort(msgspec.Struct, frozen=True):
     """Kernel: put the host end of ethwe back on the bridge (it was re-created)."""
 
     attachment: Attachment
@@ -245,7 +236,7 @@ def plan_one(att: Attachment, obs: Observation) -> list[Action]:
         att.netns_id,
     ):
         actions.append(Rebind(att.ident, obs.netns_path, obs.netns_id))
-        att = replace(att, netns_path=obs.netns_path, netns_id=obs.netns_id)
+        att = msgspec.structs.replace(att, netns_path=obs.netns_path, netns_id=obs.netns_id)
     return actions + _kernel_actions(att, obs.link)
 
 
@@ -283,7 +274,9 @@ class AttachmentTable:
         (the MAC is kept unless `att` has one). Returns what the table now holds."""
         old = self._by_ident.get(att.ident)
         if old is not None:
-            att = replace(att, cidrs=old.cidrs, mac=att.mac or old.mac).with_cidrs(att.cidrs)
+            att = msgspec.structs.replace(att, cidrs=old.cidrs, mac=att.mac or old.mac).with_cidrs(
+                att.cidrs
+            )
         self._by_ident[att.ident] = att
         return att
 
@@ -304,7 +297,7 @@ class AttachmentTable:
         if not kept:
             del self._by_ident[ident]
             return removed, None
-        left = replace(att, cidrs=kept)
+        left = msgspec.structs.replace(att, cidrs=kept)
         self._by_ident[ident] = left
         return removed, left
 
@@ -317,8 +310,10 @@ class AttachmentTable:
             del self._by_ident[action.ident]
             return None
         if isinstance(action, Rebind):
-            att = replace(att, netns_path=action.netns_path, netns_id=action.netns_id)
+            att = msgspec.structs.replace(
+                att, netns_path=action.netns_path, netns_id=action.netns_id
+            )
         else:
-            att = replace(att, mac=action.mac)
+            att = msgspec.structs.replace(att, mac=action.mac)
         self._by_ident[att.ident] = att
         return att

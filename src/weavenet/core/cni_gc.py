@@ -16,11 +16,11 @@ the answer here; this module decides, without I/O:
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
-from dataclasses import dataclass, field
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class CniRecord:
+class CniRecord(msgspec.Struct, frozen=True):
     """One container attached through CNI (persisted by the router)."""
 
     ident: str  # CNI_CONTAINERID, also the IPAM ident
@@ -47,18 +47,16 @@ class CniRecord:
         )
 
 
-@dataclass
-class GcPolicy:
+class GcPolicy(msgspec.Struct):
     min_age: float = 30.0
     misses_needed: int = 2
 
 
-@dataclass
-class GcState:
+class GcState(msgspec.Struct):
     """Consecutive misses per ident, carried from one round to the next."""
 
-    policy: GcPolicy = field(default_factory=GcPolicy)
-    misses: dict[str, int] = field(default_factory=dict)
+    policy: GcPolicy = msgspec.field(default_factory=GcPolicy)
+    misses: dict[str, int] = msgspec.field(default_factory=dict)
 
     def round(self, records: Iterable[CniRecord], live: Set[str] | None, now: float) -> list[str]:
         """One collection round: the idents to free now (in record order)."""

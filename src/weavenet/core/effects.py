@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(msgspec.Struct, frozen=True):
     """Write bytes to a connection."""
 
     conn: int
     data: bytes
 
 
-@dataclass(frozen=True)
-class Close:
+class Close(msgspec.Struct, frozen=True):
     """Close a connection; the core has already forgotten it."""
 
     conn: int
     reason: str
 
 
-@dataclass(frozen=True)
-class Dial:
+class Dial(msgspec.Struct, frozen=True):
     """Open a TCP connection to ``host:port`` and report back with ``connection_opened``."""
 
     address: str
@@ -30,8 +27,7 @@ class Dial:
     port: int
 
 
-@dataclass(frozen=True)
-class PersistTargets:
+class PersistTargets(msgspec.Struct, frozen=True):
     """Store the user's target list so that ``--resume`` can restore it."""
 
     targets: tuple[str, ...]

@@ -16,8 +16,10 @@ import re
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
+
+import msgspec
+import msgspec.structs
 
 from weavenet.core.attachments import LinkState
 from weavenet.dataplane.bridge import DEFAULT_BRIDGE, require_bridge
@@ -52,8 +54,7 @@ _HEX_ID = re.compile(r"[0-9a-f]{12,64}")
 Cidrs = Sequence[ipaddress.IPv4Interface]
 
 
-@dataclass(frozen=True)
-class AttachResult:
+class AttachResult(msgspec.Struct, frozen=True):
     ifname: str  # host end of the veth
     mac: str  # MAC of ethwe
     cidrs: tuple[ipaddress.IPv4Interface, ...]
@@ -111,8 +112,7 @@ def _move_into(host: Any, index: int, netns_path: str) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class _Port:
+class _Port(msgspec.Struct, frozen=True):
     """How the container's interface is made: its name, the bridge, MTU, hairpin, MAC."""
 
     ifname: str
@@ -168,7 +168,7 @@ def _ensure_ethwe(host: Any, cont: Any, ref: ContainerRef, port: _Port) -> int:
     index = link_index(cont, port.ifname)
     if index is None:
         want_mtu = port.mtu or int(link_info(host, bridge_index).get("IFLA_MTU"))
-        _create_veth(host, cont, ref, bridge_index, replace(port, mtu=want_mtu))
+        _create_veth(host, cont, ref, bridge_index, msgspec.structs.replace(port, mtu=want_mtu))
         index = _must_index(cont, port.ifname)
     else:
         host_index = _host_end(host, cont, ref, index)

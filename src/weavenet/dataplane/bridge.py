@@ -16,8 +16,9 @@ import secrets
 import shutil
 import struct
 import subprocess
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from weavenet.dataplane.netlink import (
     LINK_GONE,
@@ -46,8 +47,7 @@ IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 
 
-@dataclass(frozen=True)
-class BridgeInfo:
+class BridgeInfo(msgspec.Struct, frozen=True):
     ifindex: int
     mac: str
     mtu: int
@@ -233,14 +233,12 @@ MULTICAST = "224.0.0.0/4"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-@dataclass(frozen=True)
-class Exposed:
+class Exposed(msgspec.Struct, frozen=True):
     cidr: ipaddress.IPv4Interface
     masquerade: bool = True
 
 
-@dataclass(frozen=True)
-class FirewallState:
+class FirewallState(msgspec.Struct, frozen=True):
     """What our nftables table should hold; the router persists it and re-applies it."""
 
     bridge: str = DEFAULT_BRIDGE

@@ -11,8 +11,9 @@ anything else   a Docker container id or name, looked up over the Docker API wit
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from weavenet.dataplane.netlink import (
     DataplaneError,
@@ -28,8 +29,7 @@ HOST_NETNS_MESSAGE = (
 )
 
 
-@dataclass(frozen=True)
-class ContainerRef:
+class ContainerRef(msgspec.Struct, frozen=True):
     ident: str
     netns_path: str
 

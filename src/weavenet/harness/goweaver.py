@@ -25,9 +25,10 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from weavenet.harness.netns import Cluster, Container, Host, Netns
 from weavenet.harness.util import pid_alive, wait_until
@@ -80,8 +81,7 @@ def go_weaver_unusable_reason(binary: Path) -> str | None:
 
 
 # --- HTTP, from inside a namespace -----------------------------------------------------------
-@dataclass(frozen=True)
-class HttpReply:
+class HttpReply(msgspec.Struct, frozen=True):
     status: int
     body: str
 

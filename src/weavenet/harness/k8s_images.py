@@ -11,8 +11,9 @@ import hashlib
 import io
 import json
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"
 BUSYBOX_IMAGE = "weavenet.local/busybox:1"
@@ -20,8 +21,7 @@ BUSYBOX_BINARY = Path("/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "ping", "sleep", "ip", "cat", "hostname", "wget", "nc", "ifconfig", "ls")
 
 
-@dataclass(frozen=True)
-class ImageSpec:
+class ImageSpec(msgspec.Struct, frozen=True):
     ref: str
     files: dict[str, Path]  # path in the image -> file on the host
     symlinks: dict[str, str]  # path in the image -> link target

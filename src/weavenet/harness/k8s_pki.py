@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from weavenet.harness.util import run_cmd
 
 SERVICE_IP = "10.96.0.1"
 
 
-@dataclass
-class Pki:
+class Pki(msgspec.Struct):
     """Everything lives under `dir`; `tokens` maps user name to bearer token."""
 
     dir: Path
     api_ip: str
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def ca(self) -> Path:

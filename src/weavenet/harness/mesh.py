@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from weavenet.harness.netns import Host
 from weavenet.harness.util import wait_until
 
 
-@dataclass(frozen=True)
-class MeshView:
+class MeshView(msgspec.Struct, frozen=True):
     """What one router reports: peer count and its local connections by state."""
 
     host: str

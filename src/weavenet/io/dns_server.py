@@ -13,9 +13,10 @@ import os
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+import msgspec
 
 from weavenet.core.dns.resolvconf import DEFAULT_PATH, ResolvConfWatcher
 from weavenet.core.dns.resolver import Forward, Resolver, Transport
@@ -33,8 +34,7 @@ RCODE_FORMERR = 1
 Reply = Callable[[bytes], None]
 
 
-@dataclass
-class DnsStats:
+class DnsStats(msgspec.Struct):
     queries: int = 0
     answered: int = 0
     forwarded: int = 0

@@ -30,8 +30,10 @@ import ipaddress
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Protocol
+
+import msgspec
+import msgspec.structs
 
 from weavenet.core.dns.entries import Entry
 from weavenet.core.dns.nameserver import DEFAULT_DOMAIN, NAMESERVER_CHANNEL, Nameserver
@@ -48,8 +50,7 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 OWN_TIMER_PERIOD = 30.0  # seconds between tombstone checks when we run our own timer
 
 
-@dataclass(frozen=True)
-class DnsSettings:
+class DnsSettings(msgspec.Struct, frozen=True):
     """The DNS flags of ``weaver`` (Go: --dns-domain, --dns-listen-address, --dns-ttl,
     --dns-fallback-timeout (ours, Go has 5 s fixed), --resolv-conf, --dns-all-answers)."""
 
@@ -297,4 +298,4 @@ async def start_dns(
 
 def with_allowed(settings: DnsSettings, *cidrs: str) -> DnsSettings:
     """``settings`` recursing for ``cidrs`` too (e.g. the IPAM universe)."""
-    return replace(settings, allowed_networks=(*settings.allowed_networks, *cidrs))
+    return msgspec.structs.replace(settings, allowed_networks=(*settings.allowed_networks, *cidrs))

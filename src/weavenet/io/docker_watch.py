@@ -22,8 +22,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from weavenet.io.docker_api import DockerApi, DockerUnavailable
 
@@ -34,8 +35,7 @@ CLOCK_MARGIN = 1.0  # seconds replayed before the loss (the daemon's clock is ou
 Callback = Callable[[str], Awaitable[None]]
 
 
-@dataclass
-class Listener:
+class Listener(msgspec.Struct):
     """What to do for a container id on each kind of event (None: nothing)."""
 
     started: Callback | None = None
@@ -55,16 +55,15 @@ class EventSource(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass
-class DockerWatcher:
+class DockerWatcher(msgspec.Struct):
     url: str | None
     listeners: Sequence[Listener]
     connect: Callable[[str | None], EventSource] = DockerApi
     events_seen: int = 0
     connected: bool = False
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _task: asyncio.Task[None] | None = None
 
-    _lost_at: float | None = field(default=None, repr=False)
+    _lost_at: float | None = None
 
     def start(self) -> None:
         self._lost_at = time.time() - CLOCK_MARGIN  # what happened while we started up

@@ -10,7 +10,8 @@ or ``--resume`` gave), so that the number is logged, and reported, from the star
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.errors import ConfigError
 from weavenet.core.ipam.address import CIDR, parse_subnet
@@ -20,8 +21,7 @@ from weavenet.core.peername import parse_peer_name
 log = logging.getLogger("weavenet.ipam")
 
 
-@dataclass(frozen=True)
-class IpamSettings:
+class IpamSettings(msgspec.Struct, frozen=True):
     universe: CIDR
     default_subnet: CIDR
     init: InitMode

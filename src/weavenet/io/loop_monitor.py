@@ -31,9 +31,10 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FunctionType
 from typing import Any
+
+import msgspec
 
 log = logging.getLogger("weavenet.loop")
 
@@ -63,8 +64,7 @@ class MonitorError(RuntimeError):
     """The monitor cannot be installed (another one is active, or asyncio changed)."""
 
 
-@dataclass(frozen=True)
-class LoopStats:
+class LoopStats(msgspec.Struct, frozen=True):
     """A snapshot of what the monitor measured since it was installed."""
 
     buckets: tuple[float, ...]  # upper bounds; counts has one more entry (+Inf)

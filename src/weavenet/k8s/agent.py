@@ -16,7 +16,8 @@ import logging
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.kube.reclaim import (
     LeaseAction,
@@ -36,15 +37,16 @@ from weavenet.k8s.router import RouterClient
 log = logging.getLogger("weavenet.k8s")
 
 
-@dataclass
-class AgentConfig:
+class AgentConfig(msgspec.Struct):
     node_name: str
     namespace: str = "kube-system"
     kubeconfig: str | None = None
     http_addr: str = "127.0.0.1:6784"
     metrics_addr: str = "127.0.0.1:6786"
-    launch_args: list[str] = field(default_factory=list)
-    weave: list[str] = field(default_factory=lambda: [sys.executable, "-m", "weavenet.cli.main"])
+    launch_args: list[str] = msgspec.field(default_factory=list)
+    weave: list[str] = msgspec.field(
+        default_factory=lambda: [sys.executable, "-m", "weavenet.cli.main"]
+    )
     resync: float = 5.0
     lease_seconds: int = 15
     watch_seconds: int = 60

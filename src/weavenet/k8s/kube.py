@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -26,8 +26,7 @@ class Conflict(Exception):
     """Somebody else changed or created the object first (HTTP 409)."""
 
 
-@dataclass
-class Stored:
+class Stored(msgspec.Struct):
     """A ConfigMap's data with the version it was read at (None: it does not exist)."""
 
     data: dict[str, str]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+import msgspec
 from aiohttp import web
 
 from weavenet.io.dns_attach import Listeners, Names
@@ -27,8 +27,7 @@ from weavenet.plugin.server import make_app, routes, start_plugin, stop_plugin
 log = logging.getLogger("weavenet.plugin")
 
 
-@dataclass
-class KeeperHooks:
+class KeeperHooks(msgspec.Struct):
     """What the watcher calls on the attachment keeper (io.attachments)."""
 
     started: Callable[[str], Awaitable[None]]
@@ -36,8 +35,7 @@ class KeeperHooks:
     resynced: Callable[[], Awaitable[None]]
 
 
-@dataclass
-class DockerIntegration:
+class DockerIntegration(msgspec.Struct):
     watcher: DockerWatcher
     api: DockerApi
     plugin: web.AppRunner | None = None

@@ -21,11 +21,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import h11
+import msgspec
 
 log = logging.getLogger("weavenet.proxy")
 
@@ -38,8 +38,7 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Dial = Callable[[], Awaitable[Streams]]
 
 
-@dataclass
-class Request:
+class Request(msgspec.Struct):
     method: str
     target: str
     headers: Headers
@@ -53,8 +52,7 @@ class Request:
         return urlsplit(self.target).query
 
 
-@dataclass
-class Reply:
+class Reply(msgspec.Struct):
     status: int
     headers: Headers
     body: bytes = b""
@@ -85,14 +83,13 @@ class ClientGone(Exception):
     """The client closed its connection or reset it."""
 
 
-@dataclass
-class Peer:
+class Peer(msgspec.Struct):
     """One side of an exchange: its streams and its h11 state machine."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     conn: h11.Connection
-    gone: bool = field(default=False)
+    gone: bool = False
 
     async def next_event(self) -> object:
         while True:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+import msgspec
 
 from weavenet.cli.ipam_client import AddressArg, ArgumentError, parse_addresses
 
@@ -64,8 +65,7 @@ class RuleError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class ProxySettings:
+class ProxySettings(msgspec.Struct, frozen=True):
     wait_volume: str  # host directory holding the wait program, mounted at /w
     dns_domain: str = "weave.local."
     hostname_from_label: str = ""
@@ -83,8 +83,7 @@ class ProxySettings:
         return self.dns_domain.rstrip(".")
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(msgspec.Struct, frozen=True):
     """The container is left alone; `reason` is logged (Weave's wording)."""
 
     reason: str

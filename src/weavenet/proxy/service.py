@@ -14,11 +14,11 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import msgspec
 from aiohttp import web
 
 from weavenet.core.errors import ConfigError
@@ -116,8 +116,7 @@ def _in_use(path: str) -> bool:
     return True
 
 
-@dataclass
-class Listener:
+class Listener(msgspec.Struct):
     address: str
     server: asyncio.Server
     inode: int | None = None  # a unix socket's, to remove only our own

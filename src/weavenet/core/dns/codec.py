@@ -8,7 +8,8 @@ payloads a Go peer would panic on (duplicate entries) or could not hold (Addr > 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.dns.entries import Entry, merge_entry
 from weavenet.core.errors import RemoteProtocolError
@@ -98,8 +99,7 @@ def _check_unique(entries: list[Entry]) -> None:
         seen.add(entry.key)
 
 
-@dataclass(frozen=True)
-class DnsGossipData:
+class DnsGossipData(msgspec.Struct, frozen=True):
     """GossipData for the router's send queues; merging is the entry CRDT merge."""
 
     timestamp: int

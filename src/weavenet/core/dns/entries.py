@@ -10,15 +10,16 @@ Hostnames are stored as given; lookups are case-insensitive.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+
+import msgspec
+import msgspec.structs
 
 TOMBSTONE_TIMEOUT = 30 * 60  # seconds a tombstone is kept (Go tombstoneTimeout)
 
 EntryKey = tuple[str, int, int, str]  # (container_id, origin, addr, hostname)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     container_id: str
     origin: int
     addr: int  # IPv4 as uint32
@@ -50,7 +51,7 @@ class Entry:
 
     def tombstoned(self, now: float) -> Entry:
         # 0 means live, so a clock at the epoch (simulations) still marks the deletion
-        return replace(self, version=self.version + 1, tombstone=max(1, int(now)))
+        return msgspec.structs.replace(self, version=self.version + 1, tombstone=max(1, int(now)))
 
 
 def format_ip(addr: int) -> str:
@@ -91,7 +92,7 @@ class Entries:
         if current is None:
             entry = Entry(container_id, origin, addr, hostname)
         elif current.tombstone:
-            entry = replace(current, version=current.version + 1, tombstone=0)
+            entry = msgspec.structs.replace(current, version=current.version + 1, tombstone=0)
         else:
             return current
         self._put(entry)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
+
+import msgspec
+import msgspec.structs
 
 from weavenet.core.dns.codec import DnsGossipData, decode_gossip
 from weavenet.core.dns.entries import TOMBSTONE_TIMEOUT, Entries, Entry, format_ip
@@ -197,7 +199,7 @@ class Nameserver:
         elif ours.version < entry.version or (
             ours.version == entry.version and ours.tombstone != entry.tombstone
         ):
-            fixed = replace(ours, version=entry.version + 1)
+            fixed = msgspec.structs.replace(ours, version=entry.version + 1)
         else:
             return entry
         override(fixed)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 CHECK_INTERVAL = 5.0
 DEFAULT_PATH = "/etc/resolv.conf"
 
 
-@dataclass(frozen=True)
-class ResolvConf:
+class ResolvConf(msgspec.Struct, frozen=True):
     nameservers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     ndots: int = 1

@@ -12,7 +12,6 @@ import ipaddress
 import random
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import dns.exception
@@ -24,6 +23,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import msgspec
 
 from weavenet.core.dns.entries import format_ip
 from weavenet.core.dns.fastpath import (
@@ -65,8 +65,7 @@ class NameLookup(Protocol):
     def lookup_addr(self, addr: int) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class ResolverConfig:
+class ResolverConfig(msgspec.Struct, frozen=True):
     domain: str = DEFAULT_DOMAIN
     ttl: int = DEFAULT_TTL
     all_answers: bool = False  # every address in a fresh random order, as Weave does
@@ -74,8 +73,7 @@ class ResolverConfig:
     open_recursion: bool = False  # recurse for anybody
 
 
-@dataclass(frozen=True)
-class Forward:
+class Forward(msgspec.Struct, frozen=True):
     """Ask the upstream servers; answer the client with what they say."""
 
     query: bytes  # as the client sent it

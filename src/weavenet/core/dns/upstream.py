@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from enum import Enum
+
+import msgspec
 
 from weavenet.core.dns.resolver import Forward
 
@@ -29,16 +30,14 @@ class Step(Enum):
     DONE = "done"
 
 
-@dataclass(frozen=True)
-class SendQuery:
+class SendQuery(msgspec.Struct, frozen=True):
     xid: int
     server: tuple[str, int]
     data: bytes
     tcp: bool
 
 
-@dataclass(frozen=True)
-class ClientReply:
+class ClientReply(msgspec.Struct, frozen=True):
     """Answer the client; the exchange is over (the shell drops its sockets)."""
 
     xid: int
@@ -48,8 +47,7 @@ class ClientReply:
 UpstreamEffect = SendQuery | ClientReply
 
 
-@dataclass
-class _Exchange:
+class _Exchange(msgspec.Struct):
     forward: Forward
     servers: tuple[tuple[str, int], ...]
     client_tcp: bool

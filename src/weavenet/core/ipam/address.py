@@ -7,7 +7,7 @@ can wrap (a range ending at the top of the address space) is masked to 32 bits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 Address = int  # IPv4 as uint32
 
@@ -46,8 +46,7 @@ def _parse_dotted(text: str) -> int | None:
     return value
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class Range:
+class Range(msgspec.Struct, frozen=True, order=True):
     """Addresses ``[start, end)``; ``start <= end`` (not checked: ranges are made in hot paths)."""
 
     start: int
@@ -112,8 +111,7 @@ class Range:
         return result
 
 
-@dataclass(frozen=True, slots=True)
-class CIDR:
+class CIDR(msgspec.Struct, frozen=True):
     """An address with a prefix length; the address may have host bits set (``10.32.0.1/12``)."""
 
     addr: int

@@ -6,8 +6,9 @@ Everything here is plain data; the behaviour lives in allocator.py and its parts
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from weavenet.core.errors import WeaveError
 from weavenet.core.ipam.address import CIDR
@@ -19,26 +20,22 @@ MAX_CLAIM_TRIES = 5  # Go maxTryCount: a claim of another peer's address gives u
 CANCELLED = "cancelled"  # HTTP body of a cancelled request (Go cancellationErr)
 
 
-@dataclass(frozen=True)
-class Consensus:
+class Consensus(msgspec.Struct, frozen=True):
     quorum: int  # already resolved by the caller
 
 
-@dataclass(frozen=True)
-class Seed:
+class Seed(msgspec.Struct, frozen=True):
     peers: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Observer:
+class Observer(msgspec.Struct, frozen=True):
     pass
 
 
 InitMode = Consensus | Seed | Observer
 
 
-@dataclass(frozen=True)
-class AllocatorConfig:
+class AllocatorConfig(msgspec.Struct, frozen=True):
     name: int
     uid: int
     nickname: str
@@ -71,8 +68,7 @@ class IpamError(WeaveError):
     """A request the caller got wrong; str() is Go's error text."""
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """Answer to a long-running request; ``error`` is Go's HTTP body text, None on success."""
 
     req: int
@@ -80,13 +76,11 @@ class Reply:
     error: str | None
 
 
-@dataclass(frozen=True)
-class PersistRing:
+class PersistRing(msgspec.Struct, frozen=True):
     data: bytes | None  # gob(*Ring) as Go's "ring" key; None = delete
 
 
-@dataclass(frozen=True)
-class PersistOwned:
+class PersistOwned(msgspec.Struct, frozen=True):
     ident: str
     is_container: bool
     cidrs: tuple[CIDR, ...]  # () = delete
@@ -95,8 +89,7 @@ class PersistOwned:
 IpamEffect = Reply | PersistRing | PersistOwned
 
 
-@dataclass(frozen=True)
-class RingEntryInfo:
+class RingEntryInfo(msgspec.Struct, frozen=True):
     token: int
     size: int
     peer: int
@@ -105,8 +98,7 @@ class RingEntryInfo:
     version: int
 
 
-@dataclass(frozen=True)
-class IpamStatus:
+class IpamStatus(msgspec.Struct, frozen=True):
     status: str
     awaiting: str
     ring_ready: bool
@@ -134,13 +126,11 @@ class RingState(enum.Enum):
 # Pending requests (Go's operation implementations); the allocator tries them in order.
 
 
-@dataclass
-class PendingPrime:
+class PendingPrime(msgspec.Struct):
     req: int
 
 
-@dataclass
-class PendingAllocate:
+class PendingAllocate(msgspec.Struct):
     req: int
     ident: str
     subnet: CIDR
@@ -148,8 +138,7 @@ class PendingAllocate:
     asked: tuple[int, ...] = ()  # peers we last asked for space, for status
 
 
-@dataclass
-class PendingClaim:
+class PendingClaim(msgspec.Struct):
     req: int | None  # None once answered (noErrorOnUnknown) but still being tried
     ident: str
     cidr: CIDR

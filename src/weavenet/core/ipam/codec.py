@@ -23,7 +23,8 @@ Lengths are bounded by the bytes present (the gob decoder checks every count).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.ipam.address import ADDRESS_MASK, CIDR, Range
@@ -82,8 +83,7 @@ class IpamCodecError(RemoteProtocolError):
     """Bytes that are not a valid IPAM message or persisted value."""
 
 
-@dataclass(frozen=True)
-class IpamGossip:
+class IpamGossip(msgspec.Struct, frozen=True):
     """Go's gossipState. ``paxos`` None: field absent (a ring request); ``ring`` None: no ring."""
 
     now: int
@@ -92,18 +92,15 @@ class IpamGossip:
     ring: Ring | None
 
 
-@dataclass(frozen=True)
-class SpaceRequest:
+class SpaceRequest(msgspec.Struct, frozen=True):
     range: Range
 
 
-@dataclass(frozen=True)
-class RingUpdate:
+class RingUpdate(msgspec.Struct, frozen=True):
     state: IpamGossip
 
 
-@dataclass(frozen=True)
-class SpaceRequestDenied:
+class SpaceRequestDenied(msgspec.Struct, frozen=True):
     range: Range
 
 

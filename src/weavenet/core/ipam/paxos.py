@@ -13,12 +13,12 @@ Retries (a new ``propose`` every 5 s while no consensus) are the allocator's bus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 
-@dataclass(frozen=True, order=True)
-class NodeID:
+
+class NodeID(msgspec.Struct, frozen=True, order=True):
     """A node is a peer name plus its UID: a restarted peer has lost its promises, so it
     must not pass for the node that made them."""
 
@@ -26,8 +26,7 @@ class NodeID:
     uid: int
 
 
-@dataclass(frozen=True, order=True)
-class ProposalID:
+class ProposalID(msgspec.Struct, frozen=True, order=True):
     """Ordered by round, then proposer name, then proposer UID (Go ``precedes``); round 0 is
     the uninitialised proposal that precedes all others."""
 
@@ -41,8 +40,7 @@ class ProposalID:
 NO_PROPOSAL = ProposalID(0, NodeID(0, 0))
 
 
-@dataclass(frozen=True)
-class AcceptedValue:
+class AcceptedValue(msgspec.Struct, frozen=True):
     """A value (peer names) plus the proposal that first chose it: comparing origins is
     enough to compare values."""
 
@@ -53,8 +51,7 @@ class AcceptedValue:
 NO_VALUE = AcceptedValue((), NO_PROPOSAL)
 
 
-@dataclass(frozen=True)
-class NodeClaims:
+class NodeClaims(msgspec.Struct, frozen=True):
     promise: ProposalID
     accepted: ProposalID
     accepted_val: AcceptedValue
@@ -65,8 +62,7 @@ NO_CLAIMS = NodeClaims(NO_PROPOSAL, NO_PROPOSAL, NO_VALUE)
 GossipState = dict[NodeID, NodeClaims]
 
 
-@dataclass(frozen=True)
-class PaxosInfo:
+class PaxosInfo(msgspec.Struct, frozen=True):
     """What status reports show while consensus is awaited (Go paxos.Status)."""
 
     elector: bool

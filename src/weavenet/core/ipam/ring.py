@@ -16,7 +16,8 @@ import itertools
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.ipam.address import ADDRESS_MASK, Range, format_address
@@ -57,8 +58,7 @@ def _require(condition: bool, what: str) -> None:
         raise LocalProtocolError(f"ring: assertion failed: {what}")
 
 
-@dataclass(frozen=True, slots=True)
-class RangeInfo:
+class RangeInfo(msgspec.Struct, frozen=True):
     """One range of the ring for status output (Go's RangeInfo)."""
 
     peer: int
@@ -71,8 +71,7 @@ def normalize_peers(peers: Iterable[int]) -> list[int]:
     return sorted(set(peers))
 
 
-@dataclass(eq=True)
-class Ring:
+class Ring(msgspec.Struct):
     """A copy of the ring held by ``peer``; ``entries`` sorted by token.
 
     The constructor does not validate: a ring decoded from the wire may break every
@@ -82,8 +81,8 @@ class Ring:
     start: int
     end: int
     peer: int
-    entries: list[Entry] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
+    entries: list[Entry] = msgspec.field(default_factory=list)
+    seeds: list[int] = msgspec.field(default_factory=list)
 
     @classmethod
     def new(cls, start: int, end: int, peer: int) -> Ring:

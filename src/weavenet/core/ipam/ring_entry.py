@@ -7,7 +7,8 @@ touches the entries it reads; it builds its result from copies.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.ipam.address import Range, format_address
@@ -40,8 +41,7 @@ class DifferentRangeError(RingError):
         self.ours = ours
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(msgspec.Struct):
     """Owner of ``[token, next token)``: peer, version, free addresses (Go's entry)."""
 
     token: int

@@ -4,7 +4,8 @@ the templates and metrics of prog/weaver/http.go, metrics.go)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.ipam.address import CIDR, format_address
 from weavenet.core.ipam.allocator_types import IpamStatus, RingEntryInfo
@@ -15,8 +16,7 @@ ALL_UNREACHABLE = "all IP ranges owned by unreachable peers - use 'rmpeer' if th
 WAITING_FOR_IPS = "waiting for IP(s) to become available"
 
 
-@dataclass(frozen=True)
-class StatusFacts:
+class StatusFacts(msgspec.Struct, frozen=True):
     """What the allocator knows, gathered for one status."""
 
     universe: CIDR

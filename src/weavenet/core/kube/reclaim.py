@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class NodeView:
+class NodeView(msgspec.Struct, frozen=True):
     """What the agent needs of one Node object."""
 
     name: str
@@ -28,8 +28,7 @@ def peer_addresses(nodes: Iterable[NodeView], me: str) -> set[str]:
     return {n.internal_ip for n in nodes if n.name != me and n.internal_ip}
 
 
-@dataclass(frozen=True)
-class PeerChanges:
+class PeerChanges(msgspec.Struct, frozen=True):
     connect: frozenset[str]
     forget: frozenset[str]
 
@@ -58,8 +57,7 @@ class LeaseAction(enum.Enum):
     WAIT = "wait"  # another live node holds it
 
 
-@dataclass(frozen=True)
-class LeaseView:
+class LeaseView(msgspec.Struct, frozen=True):
     holder: str | None
     renewed_at: float | None  # seconds since the epoch
     duration: float
@@ -78,8 +76,7 @@ def lease_action(lease: LeaseView | None, me: str, now: float, live_nodes: set[s
     return LeaseAction.WAIT
 
 
-@dataclass(frozen=True)
-class IpamInit:
+class IpamInit(msgspec.Struct, frozen=True):
     """`--ipalloc-init` for this router: `seed=<first node's peer>` for everyone."""
 
     seed: str

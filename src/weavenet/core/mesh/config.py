@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class RouterConfig:
+class RouterConfig(msgspec.Struct, frozen=True):
     name: int
     nickname: str
     port: int = 6783

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.mesh.crypto import MessageCodec
@@ -16,8 +16,7 @@ READ_TIMEOUT = 60.0  # re-armed before every message, 2 x the heartbeat interval
 HEARTBEAT_INTERVAL = 30.0
 
 
-@dataclass
-class MeshConn:
+class MeshConn(msgspec.Struct):
     id: int
     outbound: bool
     local_addr: str
@@ -39,11 +38,11 @@ class MeshConn:
     next_heartbeat: float = float("inf")
     writable: bool = True
     gossip_ready_at: float = 0.0  # pending gossip waits until then (batching)
-    pending: PendingGossip = field(default_factory=PendingGossip)
-    out: bytearray = field(default_factory=bytearray)
+    pending: PendingGossip = msgspec.field(default_factory=PendingGossip)
+    out: bytearray = msgspec.field(default_factory=bytearray)
     # ids of connections with output or pending gossip, shared with the router, so that
     # flushing costs nothing for the many idle connections
-    touched: set[int] = field(default_factory=set)
+    touched: set[int] = msgspec.field(default_factory=set)
     _stage: str = "header"
 
     def receive(self, data: bytes, now: float) -> list[bytes]:

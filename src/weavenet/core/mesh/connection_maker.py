@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
+
+import msgspec
 
 from weavenet.core.mesh.addresses import host_of, join_host_port, split_host_port
 
@@ -33,8 +34,7 @@ class TargetState(Enum):
     SUSPENDED = "suspended"
 
 
-@dataclass
-class Target:
+class Target(msgspec.Struct):
     address: str
     state: TargetState = TargetState.WAITING
     try_after: float = 0.0
@@ -52,8 +52,7 @@ class Target:
         self.try_interval = INITIAL_INTERVAL
 
 
-@dataclass(frozen=True)
-class OurConnection:
+class OurConnection(msgspec.Struct, frozen=True):
     """What the maker needs to know about one of our live connections."""
 
     remote_name: int
@@ -66,14 +65,13 @@ class OurConnection:
 KnownConnection = tuple[int, str, bool]
 
 
-@dataclass
-class ConnectionMaker:
+class ConnectionMaker(msgspec.Struct):
     port: int
     discovery: bool
     rng: random.Random
     conn_limit: int = 0
-    direct: dict[str, str] = field(default_factory=dict)  # as given -> host:port
-    targets: dict[str, Target] = field(default_factory=dict)
+    direct: dict[str, str] = msgspec.field(default_factory=dict)  # as given -> host:port
+    targets: dict[str, Target] = msgspec.field(default_factory=dict)
     termination_count: int = 0
     _wakeup: float | None = None  # next_wakeup's memo; None after any target change
 

@@ -4,8 +4,9 @@ per-connection send queues that merge pending data instead of piling it up."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
 
 from weavenet.core.mesh.protocol import Tag
 
@@ -62,8 +63,7 @@ class Gossip(Protocol):
         ...
 
 
-@dataclass
-class BytesGossipData:
+class BytesGossipData(msgspec.Struct):
     """Opaque payloads relayed as they came (surrogate channels)."""
 
     payloads: list[bytes]
@@ -78,14 +78,13 @@ class BytesGossipData:
         return BytesGossipData(merged)
 
 
-@dataclass
-class SurrogateGossiper:
+class SurrogateGossiper(msgspec.Struct):
     """Stands in for a channel we do not implement so that mixed clusters still relay it.
 
     Unicasts to us are ignored, broadcasts relayed unchanged, and periodic gossip relayed
     unless an identical payload was seen within the last gossip interval."""
 
-    _seen: dict[bytes, float] = field(default_factory=dict)
+    _seen: dict[bytes, float] = msgspec.field(default_factory=dict)
 
     def on_gossip_unicast(self, src: int, msg: bytes, now: float) -> None:
         return None
@@ -107,12 +106,11 @@ class SurrogateGossiper:
         return BytesGossipData([msg])
 
 
-@dataclass
-class PendingGossip:
+class PendingGossip(msgspec.Struct):
     """Everything waiting to go down one connection, merged per channel and source."""
 
-    gossip: dict[str, GossipData] = field(default_factory=dict)
-    broadcasts: dict[tuple[str, int], GossipData] = field(default_factory=dict)
+    gossip: dict[str, GossipData] = msgspec.field(default_factory=dict)
+    broadcasts: dict[tuple[str, int], GossipData] = msgspec.field(default_factory=dict)
 
     def add_gossip(self, channel: str, data: GossipData) -> None:
         old = self.gossip.get(channel)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.crypto import (
@@ -56,8 +57,7 @@ def encode_header(min_version: int, max_version: int) -> bytes:
     return PROTOCOL_HEADER + bytes([min_version, max_version])
 
 
-@dataclass(frozen=True)
-class HandshakeConfig:
+class HandshakeConfig(msgspec.Struct, frozen=True):
     """Our side of a handshake. ``features`` is the already-built feature map."""
 
     features: Mapping[str, str]
@@ -80,15 +80,14 @@ class HandshakeConfig:
         return bool(self.password)
 
 
-@dataclass(frozen=True)
-class HandshakeResult:
+class HandshakeResult(msgspec.Struct, frozen=True):
     """Outcome of a completed handshake; ``codec`` continues the message stream."""
 
     version: int
     remote_features: dict[str, str]
     session_key: bytes | None
     codec: MessageCodec
-    leftover: list[bytes] = field(default_factory=list)
+    leftover: list[bytes] = msgspec.field(default_factory=list)
 
 
 WRONG_PASSWORD_HINT = "check that every peer uses the same --password"
@@ -295,8 +294,7 @@ _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 SHORT_ID_BITS = 12
 
 
-@dataclass(frozen=True)
-class RemoteFeatures:
+class RemoteFeatures(msgspec.Struct, frozen=True):
     """The validated feature map of the remote peer."""
 
     name: int

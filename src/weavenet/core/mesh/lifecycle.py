@@ -9,7 +9,8 @@ import ipaddress
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.effects import Close, Effect, Send
 from weavenet.core.errors import RemoteProtocolError
@@ -42,8 +43,7 @@ class ConnectionRefused(RemoteProtocolError):
         self.retry = retry
 
 
-@dataclass(frozen=True)
-class LifecycleHooks:
+class LifecycleHooks(msgspec.Struct, frozen=True):
     """What the lifecycle tells the router (callbacks, so that it needs no router)."""
 
     send_all_gossip_down: Callable[[MeshConn, float], None]  # a new or restarted peer
@@ -52,8 +52,7 @@ class LifecycleHooks:
     emit: Callable[[Effect], None]
 
 
-@dataclass(frozen=True)
-class LifecycleParts:
+class LifecycleParts(msgspec.Struct, frozen=True):
     """The router state the lifecycle works on."""
 
     config: RouterConfig

@@ -8,12 +8,12 @@ its peer through TCP control messages, which it hands back to the router as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 
-@dataclass(frozen=True)
-class OverlayParams:
+
+class OverlayParams(msgspec.Struct, frozen=True):
     remote_name: int
     local_name: int
     outbound: bool
@@ -56,13 +56,12 @@ class Overlay(Protocol):
     def diagnostics(self) -> dict[str, Any]: ...
 
 
-@dataclass
-class NullOverlayConnection:
+class NullOverlayConnection(msgspec.Struct):
     """No data plane: established as soon as the mesh confirms the connection."""
 
     established: bool = False
     error: str | None = None
-    _pending: list[tuple[int, bytes]] = field(default_factory=list)
+    _pending: list[tuple[int, bytes]] = msgspec.field(default_factory=list)
 
     def confirm(self, now: float) -> None:
         self.established = True

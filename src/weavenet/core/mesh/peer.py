@@ -8,7 +8,8 @@ for every peer in the update, a ``peerSummary`` value followed by a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.peername import (
@@ -55,8 +56,7 @@ class TopologyError(RemoteProtocolError):
     """A topology update from a peer is malformed."""
 
 
-@dataclass
-class ConnectionSummary:
+class ConnectionSummary(msgspec.Struct):
     """One connection as reported by the peer that owns it."""
 
     remote: int
@@ -65,8 +65,7 @@ class ConnectionSummary:
     established: bool
 
 
-@dataclass
-class Peer:
+class Peer(msgspec.Struct):
     """A peer's gossiped state. ``connections`` is keyed by the remote peer's name."""
 
     name: int
@@ -75,7 +74,7 @@ class Peer:
     version: int
     short_id: int
     has_short_id: bool
-    connections: dict[int, ConnectionSummary] = field(default_factory=dict)
+    connections: dict[int, ConnectionSummary] = msgspec.field(default_factory=dict)
 
     @classmethod
     def placeholder(cls, name: int) -> Peer:

@@ -7,8 +7,9 @@ and 6) are one gob stream of singleton values: channel name, source peer name,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.wire.gob import BYTES, STRING, UINT, Decoder, GobError
@@ -30,8 +31,7 @@ GOSSIP_TAGS = frozenset({Tag.GOSSIP, Tag.GOSSIP_UNICAST, Tag.GOSSIP_BROADCAST})
 _MAX_UINT64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
-class GossipMessage:
+class GossipMessage(msgspec.Struct, frozen=True):
     """A decoded gossip header plus its channel data; ``dst`` only for unicasts."""
 
     channel: str

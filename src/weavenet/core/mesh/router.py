@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.effects import Dial, Effect, PersistTargets
 from weavenet.core.errors import RemoteProtocolError
@@ -62,8 +63,7 @@ SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
 _OVERLAY_TAGS = (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTROL)
 
 
-@dataclass
-class _Timers:
+class _Timers(msgspec.Struct):
     topology_update_at: float = float("inf")
     published_at: float = float("-inf")
     gc_at: float = float("inf")
@@ -73,7 +73,7 @@ class _Timers:
     plan_at: float = float("inf")
     sweep_at: float = 0.0
     conn_wakeup: float = float("inf")
-    pending_names: set[int] = field(default_factory=set)
+    pending_names: set[int] = msgspec.field(default_factory=set)
 
 
 class Router:

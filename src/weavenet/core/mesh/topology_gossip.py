@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.mesh.gossip import GossipData
 from weavenet.core.mesh.peers import Peers
@@ -11,8 +12,7 @@ from weavenet.core.mesh.peers import Peers
 TOPOLOGY_CHANNEL = "topology"
 
 
-@dataclass
-class TopologyGossipData:
+class TopologyGossipData(msgspec.Struct):
     """A set of peer names; encoded from the live table at send time, so it is never stale."""
 
     peers: Peers

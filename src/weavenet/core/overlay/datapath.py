@@ -11,8 +11,9 @@ fragments reach it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
 
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.overlay.forwarding import Forwarder, Send
@@ -45,16 +46,14 @@ class UserspacePaths(Protocol):
         ...
 
 
-@dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
-class UdpSend:
+class UdpSend(msgspec.Struct):  # not frozen: created per frame, and frozen init costs 3x
     addr: tuple[str, int]
     payload: bytes
     df: bool
     peer: int  # the neighbour, so an EMSGSIZE can be reported against its forwarder
 
 
-@dataclass(slots=True)
-class DatapathCounters:
+class DatapathCounters(msgspec.Struct):
     packets_in: int = 0
     packets_out: int = 0
     dropped_packets: int = 0  # undecodable, unknown sender, failed decryption
@@ -62,11 +61,10 @@ class DatapathCounters:
     frames_too_big: int = 0  # DF frames answered with ICMP frag-needed, or dropped
     # UDP payload bytes queued per control-frame kind (heartbeat, fragtest, pmtu probe,
     # mtutest): what the sleeve itself costs per peer; the PMTU probe fails locally
-    special_bytes: dict[str, int] = field(default_factory=dict)
+    special_bytes: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-@dataclass
-class _Crypto:
+class _Crypto(msgspec.Struct):
     """Per-connection sealing state, kept as long as the connection object lives."""
 
     conn: SleeveConnection
@@ -74,21 +72,25 @@ class _Crypto:
     opener: SleeveDecryptor | None
 
 
-@dataclass
-class Datapath:
+class Datapath(msgspec.Struct):
+    """Build it with ``Datapath.create(ourself, overlay)``, which makes our forwarder."""
+
     ourself: int
     overlay: UserspacePaths
-    forwarder: Forwarder = field(init=False)
-    counters: DatapathCounters = field(default_factory=DatapathCounters)
-    changed: set[int] = field(default_factory=set)  # peers whose forwarder state moved
-    _udp: list[UdpSend] = field(default_factory=list)
-    _inject: list[bytes] = field(default_factory=list)
-    _batches: dict[tuple[int, bool], Batcher] = field(default_factory=dict)
-    _unflushed: dict[tuple[int, bool], None] = field(default_factory=dict)  # batches with records
-    _crypto: dict[int, _Crypto] = field(default_factory=dict)
+    forwarder: Forwarder
+    counters: DatapathCounters = msgspec.field(default_factory=DatapathCounters)
+    changed: set[int] = msgspec.field(default_factory=set)  # peers whose forwarder state moved
+    _udp: list[UdpSend] = msgspec.field(default_factory=list)
+    _inject: list[bytes] = msgspec.field(default_factory=list)
+    _batches: dict[tuple[int, bool], Batcher] = msgspec.field(default_factory=dict)
+    # the batches that hold records
+    _unflushed: dict[tuple[int, bool], None] = msgspec.field(default_factory=dict)
+    _crypto: dict[int, _Crypto] = msgspec.field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.forwarder = Forwarder(self.ourself)
+    @classmethod
+    def create(cls, ourself: int, overlay: UserspacePaths) -> Datapath:
+        # a Struct has no init=False field: the forwarder, derived from ourself, is made here
+        return cls(ourself, overlay, Forwarder(ourself))
 
     # ---- inputs ------------------------------------------------------------------------
     def frame_captured(self, frame: bytes, routes: Routes, now: float) -> None:

@@ -16,8 +16,9 @@ one datagram, so an ack proves the port, the keys and the datagram size at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
@@ -38,7 +39,6 @@ DEFAULT_DATAGRAM = 1472  # an Ethernet underlay: 1500 - IPv4 20 - UDP 8
 MIN_DATAGRAM = 512
 
 
-@dataclass
 class FastSleeveForwarder(ProbedForwarder):
     port: int = FAST_SLEEVE_PORT
     encrypted: bool = False
@@ -61,8 +61,7 @@ class FastSleeveForwarder(ProbedForwarder):
         return {"name": FAST_SLEEVE, "mtu": self.datagram_size}
 
 
-@dataclass(slots=True)
-class FastSleeveCounters:
+class FastSleeveCounters(msgspec.Struct):
     superframes_in: int = 0
     superframes_out: int = 0
     datagrams_in: int = 0
@@ -75,16 +74,15 @@ class FastSleeveCounters:
     send_errors: int = 0
 
 
-@dataclass
-class FastSleeveOverlay:
+class FastSleeveOverlay(msgspec.Struct):
     """Registers the fast sleeve in the switch; keeps one forwarder per peer."""
 
     port: int = FAST_SLEEVE_PORT
     name: str = FAST_SLEEVE_OVERLAY
-    connections: dict[int, FastSleeveForwarder] = field(default_factory=dict)
-    ready: ReadyList[ProbedForwarder] = field(default_factory=ReadyList)  # heartbeats due
-    unsized: ReadyList[FastSleeveForwarder] = field(default_factory=ReadyList)
-    counters: FastSleeveCounters = field(default_factory=FastSleeveCounters)
+    connections: dict[int, FastSleeveForwarder] = msgspec.field(default_factory=dict)
+    ready: ReadyList[ProbedForwarder] = msgspec.field(default_factory=ReadyList)  # heartbeats due
+    unsized: ReadyList[FastSleeveForwarder] = msgspec.field(default_factory=ReadyList)
+    counters: FastSleeveCounters = msgspec.field(default_factory=FastSleeveCounters)
     heartbeats_received: int = 0
 
     def prepare_forwarder(

@@ -19,8 +19,9 @@ datagram is dropped whole once newer ones push it out (TCP retransmits).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+
+import msgspec
 
 MAGIC = 0xF5
 HEADER = 16
@@ -40,8 +41,7 @@ class FastSleeveError(ValueError):
     """A datagram or superframe that is not ours, or is damaged, forged or replayed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(msgspec.Struct, frozen=True):
     kind: Kind
     sender: int
     sfid: int
@@ -105,8 +105,7 @@ def contiguous_run(view: memoryview, length: int, step: int) -> tuple[int, int, 
     return first, count, b"".join([view[s + HEADER : s + step] for s in range(0, length, step)])
 
 
-@dataclass(slots=True)
-class _Partial:
+class _Partial(msgspec.Struct):
     count: int
     stride: int = 0  # the size of every chunk but the last; 0 until one arrives
     mask: int = 0

@@ -14,7 +14,8 @@ receive buffer copied once, into their place in the superframe.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.overlay.fast_sleeve import FastSleeveForwarder, FastSleeveOverlay
 from weavenet.core.overlay.fast_sleeve_codec import (
@@ -42,8 +43,7 @@ MIN_DATA = PEERS + 10 + 14  # peers, vnet header, Ethernet header
 WARN_INTERVAL = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct, frozen=True):
     """One ``sendmsg``: ``iov`` gathered, cut into datagrams of ``segment`` bytes."""
 
     addr: tuple[str, int]
@@ -52,8 +52,7 @@ class Outgoing:
     peer: int
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+class Delivered(msgspec.Struct, frozen=True):
     """A data superframe from neighbour ``sender``; ``packet[PEERS:]`` is vnet + frame."""
 
     sender: int
@@ -76,14 +75,13 @@ class _Peer:
         self.next_id = 1
 
 
-@dataclass
-class FastSleevePath:
+class FastSleevePath(msgspec.Struct):
     ourself: int
     overlay: FastSleeveOverlay
     max_segments: int = MAX_SEGMENTS
-    changed: set[int] = field(default_factory=set)  # peers whose heartbeat we must ack
-    _peers: dict[int, _Peer] = field(default_factory=dict)
-    _out: list[Outgoing] = field(default_factory=list)
+    changed: set[int] = msgspec.field(default_factory=set)  # peers whose heartbeat we must ack
+    _peers: dict[int, _Peer] = msgspec.field(default_factory=dict)
+    _out: list[Outgoing] = msgspec.field(default_factory=list)
     _quiet_until: float = float("-inf")
 
     def _peer(self, name: int) -> _Peer | None:

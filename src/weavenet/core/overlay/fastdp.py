@@ -23,8 +23,9 @@ Timing and health (acks over the control connection) are shared with the fast sl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
@@ -85,7 +86,6 @@ def decode_heartbeat(frame: bytes) -> int:
     return int.from_bytes(frame[14:22], "big")
 
 
-@dataclass
 class FastdpForwarder(ProbedForwarder):
     """Heartbeats through the VXLAN tunnel (see :mod:`weavenet.core.overlay.probe`)."""
 
@@ -101,15 +101,14 @@ class FastdpForwarder(ProbedForwarder):
         return {"name": FASTDP, "mtu": self.mtu}
 
 
-@dataclass
-class FastdpOverlay:
+class FastdpOverlay(msgspec.Struct):
     """Registers fastdp in the switch; keeps the forwarders by peer and by connection UID."""
 
     mtu: int = DEFAULT_MTU
     port: int = VXLAN_PORT
     name: str = FASTDP_OVERLAY
-    connections: dict[int, FastdpForwarder] = field(default_factory=dict)
-    ready: ReadyList[ProbedForwarder] = field(default_factory=ReadyList)  # heartbeats due
+    connections: dict[int, FastdpForwarder] = msgspec.field(default_factory=dict)
+    ready: ReadyList[ProbedForwarder] = msgspec.field(default_factory=ReadyList)  # heartbeats due
     received_heartbeats: int = 0
     bad_heartbeats: int = 0
     kernel_repairs: int = 0  # rounds that found the kernel drifted from an unchanged plan

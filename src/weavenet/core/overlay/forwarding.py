@@ -17,7 +17,8 @@ lookup; a forwarded record claiming ``src`` = ourself (a loop or forgery) is dro
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.overlay.mac_cache import MacCache
@@ -29,8 +30,7 @@ STP_MAC = bytes.fromhex("0180c2000000")
 LearnHook = Callable[[bytes, int, int | None], None]
 
 
-@dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
-class Send:
+class Send(msgspec.Struct):  # not frozen: created per frame, and frozen init costs 3x
     """Send the frame to neighbour ``next_hop`` in a frame record (``src``, ``dst``)."""
 
     next_hop: int
@@ -38,8 +38,7 @@ class Send:
     dst: int
 
 
-@dataclass(slots=True)
-class Tally:
+class Tally(msgspec.Struct):
     frames: int = 0
     bytes: int = 0
 
@@ -48,25 +47,24 @@ class Tally:
         self.bytes += size
 
 
-@dataclass(slots=True)
-class ForwardCounters:
+class ForwardCounters(msgspec.Struct):
     """Per-frame (not per-copy) counts for metrics."""
 
-    forwarded: Tally = field(default_factory=Tally)  # captured, unicast to a known peer
-    flooded: Tally = field(default_factory=Tally)  # captured or received, sent on to >= 1 hop
-    relayed: Tally = field(default_factory=Tally)  # received for another peer, passed on
-    injected: Tally = field(default_factory=Tally)  # received for us, into the bridge
-    dropped: Tally = field(default_factory=Tally)
+    forwarded: Tally = msgspec.field(default_factory=Tally)  # captured, unicast to a known peer
+    # captured or received, sent on to >= 1 hop
+    flooded: Tally = msgspec.field(default_factory=Tally)
+    relayed: Tally = msgspec.field(default_factory=Tally)  # received for another peer, passed on
+    injected: Tally = msgspec.field(default_factory=Tally)  # received for us, into the bridge
+    dropped: Tally = msgspec.field(default_factory=Tally)
 
 
-@dataclass
-class Forwarder:
+class Forwarder(msgspec.Struct):
     """Forwarding decisions of peer ``ourself``; the caller hands each :class:`Send` to the
     overlay connection to ``next_hop`` (no connection: drop) and injects when told to."""
 
     ourself: int
-    macs: MacCache = field(default_factory=MacCache)
-    counters: ForwardCounters = field(default_factory=ForwardCounters)
+    macs: MacCache = msgspec.field(default_factory=MacCache)
+    counters: ForwardCounters = msgspec.field(default_factory=ForwardCounters)
     on_learn: LearnHook | None = None
     on_conflict: LearnHook | None = None
 

@@ -15,9 +15,10 @@ again. Subclasses say what a heartbeat looks like (:meth:`ProbedForwarder.heartb
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
+
+import msgspec
 
 from weavenet.core.overlay.ready import ReadyList
 
@@ -58,8 +59,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(msgspec.Struct, frozen=True):
     """Send ``payload`` to ``addr`` over UDP with DF set (the overlay says how)."""
 
     addr: tuple[str, int]
@@ -67,8 +67,7 @@ class Heartbeat:
     peer: int
 
 
-@dataclass
-class ProbedForwarder:
+class ProbedForwarder(msgspec.Struct):
     """One connection's forwarder on a heartbeat-proved path (see the module doc)."""
 
     remote: int
@@ -83,8 +82,8 @@ class ProbedForwarder:
     ready: ReadyList[ProbedForwarder] | None = None  # the overlay's: we have heartbeats
     _next_heartbeat: float = float("inf")
     _ack_deadline: float = float("inf")
-    _control: list[tuple[int, bytes]] = field(default_factory=list)
-    _heartbeats: list[Heartbeat] = field(default_factory=list)
+    _control: list[tuple[int, bytes]] = msgspec.field(default_factory=list)
+    _heartbeats: list[Heartbeat] = msgspec.field(default_factory=list)
 
     # what subclasses say ------------------------------------------------------------------
     acked_why = "heartbeats are acknowledged"

@@ -25,8 +25,9 @@ Outputs: UDP datagrams (:meth:`take_datagrams`) and TCP control messages
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from weavenet.core.overlay.ready import ReadyList
 from weavenet.core.overlay.sleeve_codec import (
@@ -55,8 +56,7 @@ CONNECTION_ESTABLISHED, FRAGMENTATION_RECEIVED, PMTU_VERIFIED = 1, 2, 3
 OVERLAY_CONTROL_TAG = 7
 
 
-@dataclass(frozen=True, slots=True)
-class Datagram:
+class Datagram(msgspec.Struct, frozen=True):
     """A UDP payload's content for the peer: the shell frames (and maybe seals) it."""
 
     records: tuple[FrameRecord, ...]
@@ -64,8 +64,7 @@ class Datagram:
     kind: str = "data"  # for the counters: heartbeat, fragtest, pmtu probe, mtutest
 
 
-@dataclass
-class MtuSearch:
+class MtuSearch(msgspec.Struct):
     low: int  # known good
     high: int  # known bad (exclusive)
     candidate: int = 0
@@ -73,8 +72,7 @@ class MtuSearch:
     deadline: float = float("inf")
 
 
-@dataclass
-class SleeveConnection:
+class SleeveConnection(msgspec.Struct):
     local: int
     remote: int
     conn_uid: int
@@ -98,8 +96,8 @@ class SleeveConnection:
     _heartbeat_deadline: float = float("inf")
     _next_frag_test: float = float("inf")
     _search: MtuSearch | None = None
-    _datagrams: list[Datagram] = field(default_factory=list)
-    _control: list[tuple[int, bytes]] = field(default_factory=list)
+    _datagrams: list[Datagram] = msgspec.field(default_factory=list)
+    _control: list[tuple[int, bytes]] = msgspec.field(default_factory=list)
 
     @property
     def active(self) -> bool:

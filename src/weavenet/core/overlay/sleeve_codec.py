@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.peername import NAME_SIZE
@@ -49,8 +50,7 @@ class SleeveError(RemoteProtocolError):
     """
 
 
-@dataclass(slots=True)  # not frozen: created per frame, and frozen init costs 3x
-class FrameRecord:
+class FrameRecord(msgspec.Struct):  # not frozen: created per frame, and frozen init costs 3x
     """One Ethernet frame captured at peer ``src`` and addressed to peer ``dst``."""
 
     src: int
@@ -201,8 +201,7 @@ class Batcher:
 # --- special (control) frames, §7.4 ---------------------------------------------
 
 
-@dataclass(frozen=True)
-class Special:
+class Special(msgspec.Struct, frozen=True):
     """A decoded control frame: ``kind`` is "heartbeat", "fragtest" or "mtutest"."""
 
     kind: str

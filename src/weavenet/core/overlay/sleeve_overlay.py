@@ -7,8 +7,9 @@ keeps one :class:`SleeveConnection` per remote peer for the datapath to use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from weavenet.core.mesh.addresses import host_of
 from weavenet.core.mesh.overlay import OverlayParams
@@ -31,12 +32,12 @@ def _port_of(address: str) -> int:
         return 0
 
 
-@dataclass
-class SleeveOverlay:
+class SleeveOverlay(msgspec.Struct):
     local: int
-    connections: dict[int, SleeveConnection] = field(default_factory=dict)
+    connections: dict[int, SleeveConnection] = msgspec.field(default_factory=dict)
     name: str = SLEEVE
-    ready: ReadyList[SleeveConnection] = field(default_factory=ReadyList)  # datagrams waiting
+    # the connections with datagrams waiting
+    ready: ReadyList[SleeveConnection] = msgspec.field(default_factory=ReadyList)
 
     def add_features(self, features: dict[str, str]) -> None:
         features["Overlays"] = " ".join(OUR_OVERLAYS)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
+
+import msgspec
 
 from weavenet.core.mesh.overlay import OverlayParams
 from weavenet.core.overlay.fast_sleeve import FAST_SLEEVE, FAST_SLEEVE_OVERLAY
@@ -111,8 +112,7 @@ def choose(forwarders: Sequence[Forwarder]) -> int | None:
     return working[0] if working else None
 
 
-@dataclass
-class SwitchConnection:
+class SwitchConnection(msgspec.Struct):
     remote: int
     names: list[str]  # display names, parallel to forwarders
     forwarders: list[Forwarder]
@@ -213,13 +213,12 @@ class SwitchConnection:
         return "; ".join(better)
 
 
-@dataclass
-class OverlaySwitch:
+class OverlaySwitch(msgspec.Struct):
     """The mesh's Overlay: composes sub-overlays in preference order."""
 
     overlays: Sequence[SubOverlay]
     compat: SleeveOverlay
-    connections: dict[int, SwitchConnection] = field(default_factory=dict)
+    connections: dict[int, SwitchConnection] = msgspec.field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ passed on to the next hop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.overlay.datapath import Datapath
@@ -28,12 +28,11 @@ from weavenet.core.overlay.vnet import VNET, VnetError, plain_frames
 HEADROOM = PEERS  # the TAP is read at this offset: the peers go in front, no copy
 
 
-@dataclass
-class VnetDatapath:
+class VnetDatapath(msgspec.Struct):
     datapath: Datapath
     fast: FastSleevePath
     unsegmentable: int = 0  # superframes the sleeve could not take (dropped)
-    _inject: list[Buffer] = field(default_factory=list)
+    _inject: list[Buffer] = msgspec.field(default_factory=list)
 
     def captured(self, buf: bytearray, length: int, routes: Routes, now: float) -> None:
         """``buf[HEADROOM : HEADROOM + length]`` came from the TAP (vnet header, frame).

@@ -29,15 +29,15 @@ The model, per host:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.overlay.fastdp import DATA_VNI, HEARTBEAT_VNI
 
 ZERO_MAC = "00:00:00:00:00:00"
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceSpec:
+class DeviceSpec(msgspec.Struct, frozen=True):
     name: str
     vni: int
     port: int
@@ -46,8 +46,7 @@ class DeviceSpec:
     bridge: str | None  # the master, or None for a device off the bridge
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceSeen:
+class DeviceSeen(msgspec.Struct, frozen=True):
     vni: int
     port: int
     mtu: int
@@ -57,8 +56,7 @@ class DeviceSeen:
     isolated: bool  # as a bridge port (False off the bridge)
 
 
-@dataclass(frozen=True, slots=True)
-class Desired:
+class Desired(msgspec.Struct, frozen=True):
     data: DeviceSpec
     heartbeat: DeviceSpec
     tap: str  # the TAP port to isolate from the data device
@@ -66,8 +64,7 @@ class Desired:
     peer_ips: frozenset[str]  # the peers fastdp carries
 
 
-@dataclass(frozen=True, slots=True)
-class Observed:
+class Observed(msgspec.Struct, frozen=True):
     data: DeviceSeen | None
     heartbeat: DeviceSeen | None
     tap_isolated: bool
@@ -75,47 +72,40 @@ class Observed:
     port: frozenset[tuple[str, bool]]  # bridge entries at the data port (MAC, static?)
 
 
-@dataclass(frozen=True, slots=True)
-class CreateDevice:
+class CreateDevice(msgspec.Struct, frozen=True):
     """(Re)create the device: delete whatever has its name, create it, up, enslave."""
 
     spec: DeviceSpec
 
 
-@dataclass(frozen=True, slots=True)
-class FixDevice:
+class FixDevice(msgspec.Struct, frozen=True):
     """Set MTU, master, up and port isolation on an otherwise right device."""
 
     spec: DeviceSpec
 
 
-@dataclass(frozen=True, slots=True)
-class IsolateTap:
+class IsolateTap(msgspec.Struct, frozen=True):
     tap: str
 
 
-@dataclass(frozen=True, slots=True)
-class AddPin:
+class AddPin(msgspec.Struct, frozen=True):
     mac: str
     ip: str
 
 
-@dataclass(frozen=True, slots=True)
-class DelFdb:
+class DelFdb(msgspec.Struct, frozen=True):
     mac: str
     ip: str
 
 
-@dataclass(frozen=True, slots=True)
-class DelPort:
+class DelPort(msgspec.Struct, frozen=True):
     mac: str
 
 
 Op = CreateDevice | FixDevice | IsolateTap | AddPin | DelFdb | DelPort
 
 
-@dataclass(frozen=True, slots=True)
-class VxlanConfig:
+class VxlanConfig(msgspec.Struct, frozen=True):
     bridge: str
     tap: str
     mtu: int

@@ -3,7 +3,7 @@
 A :class:`GobType` describes the *Go* type of a value: the predefined basic types
 (``BOOL``, ``INT``, ``UINT``, ``FLOAT``, ``BYTES``, ``STRING``, ``COMPLEX``) and the
 composite :class:`Struct`, :class:`Slice` and :class:`Map`.  Descriptors are frozen
-dataclasses compared by value, so two equal descriptors are the same Go type.
+Structs (msgspec) compared by value, so two equal descriptors are the same Go type.
 
 The ``name`` of a composite type is what Go puts in ``CommonType.Name``; it is
 informational only (receivers match struct fields by name, never type names).
@@ -12,7 +12,8 @@ informational only (receivers match struct fields by name, never type names).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+import msgspec
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 
@@ -37,8 +38,7 @@ class GobType:
     __slots__ = ()
 
 
-@dataclass(frozen=True, repr=False)
-class Basic(GobType):
+class Basic(msgspec.Struct, GobType, frozen=True):
     """A predefined gob type with a fixed wire id."""
 
     id: int
@@ -60,8 +60,7 @@ INTERFACE_ID = 8  # interface values are not supported (never used on the weave 
 BASIC_BY_ID: dict[int, Basic] = {t.id: t for t in (BOOL, INT, UINT, FLOAT, BYTES, STRING, COMPLEX)}
 
 
-@dataclass(frozen=True)
-class Struct(GobType):
+class Struct(msgspec.Struct, GobType, frozen=True):
     """A Go struct: ``fields`` are (exported field name, type) in declaration order."""
 
     name: str
@@ -75,16 +74,14 @@ class Struct(GobType):
             raise ValueError(f"struct {self.name!r}: field types must be GobType instances")
 
 
-@dataclass(frozen=True)
-class Slice(GobType):
+class Slice(msgspec.Struct, GobType, frozen=True):
     """A Go slice of ``elem`` (``[]byte`` is the basic ``BYTES``, not a Slice)."""
 
     elem: GobType
     name: str = ""
 
 
-@dataclass(frozen=True)
-class Map(GobType):
+class Map(msgspec.Struct, GobType, frozen=True):
     """A Go map.  Struct-typed keys are represented in Python as tuples of pairs."""
 
     key: GobType

@@ -3,39 +3,34 @@ and the bootstrap types that describe type definitions themselves."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from weavenet.core.wire.gob_types import MAX_TYPE_ID, GobError
 
 
-@dataclass(frozen=True)
-class WStruct:
+class WStruct(msgspec.Struct, frozen=True):
     name: str
     fields: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
-class WSlice:
+class WSlice(msgspec.Struct, frozen=True):
     name: str
     elem: int
 
 
-@dataclass(frozen=True)
-class WArray:
+class WArray(msgspec.Struct, frozen=True):
     name: str
     elem: int
     length: int
 
 
-@dataclass(frozen=True)
-class WMap:
+class WMap(msgspec.Struct, frozen=True):
     name: str
     key: int
     elem: int
 
 
-@dataclass(frozen=True)
-class WOpaque:
+class WOpaque(msgspec.Struct, frozen=True):
     """GobEncoder / BinaryMarshaler / TextMarshaler: the value is a byte string."""
 
     name: str
