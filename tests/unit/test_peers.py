@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.peer import encode_peers
 from weavenet.core.mesh.peers import ConnectionSummary, Peer, Peers, TopologyError
-from weavenet.core.peername import parse_peer_name
+from weavenet.core.peername import format_peer_name, parse_peer_name
 
 A = parse_peer_name("aa:bb:cc:dd:ee:ff")
 B = parse_peer_name("02:00:00:00:00:01")
@@ -510,3 +510,60 @@ def test_cached_encoding_is_the_exact_go_stream() -> None:
     peers[3].connections.pop(1, None)
     assert cache.encode(peers) == encode_peers(peers)
     assert cache.encode([]) == b""
+
+
+def _expected_status(peers: Peers) -> list[dict[str, object]]:
+    """/report's Peers rows built from scratch, from the table's public view."""
+
+    def nick(name: int) -> str:
+        peer = peers.get(name)
+        return peer.nickname if peer is not None else ""
+
+    return [
+        {
+            "Name": format_peer_name(p.name),
+            "NickName": p.nickname,
+            "UID": p.uid,
+            "ShortID": p.short_id,
+            "Version": p.version,
+            "Connections": [
+                {
+                    "Name": format_peer_name(remote),
+                    "NickName": nick(remote),
+                    "Address": c.remote_tcp_addr,
+                    "Outbound": c.outbound,
+                    "Established": c.established,
+                }
+                for remote, c in sorted(p.connections.items())
+            ]
+            or None,
+        }
+        for p in peers
+    ]
+
+
+_OTHERS = [A, B, C, D]
+_update = st.tuples(
+    st.sampled_from(_OTHERS),
+    st.integers(1, 6),  # version
+    st.sampled_from(["", "x", "y"]),  # nickname ("" -> the default one)
+    st.dictionaries(st.sampled_from([*_OTHERS, US]), st.booleans(), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(_update, st.sampled_from(_OTHERS)), max_size=12))
+def test_peer_status_rows_match_a_fresh_build_after_any_changes(steps: list[object]) -> None:
+    peers = new_table()
+    for step in steps:
+        if isinstance(step, tuple):
+            name, version, nickname, conns = step
+            conns.pop(name, None)
+            peers.apply_update(
+                encode_peers([make_peer(name, 1, version, 1, True, nickname, conns)])
+            )
+        elif step in peers.ourself.connections:
+            peers.set_local_connection_established(step)  # type: ignore[arg-type]
+        elif step in peers:
+            peers.add_local_connection(step, "10.0.0.9:6783", False, False)  # type: ignore[arg-type]
+        assert peers.peer_status_list() == _expected_status(peers)

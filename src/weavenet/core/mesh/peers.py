@@ -55,9 +55,9 @@ class Peers:
         self._encoded = EncodedPeers()
         self._published = self._snapshot()
         self._adjacent: dict[int, dict[int, bool]] = {}  # per peer, until its entry changes
-        self._status: (
-            tuple[list[tuple[int, int, int, str, int, int]], list[dict[str, Any]]] | None
-        ) = None
+        # /report's Peers rows, per peer, with what each was built from (see peer_status_list)
+        self._status_rows: dict[int, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
+        self._status_nicks: tuple[tuple[int, str], ...] = ()
 
     # --- lookup -------------------------------------------------------------
 
@@ -347,30 +347,34 @@ class Peers:
         """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``).
 
         Building it is O(peers x connections) and every ``/status`` asks for it, polled
-        by tools while the mesh converges: it is rebuilt only when some entry changed.
-        An entry's connections change only with its Version, so the identity, version,
-        nickname and short ID of every entry (O(peers)) tell whether the last one holds.
-        Each call gets its own row dicts; their ``Connections`` lists are shared."""
-        key = [
-            (p.name, p.uid, p.version, p.nickname, p.short_id, len(p.connections))
-            for p in self._by_name.values()
-        ]
-        if self._status is None or self._status[0] != key:
-            self._status = (key, self._peer_status_rows())
-        return [dict(row) for row in self._status[1]]
+        by tools while the mesh converges, when some entry changes all the time: each
+        peer's row is rebuilt only when its own entry changed (its connections change only
+        with its Version), and all of them when some peer's nickname did (rows show the
+        remotes' nicknames). Each call gets its own row dicts; their ``Connections`` lists
+        are shared."""
+        nicks = tuple((p.name, p.nickname) for p in self._by_name.values())
+        if nicks != self._status_nicks:
+            self._status_rows, self._status_nicks = {}, nicks
+        rows = []
+        for peer in self:
+            key = (peer.uid, peer.version, peer.short_id, len(peer.connections))
+            cached = self._status_rows.get(peer.name)
+            if cached is None or cached[0] != key:
+                cached = self._status_rows[peer.name] = (key, self._peer_status_row(peer))
+            rows.append(dict(cached[1]))
+        if len(self._status_rows) > len(rows):  # rows of peers that are gone
+            self._status_rows = {n: r for n, r in self._status_rows.items() if n in self._by_name}
+        return rows
 
-    def _peer_status_rows(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "Name": format_peer_name(peer.name),
-                "NickName": peer.nickname,
-                "UID": peer.uid,
-                "ShortID": peer.short_id,
-                "Version": peer.version,
-                "Connections": self._connection_status(peer) or None,
-            }
-            for peer in self
-        ]
+    def _peer_status_row(self, peer: Peer) -> dict[str, Any]:
+        return {
+            "Name": format_peer_name(peer.name),
+            "NickName": peer.nickname,
+            "UID": peer.uid,
+            "ShortID": peer.short_id,
+            "Version": peer.version,
+            "Connections": self._connection_status(peer) or None,
+        }
 
     def _connection_status(self, peer: Peer) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = []
