@@ -170,6 +170,39 @@ def test_broadcast_reaches_every_peer_exactly_once(adj: Adj) -> None:
             assert flood(adj, src, all_connections) == expected
 
 
+def full_search(adj: Adj, start: int, symmetric: bool) -> dict[int, int]:
+    """Go's breadth-first widening, every level to the end (no early stop)."""
+    routes, next_work = {start: UNKNOWN_PEER_NAME}, [start]
+    while next_work:
+        work, next_work = sorted(next_work), []
+        for cur in work:
+            for remote, est in adj.get(cur, {}).items():
+                usable = not symmetric or (est and adj.get(remote, {}).get(cur, False))
+                if usable and remote not in routes:
+                    next_work.append(remote)
+                    routes[remote] = remote if cur == start else routes[cur]
+    return routes
+
+
+@st.composite
+def dense_graphs(draw: st.DrawFn) -> Adj:
+    """Near-full meshes, where the search can stop after the first hop."""
+    names = draw(st.lists(st.integers(1, 1000), min_size=2, max_size=8, unique=True))
+    adj: Adj = {x: {y: True for y in names if y != x} for x in names}
+    for x, y in draw(st.lists(st.tuples(st.sampled_from(names), st.sampled_from(names)))):
+        adj[x].pop(y, None)
+    return adj
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.one_of(graphs(), dense_graphs()))
+def test_unicast_routes_match_a_search_to_the_end(adj: Adj) -> None:
+    for start in adj:
+        routes = Routes(start, adj)
+        assert routes.unicast == full_search(adj, start, symmetric=True)
+        assert routes.unicast_all == full_search(adj, start, symmetric=False)
+
+
 # --- random neighbours ------------------------------------------------------------
 
 

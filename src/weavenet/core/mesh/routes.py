@@ -50,8 +50,12 @@ def _widen(
     adj: Adjacency, start: int, stop_at: int | None, symmetric: bool
 ) -> tuple[bool, dict[int, int]]:
     routes: dict[int, int] = {start: UNKNOWN_PEER_NAME}
+    # Once every name is routed nothing can change: in a full mesh that is after the first
+    # hop, which saves looking at the other N-1 peers' N-1 connections each (stop_at
+    # callers want the search itself, so they never stop early).
+    everyone = len(set(adj).union(*adj.values())) if stop_at is None else -1
     next_work = [start]
-    while next_work:
+    while next_work and len(routes) != everyone:
         work = sorted(next_work)
         next_work = []
         for cur in work:
