@@ -75,12 +75,11 @@ def import_parts(opts: Options) -> None:
         import weavenet.io.reconcile  # the data plane: pyroute2
         import weavenet.io.sleeve_udp
     if opts.weave_bridge and opts.docker_api != "":
-        import weavenet.plugin.setup  # aiodocker
-    if opts.proxy and opts.docker_api != "" and opts.weave_bridge:
-        import weavenet.proxy.service  # noqa: F401
-    if opts.docker_api != "" and opts.weave_bridge:
+        import weavenet.plugin.setup  # the watcher and the plugin (aiohttp.web)
         from weavenet.io.docker_api import preload_client, socket_missing
 
+        if opts.proxy:
+            import weavenet.proxy.service  # noqa: F401
         if not socket_missing(opts.docker_api):
             preload_client()
 

@@ -69,7 +69,9 @@ class Pair:
             self.pump()
 
 
-def _pair(encrypted: bool) -> Pair:
+def _pair(encrypted: bool, deferred: bool = False) -> Pair:
+    """Two datapaths with a sleeve between them; ``deferred``: the sleeves back up a
+    faster overlay, so their path tests wait."""
     key = KEY if encrypted else None
     dps = []
     for us, them, outbound, remote in (
@@ -78,7 +80,9 @@ def _pair(encrypted: bool) -> Pair:
     ):
         overlay = SleeveOverlay(us)
         params = OverlayParams(them, us, outbound, 77, "x", remote, key, ("sleeve",))
-        overlay.prepare_connection(params).confirm(0.0)
+        conn = overlay.prepare_connection(params)
+        conn.discovery_deferred = deferred
+        conn.confirm(0.0)
         dps.append(Datapath.create(us, overlay))
     pair = Pair(dps[0], dps[1])
     pair.advance(2.0)
@@ -222,26 +226,8 @@ def test_through_the_switch_userspace_frames_take_the_sleeve_whoever_carries() -
     assert pair.b.take_inject() == [arp]  # a broadcast never goes to the VXLAN device
 
 
-def _deferred_pair() -> Pair:
-    """As _pair, but the sleeves back up a faster overlay: their path tests wait."""
-    dps = []
-    for us, them, outbound, remote in (
-        (A, B, True, "10.0.0.2:6783"),
-        (B, A, False, "10.0.0.1:5555"),
-    ):
-        overlay = SleeveOverlay(us)
-        params = OverlayParams(them, us, outbound, 77, "x", remote, None, ("sleeve",))
-        conn = overlay.prepare_connection(params)
-        conn.discovery_deferred = True
-        conn.confirm(0.0)
-        dps.append(Datapath.create(us, overlay))
-    pair = Pair(dps[0], dps[1])
-    pair.advance(2.0)
-    return pair
-
-
 def test_a_deferred_sleeve_sends_only_heartbeats_until_a_big_frame_needs_it() -> None:
-    pair = _deferred_pair()
+    pair = _pair(False, deferred=True)
     (conn,) = pair.a.overlay.connections.values()
     assert conn.established and conn.mtu == 0
     assert set(pair.a.counters.special_bytes) == {"heartbeat"}

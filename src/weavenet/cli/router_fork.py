@@ -84,7 +84,8 @@ def _detach(log_fd: int, ready_fd: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    os.dup2(ready_fd, READY_FD, inheritable=False)
+    if ready_fd != READY_FD:  # (os.pipe's ends are not inheritable; dup2 onto itself fails)
+        os.dup2(ready_fd, READY_FD, inheritable=False)
     os.closerange(READY_FD + 1, os.sysconf("SC_OPEN_MAX"))
 
 

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import aiodocker
@@ -79,10 +79,10 @@ class DockerApi:
             await client.close()
 
     async def _request(
-        self, call: Callable[[aiodocker.Docker], Awaitable[T]], absent: T | None = None
+        self, call: Callable[[aiodocker.Docker], Awaitable[T]], missing_ok: bool = True
     ) -> T | None:
-        """Run `call` on the client; a 404 gives `absent`, any other failure (an error
-        status, no daemon, a timeout) DockerUnavailable."""
+        """Run `call` on the client; a 404 gives None when `missing_ok`, any other failure
+        (an error status, no daemon, a timeout) DockerUnavailable."""
         docker = self._docker()  # DockerUnavailable at once when there is no socket
         import aiohttp
         from aiodocker.exceptions import DockerError
@@ -90,8 +90,8 @@ class DockerApi:
         try:
             return await call(docker)
         except DockerError as exc:
-            if exc.status == 404:
-                return absent
+            if exc.status == 404 and missing_ok:
+                return None
             raise DockerUnavailable(self.url, exc.message, exc.status) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DockerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
@@ -142,14 +142,11 @@ class DockerApi:
             await (await docker.networks.get(name)).delete()
             return True
 
-        return await self._request(delete, absent=False) or False
+        return await self._request(delete) is not None
 
     async def _required(self, call: Callable[[aiodocker.Docker], Awaitable[T]]) -> T:
         """`_request` where a 404 is an error too."""
-        found = await self._request(call, absent=_MISSING)
-        if found is _MISSING:
-            raise DockerUnavailable(self.url, "not found", 404)
-        return found  # type: ignore[return-value]
+        return cast(T, await self._request(call, missing_ok=False))
 
     async def container_events(
         self, since: float | None = None
@@ -172,9 +169,6 @@ class DockerApi:
             return  # cut off mid-stream: the daemon went away
         finally:
             await events.stop()  # type: ignore[no-untyped-call]
-
-
-_MISSING: Any = object()
 
 
 # --- blocking helpers (CLI, worker threads) ---------------------------------------------------

@@ -99,8 +99,8 @@ def describe(handle: asyncio.Handle) -> str:
 
 
 def _stepped_task(handle: asyncio.Handle) -> asyncio.Task[Any] | None:
-    """The task a step handle resumes (the C wrapper's only referent); only ever asked
-    about a slow step, so the look-up's cost does not matter."""
+    """The task a step handle resumes (the C wrapper's only referent); asked only about a
+    slow step or a new longest one, rare enough for the look-up's cost not to matter."""
     callback = getattr(handle, "_callback", None)
     found = [r for r in gc.get_referents(callback) if isinstance(r, asyncio.Task)]
     return found[0] if found else None
@@ -183,11 +183,13 @@ class LoopMonitor:
     def _record(self, seconds: float, handle: asyncio.Handle) -> None:
         self._counts[bisect_left(STEP_BUCKETS, seconds)] += 1
         self._total += seconds
+        if seconds <= self._max and seconds < self.slow_step:
+            return
+        what = describe(handle)
         if seconds > self._max:
-            self._max = seconds
-            self._slowest = describe(handle)
+            self._max, self._slowest = seconds, what
         if seconds >= self.slow_step:
-            log.info("event loop step took %.0f ms: %s", seconds * 1000, describe(handle))
+            log.info("event loop step took %.0f ms: %s", seconds * 1000, what)
 
     # ---- the lag probe ---------------------------------------------------------------
     def start_probe(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
