@@ -166,7 +166,9 @@ class ConnectionLifecycle:
 
     def _add_connection(self, conn: MeshConn, restarted: bool, now: float) -> None:
         p = self._p
-        connected_before = p.routes.get(now).lookup(conn.remote_name) is not None
+        routes = p.routes.get(now)
+        connected_before = routes.lookup(conn.remote_name) is not None
+        full_state = restarted or self.needs_full_state(conn.remote_name, now)
         p.table.register(conn)
         conn.next_heartbeat = now + HEARTBEAT_INTERVAL
         p.peers.add_local_connection(conn.remote_name, conn.remote_addr, conn.outbound, False)
@@ -178,10 +180,20 @@ class ConnectionLifecycle:
             log.info("%s: connection added", conn.describe())
         else:
             log.info("%s: connection added (new peer)", conn.describe())
-        if restarted or not connected_before:
+        if full_state:
             self._hooks.send_all_gossip_down(conn, now)
         self._hooks.topology_update({conn.remote_name}, now)
         self._start_overlay(conn, now)
+
+    def needs_full_state(self, remote: int, now: float) -> bool:
+        """Whether a new connection to ``remote`` (not a restarted peer) gets every
+        channel's state. Go sends it unless the peer was routed (over established,
+        symmetric connections), i.e. until the overlay to it is up: in a chain start,
+        most connections, and at 100 peers those full states were over half of all
+        topology bytes. A peer that gossip already reaches (over any announced
+        connection, as gossip is routed) has our state but for what is in flight,
+        and the gossip brings that."""
+        return self._p.routes.get(now).lookup_all(remote) is None
 
     def _start_overlay(self, conn: MeshConn, now: float) -> None:
         remote = conn.remote
