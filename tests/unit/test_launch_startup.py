@@ -87,3 +87,37 @@ def test_the_router_imports_dockers_client_only_with_a_docker_socket(
     assert proc.returncode == 0, proc.stderr
     expected = ["aiodocker", "aiohttp.client", "aiohttp.web"] if docker else ["aiohttp.web"]
     assert proc.stdout.splitlines()[-1] == str(expected)
+
+
+ROUTER_IMPORTS = (
+    "import sys\n"
+    "import weavenet.cli.main\n"  # the CLI's own, inherited by the forked router
+    "import weavenet.daemon as d\n"
+    "async def serve(opts):\n"
+    "    pass\n"
+    "d.serve = serve\n"  # everything up to the event loop: the flags, import_parts
+    "d.weaver.main(['--state-dir', {state!r}, '--weave-bridge', 'weave',\n"
+    "               '--docker-api', 'unix://{state}/none.sock', '--proxy'],\n"
+    "              standalone_mode=False)\n"
+)
+
+
+def test_a_router_without_a_password_loads_no_crypto_library(tmp_path: Path) -> None:
+    """PyNaCl and cryptography (~50 modules) come with the first encrypted connection."""
+    code = ROUTER_IMPORTS.format(state=str(tmp_path)) + (
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'nacl', 'cryptography'})\n"
+        "assert not loaded, loaded\n"
+        "from weavenet.core.mesh.crypto import MessageCodec, derive_session_key, generate_keypair\n"
+        "from weavenet.core.overlay.fast_sleeve_crypto import Opener, Sealer, direction_keys\n"
+        "from weavenet.core.overlay.sleeve_crypto import SleeveDecryptor, SleeveEncryptor\n"
+        "priv, pub = generate_keypair()\n"
+        "key = derive_session_key(pub, priv, b'secret')\n"
+        "sealed = SleeveEncryptor(key, True, 1).seal(b'records', False)\n"
+        "assert SleeveDecryptor(key, True).open(sealed, 6) == b'records'\n"
+        "send, recv = direction_keys(key, True)\n"
+        "box = Sealer(send).seal(1, b'aad', b'frame')\n"
+        "assert Opener(send).open(1, b'aad', box) == b'frame'\n"
+        "assert MessageCodec(key, True).encrypted\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -5,15 +5,14 @@ See ``mesh:protocol_crypto.go``: the session key is
 framed message body is an XSalsa20-Poly1305 secretbox whose 24-byte nonce is
 ``flags || 0*15 || uint64 BE sequence number``, flags = 0x40 (TCP) | 0x80 if the
 *sender* dialled the connection.
+
+PyNaCl is imported by the functions that use it: a router without ``--password`` never
+loads libsodium (start-up CPU, paid by every host at once when a mesh starts).
 """
 
 from __future__ import annotations
 
 import hashlib
-
-import nacl.bindings
-import nacl.exceptions
-import nacl.public
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.wire.framing import MAX_TCP_MSG_SIZE, FrameDecoder, encode_frame
@@ -32,12 +31,16 @@ class DecryptError(RemoteProtocolError):
 
 def generate_keypair() -> tuple[bytes, bytes]:
     """A fresh Curve25519 key pair ``(private, public)`` (``box.GenerateKey``)."""
+    import nacl.public
+
     private = nacl.public.PrivateKey.generate()
     return bytes(private), bytes(private.public_key)
 
 
 def public_key_of(private: bytes) -> bytes:
     """The Curve25519 public key belonging to ``private``."""
+    import nacl.public
+
     return bytes(nacl.public.PrivateKey(private).public_key)
 
 
@@ -51,6 +54,9 @@ def derive_session_key(remote_public: bytes, local_private: bytes, password: byt
         raise RemoteProtocolError(f"bad public key length {len(remote_public)}")
     if len(local_private) != KEY_SIZE:
         raise LocalProtocolError(f"bad private key length {len(local_private)}")
+    import nacl.bindings
+    import nacl.exceptions
+
     try:
         shared = nacl.bindings.crypto_box_beforenm(remote_public, local_private)
     except nacl.exceptions.RuntimeError as exc:  # libsodium rejects low-order points
@@ -76,6 +82,9 @@ class TcpSealer:
 
     def __init__(self, key: bytes, outbound: bool, seq: int = 0) -> None:
         _check_key(key)
+        from nacl.bindings import crypto_secretbox_easy
+
+        self._seal = crypto_secretbox_easy
         self._key = key
         self._outbound = outbound
         self.seq = seq
@@ -83,7 +92,7 @@ class TcpSealer:
     def seal(self, plain: bytes) -> bytes:
         """Return ``MAC(16) || ciphertext`` for ``plain`` and advance the sequence."""
         nonce = tcp_nonce(self._outbound, self.seq)
-        box = nacl.bindings.crypto_secretbox_easy(plain, nonce, self._key)
+        box = self._seal(plain, nonce, self._key)
         self.seq += 1
         return box
 
@@ -93,6 +102,10 @@ class TcpOpener:
 
     def __init__(self, key: bytes, outbound_remote: bool, seq: int = 0) -> None:
         _check_key(key)
+        from nacl.bindings import crypto_secretbox_open_easy
+        from nacl.exceptions import CryptoError
+
+        self._open, self._error = crypto_secretbox_open_easy, CryptoError
         self._key = key
         self._outbound_remote = outbound_remote
         self.seq = seq
@@ -103,8 +116,8 @@ class TcpOpener:
             raise DecryptError("Unable to decrypt TCP msg")
         nonce = tcp_nonce(self._outbound_remote, self.seq)
         try:
-            plain = nacl.bindings.crypto_secretbox_open_easy(box, nonce, self._key)
-        except nacl.exceptions.CryptoError as exc:
+            plain = self._open(box, nonce, self._key)
+        except self._error as exc:
             raise DecryptError("Unable to decrypt TCP msg") from exc
         self.seq += 1
         return plain

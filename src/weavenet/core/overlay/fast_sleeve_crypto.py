@@ -12,12 +12,12 @@ corrupted datagram spoils its superframe, which is dropped, exactly as a lost on
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from weavenet.core.overlay.fast_sleeve_codec import Buffer, FastSleeveError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TAG = 16
 FROM_DIALLER = b"weavenet fast sleeve v1: dialler to listener"
@@ -25,6 +25,9 @@ FROM_LISTENER = b"weavenet fast sleeve v1: listener to dialler"
 
 
 def _derive(session_key: bytes, label: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(session_key)
 
 
@@ -40,13 +43,23 @@ def _nonce(sfid: int) -> bytes:
     return sfid.to_bytes(12, "big")
 
 
+def _aead(key: bytes | None) -> AESGCM | None:
+    """AES-GCM with ``key``; None for a plain connection, which never imports
+    ``cryptography`` (start-up CPU, paid by every host at once when a mesh starts)."""
+    if key is None:
+        return None
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 class Sealer:
     """Seals superframes in one direction (``key`` None: a plain connection)."""
 
     __slots__ = ("aead", "overhead")
 
     def __init__(self, key: bytes | None) -> None:
-        self.aead = AESGCM(key) if key is not None else None
+        self.aead = _aead(key)
         self.overhead = TAG if key is not None else 0
 
     def seal(self, sfid: int, aad: bytes, body: Buffer) -> Buffer:
@@ -59,13 +72,15 @@ class Opener:
     __slots__ = ("aead",)
 
     def __init__(self, key: bytes | None) -> None:
-        self.aead = AESGCM(key) if key is not None else None
+        self.aead = _aead(key)
 
     def open(self, sfid: int, aad: bytes, data: Buffer) -> Buffer:
         if self.aead is None:
             return data
         if len(data) < TAG:
             raise FastSleeveError(f"sealed superframe too short: {len(data)} bytes")
+        from cryptography.exceptions import InvalidTag
+
         try:
             return self.aead.decrypt(_nonce(sfid), data, aad)
         except InvalidTag:

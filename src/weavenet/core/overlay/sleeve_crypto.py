@@ -8,14 +8,14 @@ connection, bit6 = 0 (UDP; the TCP stream uses 0x40). Key: the connection's sess
 The receiver keeps, per path, a replay window of 2^20 sequence numbers: bitsets of
 the offsets seen in the current and previous window. Replay state only advances
 after the box authenticated.
+
+PyNaCl is imported when the first encrypted connection is made: a router without a
+password never loads it.
 """
 
 from __future__ import annotations
 
 import struct
-
-import nacl.bindings
-import nacl.exceptions
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.overlay.sleeve_codec import NACL_PACKET_OVERHEAD, Data, SleeveError
@@ -59,6 +59,9 @@ class SleeveEncryptor:
     packet_overhead = NACL_PACKET_OVERHEAD
 
     def __init__(self, key: bytes, outbound: bool, sender: int) -> None:
+        from nacl.bindings import crypto_secretbox_easy
+
+        self._seal = crypto_secretbox_easy
         self._key = _check_key(key)
         self._prefix = _nonce_prefix(outbound)
         try:
@@ -78,7 +81,7 @@ class SleeveEncryptor:
         if seq > SEQ_MASK:
             raise LocalProtocolError("sleeve sequence numbers exhausted")
         seq_bytes = _U64.pack(word)
-        box = nacl.bindings.crypto_secretbox_easy(records_body, self._prefix + seq_bytes, self._key)
+        box = self._seal(records_body, self._prefix + seq_bytes, self._key)
         if df:
             self.seq_df = seq + 1
         else:
@@ -138,6 +141,10 @@ class SleeveDecryptor:
     """Opens packets from the remote end of one connection (``remote_outbound`` = it dialled)."""
 
     def __init__(self, key: bytes, remote_outbound: bool) -> None:
+        from nacl.bindings import crypto_secretbox_open_easy
+        from nacl.exceptions import CryptoError
+
+        self._open, self._error = crypto_secretbox_open_easy, CryptoError
         self._key = _check_key(key)
         self._prefix = _nonce_prefix(remote_outbound)
         self.non_df = ReplayWindow()
@@ -155,10 +162,8 @@ class SleeveDecryptor:
         box_start = start + SEQ_SIZE
         nonce = self._prefix + bytes(rest[start:box_start])
         try:
-            body = nacl.bindings.crypto_secretbox_open_easy(
-                bytes(rest[box_start:]), nonce, self._key
-            )
-        except nacl.exceptions.CryptoError as exc:
+            body = self._open(bytes(rest[box_start:]), nonce, self._key)
+        except self._error as exc:
             raise DecryptFailed("UDP packet decryption failed") from exc
         (self.df if word & DF_BIT else self.non_df).accept(word & SEQ_MASK)
         return body
