@@ -99,6 +99,28 @@ def test_wait_program_files(tmp_path: Path) -> None:
     assert (out / "w").stat().st_mtime_ns == mtime
 
 
+def test_wait_program_busybox_is_linked_where_it_can_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "busybox-static"
+    source.write_bytes(b"\x7fELF fake static busybox")
+    source.chmod(0o755)
+    out = weavewait.install(tmp_path / "linked", str(source))
+    assert os.path.samefile(out / "busybox", source)  # one filesystem: a hard link
+    weavewait.install(tmp_path / "linked", str(source))  # again: still the link
+    assert os.path.samefile(out / "busybox", source)
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    copied = weavewait.install(tmp_path / "copied", str(source))
+    assert not os.path.samefile(copied / "busybox", source)
+    assert (copied / "busybox").read_bytes() == source.read_bytes()
+    assert os.access(copied / "busybox", os.X_OK)
+    assert not list(copied.glob(".*.tmp"))
+
+
 @needs_busybox
 def test_wait_program_refuses_no_command(tmp_path: Path) -> None:
     script = weavewait.SCRIPT.replace("/w/busybox", "/bin/busybox")
