@@ -248,6 +248,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             for r in routers:
                 r.stats["total_cpu_s"] = cpu_seconds(r.pid or 0)
                 r.stats["rss_peak_mb"] = peak_rss_mb(r.pid or 0)
+                r.stats["converged_s"] = r.converged_at
             if kind == "weavenet":
                 list(pool.map(read_metrics, routers))
         finally:

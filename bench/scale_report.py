@@ -13,6 +13,8 @@ STATUS_P99_50_S = 0.2
 ROWS = [  # label, key in a run's summary, format
     ("converged after launch (s)", "convergence_s", "{:.1f}"),
     ("converged after the last router answered /status (s)", "after_ready_s", "{:.1f}"),
+    ("half of the routers converged after launch (s)", "converged_half_s", "{:.1f}"),
+    ("90% of the routers converged after launch (s)", "converged_90_s", "{:.1f}"),
     ("start-up alone: launch -> /status (s)", "alone_launch_s", "{:.2f}"),
     ("start-up alone: router CPU (s)", "alone_ready_cpu_s", "{:.2f}"),
     ("start-up alone: `weave` CLI CPU (s)", "alone_cli_cpu_s", "{:.2f}"),
@@ -45,6 +47,7 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
     total = [row["total_cpu_s"] for row in rows]
     launch = [row["launch_s"] for row in rest]
     rss = [row["rss_peak_mb"] for row in rows]
+    converged = [row["converged_s"] for row in rows if row.get("converged_s") is not None]
     loop = [v for row in rows for k, v in row.get("loop", {}).items() if "max" in k]
     out: dict[str, Any] = {
         "kind": kind,
@@ -57,6 +60,8 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
         "launch_failed": sum(bool(row.get("launch_failed")) for row in rest),
         "all_ready_s": max(row.get("ready_s", 0.0) for row in rest),
         "after_ready_s": convergence - max(row.get("ready_s", 0.0) for row in rest),
+        "converged_half_s": _pct(converged, 0.5) if converged else None,
+        "converged_90_s": _pct(converged, 0.9) if converged else None,
         "ready_cpu_s_median": statistics.median(row["ready_cpu_s"] for row in rows),
         "total_cpu_s_mean": statistics.mean(total),
         "total_cpu_s": f"{statistics.mean(total):.2f} / {max(total):.2f}",
