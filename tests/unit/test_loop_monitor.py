@@ -4,15 +4,16 @@ sees a blocked loop, and the shim is undone."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from weavenet.api.metrics import LoopCollector
-from weavenet.io.loop_monitor import LoopMonitor, MonitorError
+from weavenet.io.loop_monitor import SLOW_LOG_INTERVAL, LoopMonitor, MonitorError
 
 
 @pytest.fixture
@@ -148,3 +149,27 @@ def test_metrics_export_histogram_max_and_lag(loop: asyncio.AbstractEventLoop) -
     assert float(max_line.split()[1]) >= 0.06
     assert "weavenet_event_loop_lag_seconds 0.125" in text
     assert "weavenet_event_loop_lag_max_seconds 0.125" in text
+
+
+def test_slow_steps_are_logged_at_most_every_interval_but_a_new_longest_always(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [0.0]
+
+    def taking(seconds: float) -> Callable[[], None]:
+        def step() -> None:
+            now[0] += seconds  # the monitor's clock: the step "took" this long
+
+        return step
+
+    caplog.set_level(logging.INFO, logger="weavenet")
+    with LoopMonitor(clock=lambda: now[0]) as monitor:
+        _run_callbacks(loop, taking(0.2), taking(0.1), taking(0.1), taking(0.3), taking(0.1))
+        now[0] += SLOW_LOG_INTERVAL
+        _run_callbacks(loop, taking(0.1))
+    lines = [r.getMessage() for r in caplog.records if "event loop step took" in r.getMessage()]
+    assert [line.split(" ms")[0].rsplit(" ", 1)[1] for line in lines] == ["200", "300", "100"]
+    assert lines[1].endswith("(2 more slow steps since the last line)")
+    assert lines[2].endswith("(1 more slow step since the last line)")
+    assert monitor.stats().max_step == pytest.approx(0.3)
+    assert sum(monitor.stats().counts) == monitor.stats().steps == 8
