@@ -219,6 +219,19 @@ def wait_converged(routers: list[Router], t0: float, timeout: float) -> float:
         time.sleep(0.2)
 
 
+def sampling(args: argparse.Namespace, n: int) -> dict[str, str]:
+    """With --sample: the environment that samples routers N/4, N/2 and 3N/4 (their CLI and
+    router processes) with bench/cpu_sampler into files FILE.<pid>."""
+    if args.sample is None:
+        return {}
+    args.sample.parent.mkdir(parents=True, exist_ok=True)
+    sampler = Path(__file__).resolve().parent / "cpu_sampler"
+    path = os.pathsep.join(p for p in (str(sampler), os.environ.get("PYTHONPATH")) if p)
+    nicks = ",".join(f"r{i}" for i in sorted({n // 4, n // 2, 3 * n // 4}))
+    out = str(args.sample)
+    return {"PYTHONPATH": path, "WEAVENET_SAMPLE_NICKS": nicks, "WEAVENET_SAMPLE_OUT": out}
+
+
 def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     n = len(cluster.hosts)
     routers = [Router(host, i) for i, host in enumerate(cluster.hosts)]
@@ -230,7 +243,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             launch_go(r, args.go_weaver, peers)
         else:
             env = {"WEAVENET_PROFILE": str(args.profile)} if r.index == profiled else None
-            launch_ours(r, peers, env)
+            launch_ours(r, peers, {**(env or {}), **sampling(args, n)})
 
     start(routers[0])  # alone: the start-up cost with nothing else starting
     routers[0].stats["ready_cpu_s"] = cpu_seconds(routers[0].pid or 0)
@@ -323,6 +336,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between /status polls")
     parser.add_argument("--timeout", type=float, default=150.0, help="convergence limit, s")
     parser.add_argument("--profile", type=Path, help="cProfile router N/2 into this file")
+    parser.add_argument(
+        "--sample", type=Path, help="CPU-sample routers N/4, N/2, 3N/4 into FILE.<pid> files"
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the router logs under this dir")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
