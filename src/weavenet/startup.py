@@ -148,9 +148,11 @@ def start_loop_monitor() -> LoopMonitor:
 
 
 def with_loop_metrics(app: web.Application, run: Running) -> web.Application:
+    """The loop monitor's metrics on the app's /metrics (its collector, and with it
+    prometheus_client, made at the first scrape)."""
     from weavenet.api.http import REGISTRY_KEY
-    from weavenet.api.metrics import LoopCollector
+    from weavenet.api.metrics_registry import loop_collector
 
     if run.monitor is not None:
-        app[REGISTRY_KEY].register(LoopCollector(run.monitor))
+        app[REGISTRY_KEY].add(loop_collector(run.monitor))
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 
 import dns.edns
 import dns.flags
@@ -14,14 +15,9 @@ from hypothesis import strategies as st
 from weavenet.core.dns.codec import encode_gossip
 from weavenet.core.dns.entries import Entry
 from weavenet.core.dns.fastpath import FastPath
-from weavenet.core.dns.nameserver import Nameserver
-from weavenet.core.dns.resolver import (
-    DnsFormatError,
-    Forward,
-    Resolver,
-    ResolverConfig,
-    parse_query,
-)
+from weavenet.core.dns.library_path import DnsFormatError, domain_key, parse_query
+from weavenet.core.dns.nameserver import Nameserver, fqdn
+from weavenet.core.dns.resolver import Forward, Resolver, ResolverConfig, lookup_key
 
 US = 0x0A0000000001
 
@@ -130,6 +126,23 @@ def test_the_fast_path_takes_the_common_queries() -> None:
             )
     for name, rdtype in [("web.weave.local.", "AAAA"), ("example.com.", "A"), (".", "A")]:
         assert fast.answer(dns.message.make_query(name, rdtype).to_wire(), True, rng) is None
+
+
+def _key_or_error(compute: Callable[[], str]) -> str | type[Exception]:
+    try:
+        return compute()
+    except Exception as exc:  # the kind of error is what must agree
+        return type(exc)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text("aZ09_-. \\\xe9", max_size=70), min_size=1, max_size=6), st.booleans())
+def test_the_domain_key_without_the_library_is_the_library_s(
+    labels: list[str], dotted: bool
+) -> None:
+    domain = ".".join(labels) + ("." if dotted else "")
+    library = _key_or_error(lambda: domain_key(fqdn(domain)))
+    assert _key_or_error(lambda: lookup_key(domain)) == library
 
 
 @settings(max_examples=1000)

@@ -10,13 +10,14 @@ running DnsShell, for callers that have no report at hand.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from typing import TYPE_CHECKING, Any, Protocol
 
 from weavenet.core.dns.entries import Entry
 from weavenet.core.dns.status import dns_report, live_count
 from weavenet.core.dns.status import status_dns_text as _dns_lines
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 LABEL_WIDTH = 15  # as api.status_text: "        Service: dns"
 
@@ -73,6 +74,8 @@ def status_dns_text(source: DnsReportSource) -> str:
 
 def dns_entries_metric(source: DnsReportSource) -> Metric:
     """weave_dns_entries: live entries this peer originated (Go countDNSEntriesForPeer)."""
+    from prometheus_client.metrics_core import GaugeMetricFamily  # only scrapes need it
+
     family = GaugeMetricFamily("weave_dns_entries", "Number of DNS entries.")
     family.add_metric([], source.local_entry_count())
     return family

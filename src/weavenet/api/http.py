@@ -12,13 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from weavenet.api.attach_http import AttachControl, add_attach_routes
 from weavenet.api.control import IpamControl, RouterControl
 from weavenet.api.gofmt import go_json
 from weavenet.api.ipam_http import add_ipam_routes
-from weavenet.api.metrics import make_registry, render_metrics
+from weavenet.api.metrics_registry import MetricsRegistry
 from weavenet.api.status_text import (
     render_connections,
     render_dns,
@@ -30,7 +29,8 @@ from weavenet.api.status_text import (
 from weavenet.api.template import TemplateError, parse
 
 CONTROL_KEY: web.AppKey[RouterControl] = web.AppKey("control", RouterControl)
-REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+# built on the first GET /metrics (prometheus_client is imported then, not at start-up)
+REGISTRY_KEY: web.AppKey[MetricsRegistry] = web.AppKey("registry", MetricsRegistry)
 
 Renderer = Callable[[dict[str, Any]], str]
 # sub-view -> (renderer, report section that must be present or None)
@@ -96,7 +96,7 @@ async def handle_report(request: web.Request) -> web.Response:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    body, content_type = render_metrics(_control(request), request.app[REGISTRY_KEY])
+    body, content_type = request.app[REGISTRY_KEY].render()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -126,7 +126,7 @@ async def handle_forget(request: web.Request) -> web.Response:
 def _base_app(control: RouterControl) -> web.Application:
     app = web.Application()
     app[CONTROL_KEY] = control
-    app[REGISTRY_KEY] = make_registry(control)
+    app[REGISTRY_KEY] = MetricsRegistry(control)
     app.router.add_get("/status", handle_status)
     app.router.add_get("/status/{view}", handle_status_view)
     app.router.add_get("/report", handle_report)

@@ -3,7 +3,8 @@ front of the real daemon that wires containers to weave as they start.
 
 - ``rules``: pure decisions (which requests are ours, WEAVE_CIDR, hostnames, the create
   rewrite, /etc/hosts, the inspect rewrite);
-- ``relay``: HTTP/1.1 relaying over asyncio streams with h11, hijacked streams included;
+- ``relay``: HTTP/1.1 relaying over asyncio streams, hijacked streams included; its
+  engine ``http1`` (h11) is imported with the first client connection;
 - ``intercept``: what create, start/restart, inspect and delete do around the relay;
 - ``wiring``: allocating, attaching and naming a started container through the router's
   public interfaces (IPAM, the attachments, the DNS listeners);

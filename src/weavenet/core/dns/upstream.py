@@ -15,7 +15,7 @@ from enum import Enum
 
 import msgspec
 
-from weavenet.core.dns.resolver import Forward
+from weavenet.core.dns.query import Forward
 
 DEFAULT_TIMEOUT = 5.0  # --dns-fallback-timeout
 DNS_PORT = 53
