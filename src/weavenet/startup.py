@@ -61,7 +61,7 @@ def import_parts(opts: Options) -> None:
     from weavenet.lean_import import lean_package
 
     lean_package("aiohttp")  # the server side only, until Docker's client needs the rest
-    import weavenet.api.http  # aiohttp.web, prometheus_client
+    import weavenet.api.http  # aiohttp.web (prometheus_client comes with the first /metrics)
     import weavenet.io.ipam_shell
 
     if not opts.no_dns:
