@@ -3,10 +3,12 @@ heartbeats must cross the kernel path both ways): for simulations of a forming m
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
 
+from tests.sim.simnet import SimNet
 from weavenet.core.mesh.overlay import OverlayConnection, OverlayParams
 
 
@@ -53,3 +55,31 @@ class SlowOverlay:
 
     def diagnostics(self) -> dict[str, Any]:
         return {}
+
+
+def slow_chain(n: int, seed: int, spread: float) -> SimNet:
+    """``n`` routers whose overlays take 0.3-1.5 s, chain-started over ``spread`` seconds
+    (router k given only router k-1)."""
+    net = SimNet(n, seed, max_delay=0.02, overlay=lambda i: SlowOverlay(random.Random(i), 0.3, 1.5))
+    for k in range(1, n):
+        net.at(spread * k / n, functools.partial(net.connect, k, [k - 1]))
+    return net
+
+
+def full_view(net: SimNet, n: int) -> bool:
+    """Every router sees every peer with n-1 established connections."""
+    for router in net.routers:
+        peers = list(router.peers)
+        if len(peers) < n:
+            return False
+        if any(sum(c.established for c in p.connections.values()) != n - 1 for p in peers):
+            return False
+    return True
+
+
+def run_to_full_view(net: SimNet, n: int, spread: float, limit: float = 60.0) -> float:
+    """Advance until the chain is all launched and every router has the full view."""
+    while not (net.now > spread and full_view(net, n)):
+        assert net.now < limit, "the chain-started mesh did not converge"
+        net.run_for(0.1)
+    return net.now

@@ -6,36 +6,18 @@ fraction of the full states and fewer topology bytes."""
 
 from __future__ import annotations
 
-import functools
-import random
-
 import pytest
 
 from tests.sim.scaling import GossipMeter
-from tests.sim.simnet import SimNet
-from tests.sim.slow_overlay import SlowOverlay
+from tests.sim.slow_overlay import run_to_full_view, slow_chain
 from weavenet.core.mesh.gossip_routing import GossipRouter
 from weavenet.core.mesh.lifecycle import ConnectionLifecycle
 
 N, SPREAD = 30, 10.0
 
 
-def _full_view(net: SimNet) -> bool:
-    for router in net.routers:
-        peers = list(router.peers)
-        if len(peers) < N:
-            return False
-        if any(sum(c.established for c in p.connections.values()) != N - 1 for p in peers):
-            return False
-    return True
-
-
 def _go_rule(self: ConnectionLifecycle, remote: int, now: float) -> bool:
     return self._p.routes.get(now).lookup(remote) is None
-
-
-def _slow_overlay(index: int) -> SlowOverlay:
-    return SlowOverlay(random.Random(index), 0.3, 1.5)
 
 
 def _chain_start(seed: int, patch: pytest.MonkeyPatch) -> tuple[float, int, int]:
@@ -48,14 +30,9 @@ def _chain_start(seed: int, patch: pytest.MonkeyPatch) -> tuple[float, int, int]
         send_all_down(router, conn, now)  # type: ignore[arg-type]
 
     patch.setattr(GossipRouter, "send_all_down", counted)  # before the routers bind it
-    net = SimNet(N, seed, max_delay=0.02, overlay=_slow_overlay)
+    net = slow_chain(N, seed, SPREAD)
     meter = GossipMeter().attach(net)
-    for k in range(1, N):
-        net.at(SPREAD * k / N, functools.partial(net.connect, k, [k - 1]))
-    while not (net.now > SPREAD and _full_view(net)):
-        assert net.now < 60.0, "the chain-started mesh did not converge"
-        net.run_for(0.1)
-    return net.now, full_states[0], meter.bytes_sent
+    return run_to_full_view(net, N, SPREAD), full_states[0], meter.bytes_sent
 
 
 @pytest.mark.parametrize("seed", [1, 2])

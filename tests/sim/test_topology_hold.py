@@ -4,36 +4,18 @@ versions of each entry for every router to decode."""
 
 from __future__ import annotations
 
-import functools
-import random
-
 import pytest
 
-from tests.sim.simnet import SimNet
-from tests.sim.slow_overlay import SlowOverlay
+from tests.sim.slow_overlay import run_to_full_view, slow_chain
 from weavenet.core.mesh import router as router_module
 from weavenet.core.mesh.peers import Peers
 
 N, SPREAD = 30, 10.0
 
 
-def _full_view(net: SimNet) -> bool:
-    """Every router sees every peer with N-1 established connections."""
-    for router in net.routers:
-        peers = list(router.peers)
-        if len(peers) < N:
-            return False
-        for peer in peers:
-            if sum(c.established for c in peer.connections.values()) != N - 1:
-                return False
-    return True
-
-
 def _chain_start(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[float, float]:
     """(seconds to the full view, to 0.1 s; versions each router published, mean)."""
-    net = SimNet(N, seed, max_delay=0.02, overlay=lambda i: SlowOverlay(random.Random(i), 0.3, 1.5))
-    for k in range(1, N):
-        net.at(SPREAD * k / N, functools.partial(net.connect, k, [k - 1]))
+    net = slow_chain(N, seed, SPREAD)
     published = [0]
     publish = Peers.publish
 
@@ -43,10 +25,8 @@ def _chain_start(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[float, flo
 
     with monkeypatch.context() as patch:
         patch.setattr(Peers, "publish", counted)
-        while not (net.now > SPREAD and _full_view(net)):
-            assert net.now < 60.0, "the chain-started mesh did not converge"
-            net.run_for(0.1)
-    return net.now, published[0] / N
+        converged = run_to_full_view(net, N, SPREAD)
+    return converged, published[0] / N
 
 
 @pytest.mark.parametrize("seed", [1])

@@ -166,8 +166,7 @@ class ConnectionLifecycle:
 
     def _add_connection(self, conn: MeshConn, restarted: bool, now: float) -> None:
         p = self._p
-        routes = p.routes.get(now)
-        connected_before = routes.lookup(conn.remote_name) is not None
+        connected_before = p.routes.get(now).lookup(conn.remote_name) is not None
         full_state = restarted or self.needs_full_state(conn.remote_name, now)
         p.table.register(conn)
         conn.next_heartbeat = now + HEARTBEAT_INTERVAL

@@ -69,19 +69,22 @@ class Sealer:
 
 
 class Opener:
-    __slots__ = ("aead",)
+    __slots__ = ("_invalid", "aead")
 
     def __init__(self, key: bytes | None) -> None:
         self.aead = _aead(key)
+        self._invalid: tuple[type[Exception], ...] = ()  # bound once, not per superframe
+        if key is not None:
+            from cryptography.exceptions import InvalidTag
+
+            self._invalid = (InvalidTag,)
 
     def open(self, sfid: int, aad: bytes, data: Buffer) -> Buffer:
         if self.aead is None:
             return data
         if len(data) < TAG:
             raise FastSleeveError(f"sealed superframe too short: {len(data)} bytes")
-        from cryptography.exceptions import InvalidTag
-
         try:
             return self.aead.decrypt(_nonce(sfid), data, aad)
-        except InvalidTag:
+        except self._invalid:
             raise FastSleeveError("superframe failed authentication") from None
