@@ -23,6 +23,7 @@ from weavenet.core.overlay.fastdp import (
     encode_heartbeat,
     vxlan_header,
 )
+from weavenet.core.overlay.probe import PROBE_INTERVAL_MAX
 
 
 def test_heartbeat_layout_is_weaves() -> None:
@@ -76,17 +77,19 @@ def _beat_times(fwd: FastdpForwarder, start: float, end: float, step: float) -> 
     return times
 
 
-def test_heartbeats_fast_until_acked_then_slow() -> None:
+def test_heartbeats_back_off_from_fast_until_acked_then_slow() -> None:
     fwd = _forwarder()
     fwd.confirm(0.0)
     first = fwd.take_heartbeats()
     assert len(first) == 1 and first[0].addr == ("10.0.0.2", 6784)
     assert first[0].payload[:8] == vxlan_header(HEARTBEAT_VNI)
     assert decode_heartbeat(first[0].payload[8:]) == 9
-    assert _beat_times(fwd, 0.1, 2.05, 0.1) == [0.5, 1.0, 1.5, 2.0]
-    fwd.control_message(OVERLAY_CONTROL_TAG, bytes((0, HEARTBEAT_ACK)), 2.05)
+    # 0.5 s, then doubling to PROBE_INTERVAL_MAX: a starved peer is not flooded
+    assert _beat_times(fwd, 0.1, 7.55, 0.1) == [0.5, 1.5, 3.5, 5.5, 7.5]
+    assert PROBE_INTERVAL_MAX == 2.0
+    fwd.control_message(OVERLAY_CONTROL_TAG, bytes((0, HEARTBEAT_ACK)), 7.55)
     assert fwd.state is State.HEALTHY and fwd.established
-    beats = _beat_times(fwd, 2.1, 2.1 + 3 * SLOW_HEARTBEAT, 0.1)
+    beats = _beat_times(fwd, 7.6, 7.6 + 3 * SLOW_HEARTBEAT, 0.1)
     assert len(beats) == 3 and beats[1] - beats[0] >= SLOW_HEARTBEAT - 0.01
     assert FAST_HEARTBEAT < SLOW_HEARTBEAT < ACK_TIMEOUT
 

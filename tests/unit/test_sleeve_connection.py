@@ -8,6 +8,7 @@ import pytest
 
 from weavenet.core.overlay.sleeve import (
     CONNECTION_ESTABLISHED,
+    FAST_HEARTBEAT_MAX,
     HEARTBEAT_TIMEOUT,
     MIN_MTU,
     OVERLAY_CONTROL_TAG,
@@ -236,3 +237,16 @@ def test_an_unconfirmed_connection_is_inactive_and_has_no_timers() -> None:
     conn = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 0)
     assert not conn.active and conn.tick(1.0) == float("inf")
     assert conn.take_datagrams() == []
+
+
+def test_unanswered_heartbeats_back_off_until_the_peer_answers() -> None:
+    a = SleeveConnection(A, B, UID, False, ("10.0.0.2", 6783), 0)  # the peer never answers
+    a.confirm(0.0)
+    beats, now = [], 0.0
+    while now < 9.0:
+        a.tick(now)
+        beats += [now for d in a.take_datagrams() if len(d.records[0].frame) == 22]
+        now = round(now + 0.05, 6)
+    assert beats == [0.0, 0.5, 1.5, 3.5, 5.5, 7.5]  # 0.5 s, doubling to FAST_HEARTBEAT_MAX
+    assert FAST_HEARTBEAT_MAX == 2.0
+    assert not a.established

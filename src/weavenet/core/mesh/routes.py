@@ -176,13 +176,12 @@ class Routes:
         through it (entries routed via ``except_name`` are not counted), then
         drawn by weighted sampling without replacement.
         """
-        weights: dict[int, int] = {}
-        for hop in self.unicast_all.values():
-            if hop not in (UNKNOWN_PEER_NAME, except_name):
-                weights[hop] = weights.get(hop, 0) + 1
-        needed = int(min(2 * math.log2(len(self.unicast_all)), len(weights)))
-        order = sorted(weights)
-        if len(set(weights.values())) <= 1:  # equal weights (e.g. a full mesh): plain sample
+        counts, order, equal = self._hop_counts
+        if except_name in counts:
+            order = [hop for hop in order if hop != except_name]
+        needed = int(min(2 * math.log2(len(self.unicast_all)), len(order)))
+        weights = {hop: counts[hop] for hop in order} if not equal else {}
+        if equal or len(set(weights.values())) <= 1:  # e.g. a full mesh: plain sample
             return rng.sample(order, needed)
         total = sum(weights.values())
         chosen: list[int] = []
@@ -197,6 +196,16 @@ class Routes:
                     break
                 point -= weights[hop]
         return chosen
+
+    @functools.cached_property
+    def _hop_counts(self) -> tuple[dict[int, int], list[int], bool]:
+        """(destinations routed via each neighbour, the neighbours sorted, all counts
+        equal): one pass per snapshot, not one per gossip relay."""
+        counts: dict[int, int] = {}
+        for hop in self.unicast_all.values():
+            if hop != UNKNOWN_PEER_NAME:
+                counts[hop] = counts.get(hop, 0) + 1
+        return counts, sorted(counts), len(set(counts.values())) <= 1
 
     def unicast_status(self) -> list[dict[str, Any]]:
         """The /report ``UnicastRoutes`` array, sorted by destination."""

@@ -43,6 +43,9 @@ from weavenet.core.overlay.sleeve_codec import (
 )
 
 FAST_HEARTBEAT = 0.5
+# Until established the gap doubles up to this (Go keeps 0.5 s): a starved peer answers
+# late, and a constant fast pace on every forming connection made it later still.
+FAST_HEARTBEAT_MAX = 2.0
 SLOW_HEARTBEAT = 10.0
 HEARTBEAT_TIMEOUT = 60.0
 FRAG_TEST_INTERVAL = 300.0
@@ -154,6 +157,11 @@ class SleeveConnection(msgspec.Struct):
     def stop(self) -> None:
         self._confirmed = False
 
+    def set_standby(self, standby: bool, now: float) -> float:
+        """The sleeve keeps Go's heartbeat pace on standby too: a Go peer drops a sleeve
+        it has not heard from in HEARTBEAT_TIMEOUT."""
+        return float("inf")
+
     # ---- timers ------------------------------------------------------------------------
     def tick(self, now: float) -> float:
         """Run what is due; return when to be called next."""
@@ -165,6 +173,8 @@ class SleeveConnection(msgspec.Struct):
         if now >= self._next_heartbeat and self.remote_addr is not None:
             self._send_special(heartbeat_frame(self.conn_uid), df=True, kind="heartbeat")
             self._next_heartbeat = now + self._interval
+            if not self.established:
+                self._interval = min(2 * self._interval, FAST_HEARTBEAT_MAX)
         if now >= self._next_frag_test:
             self._send_special(frag_test_frame(), df=False, kind="fragtest")
             self._next_frag_test = now + FRAG_TEST_INTERVAL

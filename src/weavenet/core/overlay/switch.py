@@ -56,6 +56,11 @@ class Forwarder(Protocol):
 
     def tick(self, now: float) -> float: ...
 
+    def set_standby(self, standby: bool, now: float) -> float:
+        """Whether a healthy, more preferred forwarder carries the peer; returns when to
+        tick next if that moved earlier, else inf."""
+        ...
+
     def attrs(self) -> dict[str, Any]: ...
 
     def stop(self) -> None: ...
@@ -135,12 +140,12 @@ class SwitchConnection(msgspec.Struct):
     def confirm(self, now: float) -> None:
         for fwd in self.forwarders:
             fwd.confirm(now)
-        self.reselect()
+        self.reselect(now)
 
     def control_message(self, tag: int, payload: bytes, now: float) -> None:
         for fwd in self.forwarders:  # each checks the index it was given (or compat tags)
             fwd.control_message(tag, payload, now)
-        self.reselect()
+        self.reselect(now)
 
     def take_control_messages(self) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
@@ -150,8 +155,7 @@ class SwitchConnection(msgspec.Struct):
 
     def tick(self, now: float) -> float:
         wake = min((fwd.tick(now) for fwd in self.forwarders), default=float("inf"))
-        self.reselect()
-        return wake
+        return min(wake, self.reselect(now))
 
     def attrs(self) -> dict[str, Any]:
         index = self._index(self.using) if self.using is not None else 0
@@ -174,9 +178,11 @@ class SwitchConnection(msgspec.Struct):
     def _index(self, name: str) -> int | None:
         return self.names.index(name) if name in self.names else None
 
-    def reselect(self) -> None:
+    def reselect(self, now: float) -> float:
+        """Choose the carrier; returns when to tick next if a forwarder promoted from
+        standby needs it earlier (else inf)."""
         if self._stopped:
-            return
+            return float("inf")
         failed = [(n, f.error) for n, f in zip(self.names, self.forwarders, strict=True) if f.error]
         best = choose(self.forwarders)
         if self.forwarders and len(failed) == len(self.forwarders):
@@ -188,7 +194,7 @@ class SwitchConnection(msgspec.Struct):
         self.state = TRANSITIONS.get((self.state, seen), self.state)
         if self.state is SwitchState.FAILED:
             self._error = self._error or "; ".join(f"{n}: {e}" for n, e in failed)
-            return
+            return float("inf")
         using = self.names[best] if best is not None else None
         if using != self.using:
             self.using = using
@@ -197,6 +203,15 @@ class SwitchConnection(msgspec.Struct):
             if using is not None:
                 peer = format_peer_name(self.remote)
                 log.info("overlay_switch ->[%s] using %s: %s", peer, using, self.reason)
+        return self._set_standby(best, now)
+
+    def _set_standby(self, best: int | None, now: float) -> float:
+        """Forwarders behind a healthy carrier are on standby; the others are not."""
+        carried = best is not None and self.forwarders[best].healthy
+        wake = float("inf")
+        for i, fwd in enumerate(self.forwarders):
+            wake = min(wake, fwd.set_standby(carried and i > (best or 0), now))
+        return wake
 
     def _first_working(self) -> int | None:
         return next((i for i, f in enumerate(self.forwarders) if f.error is None), None)
