@@ -127,6 +127,7 @@ class SwitchConnection(msgspec.Struct):
     switches: int = 0
     _error: str | None = None
     _stopped: bool = False
+    _seen_key: tuple[tuple[bool, bool, bool], ...] = ()
 
     # ---- OverlayConnection --------------------------------------------------------------
     @property
@@ -183,6 +184,12 @@ class SwitchConnection(msgspec.Struct):
         standby needs it earlier (else inf)."""
         if self._stopped:
             return float("inf")
+        # everything below follows from each forwarder's (working, established, healthy):
+        # unchanged, nothing would change (reselect runs for every heartbeat and ack)
+        key = tuple((f.error is None, f.established, f.healthy) for f in self.forwarders)
+        if key == self._seen_key:
+            return float("inf")
+        self._seen_key = key
         failed = [(n, f.error) for n, f in zip(self.names, self.forwarders, strict=True) if f.error]
         best = choose(self.forwarders)
         if self.forwarders and len(failed) == len(self.forwarders):
