@@ -32,6 +32,7 @@ ROWS = [  # label, key in a run's summary, format
     ("/status replies sampled", "status_samples", "{}"),
     ("'Multiple connections' log lines", "multiple_connections", "{}"),
     ("longest event-loop step (ms, /metrics)", "loop_max_ms", "{}"),
+    ("most CPU in one event-loop step (ms, /metrics)", "loop_cpu_max_ms", "{}"),
 ]
 
 
@@ -48,7 +49,9 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
     launch = [row["launch_s"] for row in rest]
     rss = [row["rss_peak_mb"] for row in rows]
     converged = [row["converged_s"] for row in rows if row.get("converged_s") is not None]
-    loop = [v for row in rows for k, v in row.get("loop", {}).items() if "max" in k]
+    loops = [row.get("loop", {}) for row in rows]
+    loop = [v for m in loops for k, v in m.items() if "max" in k and "cpu" not in k]
+    loop_cpu = [v for m in loops for k, v in m.items() if "cpu_max" in k]
     out: dict[str, Any] = {
         "kind": kind,
         "n": n,
@@ -78,6 +81,7 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
         "status_samples": len(lat),
         "multiple_connections": sum(row["multiple_connections"] for row in rows),
         "loop_max_ms": f"{1e3 * max(loop):.0f}" if loop else "-",
+        "loop_cpu_max_ms": f"{1e3 * max(loop_cpu):.0f}" if loop_cpu else "-",
     }
     cli = [row["cli_cpu_s"] for row in rest if "cli_cpu_s" in row]  # the router is forked
     out["cli_cpu_s_median"] = statistics.median(cli) if cli else None  # from the CLI: count both

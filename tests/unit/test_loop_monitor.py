@@ -46,6 +46,23 @@ def test_a_callback_blocking_60ms_is_the_longest_step(loop: asyncio.AbstractEven
     assert buckets["+Inf"] == stats.steps
 
 
+def _burn_30ms_cpu() -> None:
+    end = time.thread_time() + 0.03
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_time_per_step_tells_work_from_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    """A step that sleeps is long on the wall clock only; one that computes is long on
+    both (a descheduled router's steps look like the first)."""
+    with LoopMonitor() as monitor:
+        _run_callbacks(loop, _block_60ms, _burn_30ms_cpu, lambda: None)
+    stats = monitor.stats()
+    assert stats.max_step >= 0.06 and "_block_60ms" in stats.slowest
+    assert 0.03 <= stats.max_step_cpu < 0.06
+    assert "_burn_30ms_cpu" in stats.slowest_cpu
+
+
 def test_every_step_is_counted_once(loop: asyncio.AbstractEventLoop) -> None:
     with LoopMonitor() as monitor:
         _run_callbacks(loop, *[lambda: None] * 25)
@@ -147,6 +164,8 @@ def test_metrics_export_histogram_max_and_lag(loop: asyncio.AbstractEventLoop) -
     assert "weavenet_event_loop_step_seconds_count 3.0" in text
     max_line = next(ln for ln in text.splitlines() if ln.startswith("weavenet_event_loop_step_max"))
     assert float(max_line.split()[1]) >= 0.06
+    cpu_line = next(ln for ln in text.splitlines() if ln.startswith("weavenet_event_loop_step_cpu"))
+    assert float(cpu_line.split()[1]) == monitor.stats().max_step_cpu
     assert "weavenet_event_loop_lag_seconds 0.125" in text
     assert "weavenet_event_loop_lag_max_seconds 0.125" in text
 
@@ -163,12 +182,13 @@ def test_slow_steps_are_logged_at_most_every_interval_but_a_new_longest_always(
         return step
 
     caplog.set_level(logging.INFO, logger="weavenet")
-    with LoopMonitor(clock=lambda: now[0]) as monitor:
+    with LoopMonitor(clock=lambda: now[0], cpu_clock=lambda: 0.0) as monitor:
         _run_callbacks(loop, taking(0.2), taking(0.1), taking(0.1), taking(0.3), taking(0.1))
         now[0] += SLOW_LOG_INTERVAL
         _run_callbacks(loop, taking(0.1))
     lines = [r.getMessage() for r in caplog.records if "event loop step took" in r.getMessage()]
     assert [line.split(" ms")[0].rsplit(" ", 1)[1] for line in lines] == ["200", "300", "100"]
+    assert all("(0.0 ms CPU)" in line for line in lines)
     assert lines[1].endswith("(2 more slow steps since the last line)")
     assert lines[2].endswith("(1 more slow step since the last line)")
     assert monitor.stats().max_step == pytest.approx(0.3)

@@ -199,6 +199,8 @@ class LoopStepStats(Protocol):
     @property
     def max_step(self) -> float: ...
     @property
+    def max_step_cpu(self) -> float: ...
+    @property
     def lag(self) -> float: ...
     @property
     def max_lag(self) -> float: ...
@@ -220,6 +222,12 @@ def loop_metrics(stats: LoopStepStats) -> list[Metric]:
             "weavenet_event_loop_step_max_seconds",
             "Longest single event-loop step since the router started.",
             stats.max_step,
+        ),
+        _gauge(
+            "weavenet_event_loop_step_cpu_max_seconds",
+            "Most CPU time one event-loop step used since the router started (its wall"
+            " time also counts time the kernel gave to other processes).",
+            stats.max_step_cpu,
         ),
         _gauge(
             "weavenet_event_loop_lag_seconds",
