@@ -18,6 +18,7 @@ from weavenet.core.effects import Close, Dial, PersistTargets, Send
 from weavenet.core.mesh.report import datapath_report, full_report
 from weavenet.core.mesh.router import Router
 from weavenet.core.overlay.datapath import Datapath
+from weavenet.io.mesh_inbox import Inbox
 
 log = logging.getLogger("weavenet.shell")
 
@@ -79,6 +80,10 @@ class MeshShell:
         # bytes sent, by what sent them ("mesh": this shell's TCP; overlays add theirs)
         self.sent_bytes = 0
         self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
+        self.inbox = Inbox(self.loop, self._feed, self.run_effects)  # see mesh_inbox
+
+    def _feed(self, conn_id: int, data: bytes) -> None:
+        self.router.data_received(conn_id, data, self.now())
 
     def now(self) -> float:
         return self.loop.time()
@@ -105,6 +110,7 @@ class MeshShell:
         for transport in list(self.transports.values()):
             transport.abort()
         self.transports.clear()
+        self.inbox.clear()
 
     def register(self, transport: asyncio.Transport) -> int:
         conn_id = self._next_id
@@ -202,9 +208,11 @@ class MeshProtocol(asyncio.Protocol):
         self.shell = shell
         self.target = target
         self.conn_id = 0
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         shell = self.shell
         self.conn_id = shell.register(transport)
         sock = transport.get_extra_info("socket")
@@ -231,9 +239,8 @@ class MeshProtocol(asyncio.Protocol):
         shell.run_effects()
 
     def data_received(self, data: bytes) -> None:
-        if self.conn_id:
-            self.shell.router.data_received(self.conn_id, data, self.shell.now())
-            self.shell.run_effects()
+        if self.conn_id and self.transport is not None:
+            self.shell.inbox.put(self.conn_id, data, self.transport)
 
     def eof_received(self) -> bool:
         return False
@@ -242,8 +249,12 @@ class MeshProtocol(asyncio.Protocol):
         if not self.conn_id or self.shell.transports.pop(self.conn_id, None) is None:
             return
         reason = "EOF" if exc is None else f"read: {_describe(exc)}"
-        self.shell.router.connection_closed(self.conn_id, reason, self.shell.now())
-        self.shell.run_effects()
+        shell = self.shell
+        left = shell.inbox.take(self.conn_id)  # its last bytes first, then the close
+        if left:
+            shell.router.data_received(self.conn_id, left, shell.now())
+        shell.router.connection_closed(self.conn_id, reason, shell.now())
+        shell.run_effects()
 
     def pause_writing(self) -> None:
         self.shell.router.set_writable(self.conn_id, False)
