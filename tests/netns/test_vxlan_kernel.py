@@ -20,17 +20,21 @@ def test_applied_plan_is_observed_as_planned(cluster: Callable[..., Cluster]) ->
     ensure_tap("weave-tap", "weave", netns=netns)
     config = VxlanConfig("weave", "weave-tap", 1376, 6784)
     desired = plan(config, {PEER: PEER_IP}, [(MAC, PEER)])
-    before, heartbeat_index = vxlan.observe(config, netns)
-    assert before.data is None and heartbeat_index is None
+    before, indexes = vxlan.observe(config, netns)
+    assert before.data is None and indexes.data is None and indexes.heartbeat is None
     ops = diff(desired, before)
     assert ops
-    vxlan.apply(ops, config, netns)
-    after, heartbeat_index = vxlan.observe(config, netns)
+    created = vxlan.apply(ops, config, netns)
+    after, indexes = vxlan.observe(config, netns)
     assert diff(desired, after) == []
     assert after.data is not None and after.data.bridge == "weave" and after.data.isolated
     assert after.tap_isolated and after.heartbeat is not None and after.heartbeat.bridge is None
     assert ("02:00:00:00:00:07", PEER_IP, True) in after.fdb
-    assert heartbeat_index == _link_indexes(netns)["vxhb-6784"]
+    kernel = _link_indexes(netns)
+    assert (indexes.data, indexes.heartbeat, indexes.bridge) == (
+        kernel["vxlan-6784"], kernel["vxhb-6784"], kernel["weave"],
+    )  # fmt: skip
+    assert created == {"vxlan-6784": kernel["vxlan-6784"], "vxhb-6784": kernel["vxhb-6784"]}
 
 
 def _link_indexes(netns: str) -> dict[str, int]:
