@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from weavenet.core.overlay.vxlan_plan import VxlanConfig, diff, plan
+from weavenet.core.overlay.vxlan_plan import AddPin, VxlanConfig, diff, plan
 from weavenet.dataplane import ensure_bridge, ensure_tap, vxlan
 from weavenet.harness import Cluster
 
@@ -42,3 +42,32 @@ def _link_indexes(netns: str) -> dict[str, int]:
     out = subprocess.run(["ip", "-n", netns, "-o", "link"], capture_output=True, text=True).stdout
     rows = (line.split(": ") for line in out.splitlines())
     return {row[1].split("@")[0]: int(row[0]) for row in rows}
+
+
+def test_a_pin_moves_the_macs_entry_from_another_peer(cluster: Callable[..., Cluster]) -> None:
+    """A pin is two ``replace`` calls and nothing else: a unicast MAC has one remote in
+    the kernel (a second ``append`` is ignored), which replace rewrites. If a kernel ever
+    kept two, the first assertion says so."""
+    netns = cluster(1).hosts[0].netns
+    ensure_bridge("weave", netns=netns)
+    ensure_tap("weave-tap", "weave", netns=netns)
+    config = VxlanConfig("weave", "weave-tap", 1376, 6784)
+    vxlan.apply(diff(plan(config, {}, []), vxlan.observe(config, netns)[0]), config, netns)
+    mac, other = "02:00:00:00:00:07", "02:00:00:00:00:08"
+    for dst in ("172.31.250.8", "172.31.250.9"):
+        _bridge(netns, "append", mac, "dst", dst)
+    _bridge(netns, "add", other, "dst", "172.31.250.9", "dynamic")  # as the kernel learns
+    held = vxlan.observe(config, netns)[0].fdb
+    assert {(m, ip) for m, ip, _ in held} == {(mac, "172.31.250.8"), (other, "172.31.250.9")}
+    vxlan.apply(
+        [AddPin(mac, PEER_IP), AddPin(other, "172.31.250.8"), AddPin(other, PEER_IP)],
+        config,
+        netns,
+    )
+    fdb = vxlan.observe(config, netns)[0].fdb
+    assert fdb == {(mac, PEER_IP, True), (other, PEER_IP, True)}, fdb
+
+
+def _bridge(netns: str, verb: str, mac: str, *args: str) -> None:
+    cmd = ["bridge", "-n", netns, "fdb", verb, mac, "dev", "vxlan-6784", *args, "self"]
+    subprocess.run(cmd, check=True, capture_output=True)

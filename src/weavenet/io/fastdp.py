@@ -54,14 +54,15 @@ APPLY_PERIOD = 1.0
 # until it is, that flow crosses the userspace sleeve (at ~1 Gbit/s a period is ~100 MB).
 # Rounds brought forward this way are at least EARLY_GAP apart.
 EARLY_GAP = 0.05
-# Observing the kernel (a netlink dump of links and of the fdb) costs ~80 µs of CPU per
-# fdb entry (8-10 ms at 100 peers): every second in every router, that alone kept a core
-# busy at 50 routers. A round whose plan only adds to the last one applies the additions
-# without looking; the kernel is observed when the plan loses something (learnt entries
-# towards a peer must go), soon after a notification says our state drifted, and at
-# least every OBSERVE_PERIOD: a safety net for drift no notification reports (an entry
-# replaced rather than deleted, the TAP's isolation). Without the notifications (their
-# socket failed) the net is all there is, and tighter: UNWATCHED_OBSERVE_PERIOD.
+# Observing the kernel (a netlink dump of links and of the fdb) costs ~13 ms of CPU at 50
+# peers, ~27 ms at 100 (bench/fastdp_observe.py): every second in every router, that
+# alone kept a core busy at 50 routers. A round whose plan only adds to the last one
+# applies the additions without looking; the kernel is observed when the plan loses
+# something (learnt entries towards a peer must go), soon after a notification says our
+# state drifted, and at least every OBSERVE_PERIOD: a safety net for drift that no
+# notification reports (an entry replaced rather than deleted, the TAP's isolation).
+# Without the notifications (their socket failed) the net is all there is, and tighter:
+# UNWATCHED_OBSERVE_PERIOD.
 OBSERVE_PERIOD = 60.0
 UNWATCHED_OBSERVE_PERIOD = 5.0
 SOL_PACKET = 263  # missing from this CPython's socket module
