@@ -4,6 +4,7 @@ difference would "repair" untouched state every OBSERVE_PERIOD)."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections.abc import Callable
 
@@ -48,7 +49,7 @@ def test_a_pin_moves_the_macs_entry_from_another_peer(cluster: Callable[..., Clu
     """A pin is two ``replace`` calls and nothing else: a unicast MAC has one remote in
     the kernel (a second ``append`` is ignored), which replace rewrites. If a kernel ever
     kept two, the first assertion says so."""
-    netns = cluster(1).hosts[0].netns
+    netns = cluster(1, prefix="fw" + secrets.token_hex(2)).hosts[0].netns
     ensure_bridge("weave", netns=netns)
     ensure_tap("weave-tap", "weave", netns=netns)
     config = VxlanConfig("weave", "weave-tap", 1376, 6784)

@@ -95,8 +95,8 @@ class FastdpShell:
         self._indexes = DeviceIndexes()
         self._observed_at = float("-inf")
         self._suspect = False  # a notification contradicted the plan: observe soon
-        self.watch = self._open_watch()
         self._wake = asyncio.Event()
+        self._watch = self._open_watch()
         self._planned_macs = -1  # the MAC cache generation the last plan saw
         self.sent_bytes = 0
         self._first = self.loop.create_future()
@@ -115,7 +115,7 @@ class FastdpShell:
     @property
     def observe_period(self) -> float:
         """The longest gap between two observations of the kernel."""
-        return OBSERVE_PERIOD if self.watch is not None else UNWATCHED_OBSERVE_PERIOD
+        return OBSERVE_PERIOD if self._watch is not None else UNWATCHED_OBSERVE_PERIOD
 
     # ---- heartbeats ---------------------------------------------------------------------
     def flush(self) -> None:
@@ -185,16 +185,16 @@ class FastdpShell:
         )
 
     def _close_watch(self) -> None:
-        if self.watch is not None:
-            self.loop.remove_reader(self.watch.fileno())
-            self.watch.close()
-            self.watch = None
+        if self._watch is not None:
+            self.loop.remove_reader(self._watch.fileno())
+            self._watch.close()
+            self._watch = None
 
     def _on_watch(self) -> None:
-        if self.watch is None:
+        if self._watch is None:
             return
         try:
-            events = self.watch.read(self._indexes, self.config)
+            events = self._watch.read(self._indexes, self.config)
         except DataplaneError as exc:
             self._close_watch()  # once: from now on the tighter period
             self._watch_failed(exc)
