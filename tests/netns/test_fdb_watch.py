@@ -15,6 +15,7 @@ from weavenet.core.overlay.vxlan_watch import (
     KernelEvent,
     LinkGone,
     LinkSeen,
+    PortChanged,
 )
 from weavenet.dataplane import ensure_bridge, ensure_tap, kernel_watch, vxlan
 from weavenet.harness import Cluster, Host, wait_until
@@ -49,7 +50,11 @@ def _each_repair_follows_a_notification(log: str) -> bool:
     lines = [line for line in log.splitlines() if "fastdp: " in line]
     repairs = [i for i, line in enumerate(lines) if "drifted from the plan; repaired:" in line]
     noticed = "fastdp: the kernel reports drift, observing it now:"
-    return len(repairs) >= 2 and all(i > 0 and noticed in lines[i - 1] for i in repairs)
+    return len(repairs) >= 3 and all(i > 0 and noticed in lines[i - 1] for i in repairs)
+
+
+def _tap_isolated(host: Host) -> bool:
+    return "isolated on" in host.run(["bridge", "-d", "link", "show", "dev", "weave-tap"]).stdout
 
 
 def _timed_repair(check: Callable[[], bool], message: str) -> float:
@@ -58,7 +63,7 @@ def _timed_repair(check: Callable[[], bool], message: str) -> float:
     return time.monotonic() - start
 
 
-def test_deleted_fdb_entry_and_device_are_repaired_long_before_the_safety_net(
+def test_lost_fdb_entry_device_and_tap_isolation_are_repaired_before_the_safety_net(
     cluster: Callable[..., Cluster],
 ) -> None:
     c = cluster(2, prefix=_prefix())
@@ -85,9 +90,13 @@ def test_deleted_fdb_entry_and_device_are_repaired_long_before_the_safety_net(
         "VXLAN device re-created and re-attached",
     )
     wait_until(lambda: _repairs(h1) >= 2, timeout=10, message="both repairs counted")
+
+    h1.run(["bridge", "link", "set", "dev", "weave-tap", "isolated", "off"])
+    took_tap = _timed_repair(lambda: _tap_isolated(h1), "the TAP isolated again")
+    wait_until(lambda: _repairs(h1) >= 3, timeout=10, message="three repairs counted")
     wait_reaches(a, "10.2.1.2")
     assert _each_repair_follows_a_notification(h1.log())
-    assert max(took, took_device) < FAST, (took, took_device)
+    assert max(took, took_device, took_tap) < FAST, (took, took_device, took_tap)
 
 
 def _read_until(
@@ -130,6 +139,7 @@ def test_watcher_reports_our_deletions_and_nothing_of_others(
     about_us = [
         e
         for e in seen
-        if isinstance(e, FdbGone) or (isinstance(e, LinkGone | LinkSeen) and e.index in ours)
+        if isinstance(e, FdbGone)
+        or (isinstance(e, LinkGone | LinkSeen | PortChanged) and e.index in ours)
     ]
     assert about_us == seen  # nothing about the other device, no RTM_NEWNEIGH

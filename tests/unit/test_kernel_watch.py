@@ -50,9 +50,7 @@ def _neigh(kind: int, ifindex: int, dst: str | None, family: int = AF_BRIDGE) ->
     return _encoded(msg, kind)
 
 
-def _link(
-    kind: int, index: int, name: str, up: bool = True, family: int = AF_UNSPEC, **vxlan: int
-) -> bytes:
+def _link(kind: int, index: int, name: str, up: bool = True, **vxlan: int) -> bytes:
     data = {"IFLA_VXLAN_ID": DATA_VNI, "IFLA_VXLAN_PORT": 6784, "IFLA_VXLAN_LEARNING": 1} | {
         f"IFLA_VXLAN_{key.upper()}": value for key, value in vxlan.items()
     }
@@ -65,11 +63,21 @@ def _link(
         ]
     }
     msg = ifinfmsg()
-    msg["family"], msg["index"], msg["flags"] = family, index, 1 if up else 0
+    msg["family"], msg["index"], msg["flags"] = AF_UNSPEC, index, 1 if up else 0
     msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", 1376), ("IFLA_MASTER", 3)]
-    if family == AF_UNSPEC:
-        msg["attrs"].append(("IFLA_LINKINFO", info))
+    msg["attrs"].append(("IFLA_LINKINFO", info))
     return _encoded(msg, kind)
+
+
+def _port(index: int, name: str, isolated: int | None) -> bytes:
+    """The bridge's RTM_NEWLINK (AF_BRIDGE) about its port."""
+    msg = ifinfmsg()
+    msg["family"], msg["index"], msg["flags"] = AF_BRIDGE, index, 1
+    msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MASTER", 3)]
+    if isolated is not None:
+        protinfo = [("IFLA_BRPORT_STATE", 3), ("IFLA_BRPORT_ISOLATED", isolated)]
+        msg["attrs"].append(("IFLA_PROTINFO", {"attrs": protinfo}))
+    return _encoded(msg, RTM_NEWLINK)
 
 
 def test_deleted_vxlan_entry_of_a_pin_is_drift() -> None:
@@ -142,11 +150,20 @@ def test_our_device_under_another_master_is_drift() -> None:
     assert drifted(event, DESIRED, INDEXES)
 
 
-def test_the_bridge_view_of_our_port_asks_for_a_look() -> None:
-    events = parse(_link(RTM_NEWLINK, 10, "vxlan-6784", family=AF_BRIDGE), INDEXES, CONFIG)
-    assert events == [PortChanged(10)]
-    assert drifted(events[0], DESIRED, INDEXES)
-    assert not drifted(PortChanged(11), DESIRED, INDEXES)
+def test_our_ports_must_stay_isolated() -> None:
+    """The bridge's view of its ports: the data device and the TAP (by name: re-created,
+    it has an index we never saw) must be isolated; other ports do not matter."""
+    cases = {
+        _port(10, "vxlan-6784", 1): (PortChanged(10, "vxlan-6784", True), False),
+        _port(10, "vxlan-6784", 0): (PortChanged(10, "vxlan-6784", False), True),
+        _port(10, "vxlan-6784", None): (PortChanged(10, "vxlan-6784", None), True),
+        _port(44, "weave-tap", 0): (PortChanged(44, "weave-tap", False), True),
+        _port(44, "weave-tap", 1): (PortChanged(44, "weave-tap", True), False),
+        _port(45, "vethwepl1234", 0): (PortChanged(45, "vethwepl1234", False), False),
+    }
+    for data, (expected, drift) in cases.items():
+        assert parse(data, INDEXES, CONFIG) == [expected]
+        assert drifted(expected, DESIRED, INDEXES) is drift, expected
 
 
 def test_nothing_is_watched_before_the_devices_are_known() -> None:
@@ -179,7 +196,7 @@ def test_random_bytes_parse_to_events_or_nothing(data: bytes) -> None:
 OURS = [
     _neigh(RTM_DELNEIGH, 10, PEER_IP),
     _link(RTM_NEWLINK, 10, "vxlan-6784"),
-    _link(RTM_NEWLINK, 10, "vxlan-6784", family=AF_BRIDGE),
+    _port(10, "vxlan-6784", 1),
     _link(RTM_DELLINK, 11, "vxhb-6784"),
 ]
 

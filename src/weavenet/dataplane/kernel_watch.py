@@ -10,8 +10,10 @@ an event loop of its own) and a hand-off to our loop for every event.
 Most notifications are not about us (every MAC the bridge or the VXLAN device learns is
 an RTM_NEWNEIGH): :func:`parse` looks at the fixed netlink headers with ``struct`` and
 decodes (with pyroute2's message classes) only RTM_NEWLINK/RTM_DELLINK of our devices'
-indexes and RTM_DELNEIGH (AF_BRIDGE) on the data device. What they mean for the plan is
-decided in :mod:`weavenet.core.overlay.vxlan_watch`.
+indexes, the bridge's RTM_NEWLINK about its ports (few: a port added, its state or
+isolation changed; the TAP, re-created, has a new index) and RTM_DELNEIGH (AF_BRIDGE) on
+the data device. What they mean for the plan is decided in
+:mod:`weavenet.core.overlay.vxlan_watch`.
 """
 
 from __future__ import annotations
@@ -68,10 +70,13 @@ def _link_event(
     index = int(msg["index"])
     if kind == RTM_DELLINK:
         return LinkGone(index)
-    if family == AF_BRIDGE:  # the bridge's view of its port: no link info to compare
-        return PortChanged(index)
+    name = str(msg.get("IFLA_IFNAME"))
+    if family == AF_BRIDGE:  # the bridge's view of one of its ports
+        protinfo = msg.get("IFLA_PROTINFO")
+        isolated = protinfo.get("IFLA_BRPORT_ISOLATED") if protinfo is not None else None
+        return PortChanged(index, name, None if isolated is None else bool(isolated))
     bridge = {indexes.bridge: config.bridge} if indexes.bridge is not None else {}
-    return LinkSeen(index, str(msg.get("IFLA_IFNAME")), device_seen(msg, bridge.get))
+    return LinkSeen(index, name, device_seen(msg, bridge.get))
 
 
 def _fdb_event(frame: bytes) -> FdbGone:
@@ -85,6 +90,8 @@ def _wanted(kind: int, frame: bytes, offset: int, ours: tuple[int | None, ...]) 
     """The family of a message worth decoding, from its fixed header; None to skip it."""
     if kind in (RTM_NEWLINK, RTM_DELLINK) and len(frame) >= offset + IFINFO.size:
         family, _, index, _, _ = IFINFO.unpack_from(frame, offset)
+        if family == AF_BRIDGE and kind == RTM_NEWLINK:  # any port: the TAP may be new
+            return AF_BRIDGE
         return int(family) if index in ours and family in (AF_UNSPEC, AF_BRIDGE) else None
     if kind == RTM_DELNEIGH and len(frame) >= offset + NDMSG.size:
         family, index, _, _, _ = NDMSG.unpack_from(frame, offset)

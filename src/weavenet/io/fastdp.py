@@ -60,7 +60,8 @@ EARLY_GAP = 0.05
 # applies the additions without looking; the kernel is observed when the plan loses
 # something (learnt entries towards a peer must go), soon after a notification says our
 # state drifted, and at least every OBSERVE_PERIOD: a safety net for drift that no
-# notification reports (an entry replaced rather than deleted, the TAP's isolation).
+# notification reports (an entry replaced rather than deleted: RTM_NEWNEIGH is ignored,
+# every learnt MAC sends one).
 # Without the notifications (their socket failed) the net is all there is, and tighter:
 # UNWATCHED_OBSERVE_PERIOD.
 OBSERVE_PERIOD = 60.0

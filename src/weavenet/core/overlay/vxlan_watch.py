@@ -1,11 +1,12 @@
 """Which kernel notifications mean fastdp's kernel state drifted from the plan (issue 10).
 
-Observing the kernel (a dump of the links and of the whole fdb) costs ~80 µs of CPU per
-fdb entry; doing it every few seconds in every router to catch someone deleting our
+Observing the kernel (a dump of the links and of the whole fdb) costs ~0.25 ms of CPU
+per peer; doing it every few seconds in every router to catch someone deleting our
 entries kept a good part of a small machine busy while a large mesh converged. Instead
 the dataplane listens to the link and neighbour notifications and hands over, as the
-values below, those about our devices and our data device's fdb; :func:`drifted` says
-which of them contradict the plan, and only those bring an observing round forward.
+values below, those about our devices, the bridge's ports and our data device's fdb;
+:func:`drifted` says which of them contradict the plan, and only those bring an
+observing round forward.
 
 Our own rounds cause notifications too (a pin replaced, a learnt entry deleted, a device
 fixed): they are judged against the plan the round is applying, so a deletion it made
@@ -51,10 +52,12 @@ class LinkSeen(msgspec.Struct, frozen=True):
 
 
 class PortChanged(msgspec.Struct, frozen=True):
-    """The bridge's own RTM_NEWLINK about our data device as its port (isolation and
-    port state): it does not say enough to compare, so it always asks for a look."""
+    """The bridge's own RTM_NEWLINK (AF_BRIDGE) about one of its ports: ours are the data
+    device and the TAP, which must both be isolated (None: the message did not say)."""
 
     index: int
+    name: str
+    isolated: bool | None
 
 
 class FdbGone(msgspec.Struct, frozen=True):
@@ -89,7 +92,8 @@ def drifted(event: KernelEvent, desired: Desired, indexes: DeviceIndexes) -> boo
             return any(mac == event.mac for mac, _ in desired.pins)
         return (event.mac, event.dst) in desired.pins
     if isinstance(event, PortChanged):
-        return event.index == indexes.data
+        ours = event.index == indexes.data or event.name == desired.tap
+        return ours and event.isolated is not True
     spec = _spec_at(event.index, desired, indexes)
     if spec is None:
         return False
