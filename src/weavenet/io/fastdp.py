@@ -14,7 +14,9 @@ Every :data:`APPLY_PERIOD` the loop plans the desired state from the switch and 
 cache, observes the kernel, applies the difference in a worker thread and logs what it
 changed; whatever the kernel lost of the state applied the round before is drift
 (someone deleted the device or an fdb entry): logged as a repair and counted in the
-report (``OverlayDiagnostics.fastdp.KernelRepairs``).
+report (``OverlayDiagnostics.fastdp.KernelRepairs``). Drift is noticed from the kernel's
+link and neighbour notifications (:mod:`weavenet.dataplane.kernel_watch`, read on this
+loop): one that contradicts the plan brings an observing round forward.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from weavenet.core.overlay.datapath import Datapath
 from weavenet.core.overlay.fastdp import FASTDP, FastdpOverlay
 from weavenet.core.overlay.switch import OverlaySwitch
 from weavenet.core.overlay.vxlan_plan import (
-    CreateDevice,
     DelFdb,
     DelPort,
     Desired,
@@ -41,7 +42,8 @@ from weavenet.core.overlay.vxlan_plan import (
     diff,
     plan,
 )
-from weavenet.dataplane import vxlan
+from weavenet.core.overlay.vxlan_watch import DeviceIndexes, KernelEvent, drifted
+from weavenet.dataplane import kernel_watch, vxlan
 from weavenet.dataplane.netlink import DataplaneError
 from weavenet.io.mesh_tcp import MeshShell
 
@@ -52,12 +54,18 @@ APPLY_PERIOD = 1.0
 # until it is, that flow crosses the userspace sleeve (at ~1 Gbit/s a period is ~100 MB).
 # Rounds brought forward this way are at least EARLY_GAP apart.
 EARLY_GAP = 0.05
-# Observing the kernel (a netlink dump of links and of the fdb) costs ~15 ms of CPU at 50
-# peers, ~28 ms at 100: every second in every router, that alone kept a core busy at 50
-# routers. A round whose plan only adds to the last one applies the additions without
-# looking; the kernel is observed when the plan loses something (learnt entries towards
-# a peer must go) and at least every OBSERVE_PERIOD, which bounds how long drift stays.
-OBSERVE_PERIOD = 5.0
+# Observing the kernel (a netlink dump of links and of the fdb) costs ~13 ms of CPU at 50
+# peers, ~27 ms at 100 (bench/fastdp_observe.py): every second in every router, that
+# alone kept a core busy at 50 routers. A round whose plan only adds to the last one
+# applies the additions without looking; the kernel is observed when the plan loses
+# something (learnt entries towards a peer must go), soon after a notification says our
+# state drifted, and at least every OBSERVE_PERIOD: a safety net for drift that no
+# notification reports (an entry replaced rather than deleted: RTM_NEWNEIGH is ignored,
+# every learnt MAC sends one).
+# Without the notifications (their socket failed) the net is all there is, and tighter:
+# UNWATCHED_OBSERVE_PERIOD.
+OBSERVE_PERIOD = 60.0
+UNWATCHED_OBSERVE_PERIOD = 5.0
 SOL_PACKET = 263  # missing from this CPython's socket module
 PACKET_IGNORE_OUTGOING = 23
 ETH_P_ALL = 0x0003
@@ -84,8 +92,12 @@ class FastdpShell:
         self.raw: socket.socket | None = None
         self._raw_index: int | None = None
         self._last: Desired | None = None
+        self._target: Desired | None = None  # the plan being applied (or last applied)
+        self._indexes = DeviceIndexes()
         self._observed_at = float("-inf")
+        self._suspect = False  # a notification contradicted the plan: observe soon
         self._wake = asyncio.Event()
+        self._watch = self._open_watch()
         self._planned_macs = -1  # the MAC cache generation the last plan saw
         self.sent_bytes = 0
         self._first = self.loop.create_future()
@@ -98,7 +110,13 @@ class FastdpShell:
     def close(self) -> None:
         self._task.cancel()
         self._close_raw()
+        self._close_watch()
         self.sock.close()
+
+    @property
+    def observe_period(self) -> float:
+        """The longest gap between two observations of the kernel."""
+        return OBSERVE_PERIOD if self._watch is not None else UNWATCHED_OBSERVE_PERIOD
 
     # ---- heartbeats ---------------------------------------------------------------------
     def flush(self) -> None:
@@ -149,6 +167,47 @@ class FastdpShell:
             self.raw.close()
             self.raw, self._raw_index = None, None
 
+    # ---- kernel notifications -----------------------------------------------------------
+    def _open_watch(self) -> kernel_watch.KernelWatch | None:
+        try:
+            watch = kernel_watch.open_watch()
+        except DataplaneError as exc:
+            self._watch_failed(exc)
+            return None
+        self.loop.add_reader(watch.fileno(), self._on_watch)
+        return watch
+
+    def _watch_failed(self, exc: DataplaneError) -> None:
+        log.warning(
+            "fastdp: cannot watch the kernel's notifications (%s); looking for drift every "
+            "%g s instead",
+            exc,
+            UNWATCHED_OBSERVE_PERIOD,
+        )
+
+    def _close_watch(self) -> None:
+        if self._watch is not None:
+            self.loop.remove_reader(self._watch.fileno())
+            self._watch.close()
+            self._watch = None
+
+    def _on_watch(self) -> None:
+        if self._watch is None:
+            return
+        try:
+            events = self._watch.read(self._indexes, self.config)
+        except DataplaneError as exc:
+            self._close_watch()  # once: from now on the tighter period
+            self._watch_failed(exc)
+            return
+        target = self._target
+        drift = [e for e in events if target is not None and drifted(e, target, self._indexes)]
+        if drift and not self._suspect:  # one line per burst
+            log.info("fastdp: the kernel reports drift, observing it now: %s", _brief(drift))
+        if drift:
+            self._suspect = True
+            self._wake.set()  # _pause keeps rounds EARLY_GAP apart and so coalesces bursts
+
     # ---- the kernel state ---------------------------------------------------------------
     def notice_macs(self) -> None:
         """After a batch of frames: bring the next round forward if the MAC cache changed
@@ -161,6 +220,8 @@ class FastdpShell:
         await asyncio.sleep(EARLY_GAP)  # a rate limit, not a synchronisation
         self._wake.clear()
         self.notice_macs()  # changes during the gap
+        if self._suspect:  # drift noticed during the round or the gap
+            self._wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), APPLY_PERIOD - EARLY_GAP)
 
@@ -177,23 +238,22 @@ class FastdpShell:
 
     def _round(
         self, desired: Desired, last: Desired | None
-    ) -> tuple[list[Op], list[Op], int | None]:
+    ) -> tuple[list[Op], list[Op], DeviceIndexes]:
         """In a worker thread: observe, diff, apply. Returns (ops applied, drift: what the
-        kernel lost of the state applied last round, the heartbeat device's index)."""
-        observed, heartbeat_index = vxlan.observe(self.config)
+        kernel lost of the state applied last round, the devices' indexes now)."""
+        observed, indexes = vxlan.observe(self.config)
         ops = diff(desired, observed)
         drift = [] if last is None else [op for op in diff(last, observed) if _restores(op)]
         if ops:
-            vxlan.apply(ops, self.config)
-            if CreateDevice in {type(op) for op in ops}:  # a new heartbeat device index
-                heartbeat_index = vxlan.observe(self.config)[1]
-        return ops, drift, heartbeat_index
+            indexes = indexes.updated(vxlan.apply(ops, self.config), desired)
+        return ops, drift, indexes
 
     async def apply_once(self, force: bool = True) -> list[Op]:
         """One round; unless `force`, one that may skip observing (see OBSERVE_PERIOD)."""
         desired, last = self.desired(), self._last
+        self._target = desired
         now = self.loop.time()
-        if not force and last is not None and now - self._observed_at < OBSERVE_PERIOD:
+        if not force and last is not None and now - self._observed_at < self.observe_period:
             additions = additions_only(last, desired)
             if additions is not None:
                 if additions:
@@ -201,8 +261,8 @@ class FastdpShell:
                     log.info("fastdp: applied %d change(s): %s", len(additions), additions)
                 self._last = desired
                 return additions
-        self._observed_at = now
-        ops, drift, heartbeat_index = await asyncio.to_thread(self._round, desired, last)
+        self._observed_at, self._suspect = now, False
+        ops, drift, self._indexes = await asyncio.to_thread(self._round, desired, last)
         changes = [op for op in ops if _restores(op)]
         if drift:
             self.overlay.record_repair()
@@ -212,14 +272,15 @@ class FastdpShell:
         elif ops:  # entries the kernel learnt towards peers fastdp no longer carries
             log.debug("fastdp: removed %s", ops)
         self._last = desired
-        self._open_raw(heartbeat_index)
+        self._open_raw(self._indexes.heartbeat)
         return ops
 
     async def _keep(self) -> None:
         failing: str | None = None
         while True:
             try:
-                await self.apply_once(force=failing is not None or not self._first.done())
+                force = failing is not None or self._suspect or not self._first.done()
+                await self.apply_once(force=force)
                 failing = None
             except (OSError, DataplaneError) as exc:
                 if str(exc) != failing:  # once per cause, not every second
@@ -228,6 +289,11 @@ class FastdpShell:
             if not self._first.done():
                 self._first.set_result(None)
             await self._pause()
+
+
+def _brief(events: list[KernelEvent]) -> str:
+    shown = ", ".join(map(str, events[:3]))
+    return shown if len(events) <= 3 else f"{shown} and {len(events) - 3} more"
 
 
 def _restores(op: Op) -> bool:

@@ -138,7 +138,8 @@ def plan(
     )
 
 
-def _device_ops(spec: DeviceSpec, seen: DeviceSeen | None) -> list[Op]:
+def device_ops(spec: DeviceSpec, seen: DeviceSeen | None) -> list[Op]:
+    """What makes the device ``seen`` (None: missing) the ``spec`` ([]: it is)."""
     if seen is None or (seen.vni, seen.port, seen.learning) != (spec.vni, spec.port, spec.learning):
         return [CreateDevice(spec)]
     want_isolated = spec.bridge is not None
@@ -154,8 +155,8 @@ def _device_ops(spec: DeviceSpec, seen: DeviceSeen | None) -> list[Op]:
 
 def diff(desired: Desired, observed: Observed) -> list[Op]:
     """What to do, in order, to make ``observed`` the ``desired`` state."""
-    ops = _device_ops(desired.data, observed.data)
-    ops += _device_ops(desired.heartbeat, observed.heartbeat)
+    ops = device_ops(desired.data, observed.data)
+    ops += device_ops(desired.heartbeat, observed.heartbeat)
     if not observed.tap_isolated:
         ops.append(IsolateTap(desired.tap))
     recreated = observed.data is None or any(
