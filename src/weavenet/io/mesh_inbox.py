@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-SLICE = 0.001  # thread CPU per step (2 ms: /status p99 at N=50 1.0-1.1 s; 1 ms: 0.85 s)
+SLICE = 0.005  # thread CPU per step (measured at 1-5 ms: BENCHMARKS.md, Scale, fourth pass)
 HOLD_BYTES = 256 * 1024
 
 
