@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import dump_logs, netns_unusable_reason, unavailable
 from weavenet.harness import wait_for_mesh
-from weavenet.harness.docker import DockerCluster, docker_unusable_reason
+from weavenet.harness.docker import DockerCluster, DockerHost, docker_unusable_reason
 
 HERE = Path(__file__).resolve().parent
 LOG_TAIL = 60
@@ -43,12 +43,26 @@ def _docker_tier() -> None:
 def _dump_docker_logs(cluster: DockerCluster) -> None:
     dump_logs(cluster)
     for dh in cluster.docker_hosts:
+        _dump_connections(dh)
+    for dh in cluster.docker_hosts:
         try:
             lines = (dh.dir / "dockerd.log").read_text(errors="replace").splitlines()
         except OSError:
             continue
         print(f"===== {dh.name} dockerd.log, last {LOG_TAIL} lines =====")
         print("\n".join(lines[-LOG_TAIL:]))
+
+
+def _dump_connections(dh: DockerHost) -> None:
+    """The router's connections and targets (`weave status connections`): a target that
+    is not being redialled shows there with its state and next retry time."""
+    try:
+        proc = dh.weave("status", "connections", check=False, timeout=10)
+    except Exception as exc:  # a dump must not hide the test's own failure
+        print(f"===== {dh.name} weave status connections: {exc} =====")
+        return
+    print(f"===== {dh.name} weave status connections (exit {proc.returncode}) =====")
+    print(proc.stdout + proc.stderr)
 
 
 @pytest.fixture

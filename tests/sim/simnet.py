@@ -58,7 +58,11 @@ class SimNet:
     tickers: list[tuple[int, Ticker]] = field(default_factory=list)  # (router index, ticker)
     meter: Callable[[int, bytes], None] | None = None
     unreachable: set[int] = field(default_factory=set)  # routers whose dials are refused
+    # routers whose dials connect and are then reset during the handshake (a dying
+    # process's listening socket: the kernel accepted the connection, nobody serves it)
+    dying: set[int] = field(default_factory=set)
     overlay: Callable[[int], Overlay] | None = None  # router index -> its overlay
+    dials: list[tuple[float, int, str]] = field(default_factory=list)  # (when, router, address)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -112,6 +116,7 @@ class SimNet:
             elif isinstance(effect, Close):
                 self._close(effect.conn)
             elif isinstance(effect, Dial):
+                self.dials.append((self.now, i, effect.address))
                 delay = self.rng.uniform(0.001, self.max_delay)
                 self._at(self.now + delay, functools.partial(self._dial, i, effect))
             else:
@@ -168,8 +173,25 @@ class SimNet:
             self.routers[i].dial_failed(dial.address, "connection refused", self.now)
             self._effects(i)
             return
+        if j in self.dying:
+            self._reset_in_handshake(i, dial)
+            return
         delay = self.routers[j].accept_delay(self.now)
         self._at(self.now + delay, lambda: self._open_pair(i, j, dial))
+
+    def _reset_in_handshake(self, i: int, dial: Dial) -> None:
+        conn_id = next(self._ids)
+        local = self.address(i).replace(":6783", f":{40000 + conn_id}")
+        self.routers[i].connection_opened(
+            conn_id, True, local, dial.address, dial.address, self.now
+        )
+        self._effects(i)
+
+        def reset() -> None:
+            self.routers[i].connection_closed(conn_id, "read: connection reset by peer", self.now)
+            self._effects(i)
+
+        self._at(self.now + self.rng.uniform(0.0005, self.max_delay), reset)
 
     def _open_pair(self, i: int, j: int, dial: Dial) -> None:
         a, b = next(self._ids), next(self._ids)
@@ -180,6 +202,16 @@ class SimNet:
         self.routers[i].connection_opened(a, True, local_i, local_j, dial.address, self.now)
         self._effects(j)
         self._effects(i)
+
+    def restart(self, i: int, seed: int) -> None:
+        """Router i dies abruptly (every peer sees its connections reset) and a new
+        process with the same name and a new UID takes its place."""
+        for conn_id in list(self.routers[i].conns):
+            self._close(conn_id)
+        old = self.routers[i]
+        overlay = self.overlay(i) if self.overlay is not None else None
+        self.routers[i] = Router(old.config, random.Random(seed), self.now, overlay)
+        self._dirty.add(i)
 
     # ---- running -------------------------------------------------------------------
     def run_until(self, done: Callable[[], bool], limit: float) -> bool:

@@ -9,6 +9,7 @@ from weavenet.core.mesh.connection_maker import (
     DISCOVERY_DEFER,
     INITIAL_INTERVAL,
     MAX_INTERVAL,
+    RESET_AFTER,
     ConnectionMaker,
     OurConnection,
 )
@@ -75,3 +76,29 @@ def test_discovery_targets_peers_of_peers_and_defers_the_higher_name() -> None:
 def test_no_discovery_means_only_direct_targets() -> None:
     maker = _maker(discovery=False)
     assert maker.plan(0.0, [], [(3, "10.0.0.3:6783", True)], US) == []
+
+
+def _connected_direct_target(now: float) -> tuple[ConnectionMaker, str]:
+    maker = _maker()
+    maker.connect(["10.0.0.1"], False)
+    (address,) = maker.plan(now, [], [], US)
+    maker.connection_added(address, outbound=True)
+    return maker, address
+
+
+def test_a_connection_that_lived_briefly_is_redialled_after_a_backoff_as_go() -> None:
+    # mesh's addTarget starts a target with nextTryNow (tryAfter = its creation), so a
+    # connection that ends within RESET_AFTER of it backs off rather than redialling at
+    # once: the peer that just went away is usually not back yet (a killed router's
+    # listener still completes the handshake of a dial and resets it)
+    maker, address = _connected_direct_target(1000.0)
+    maker.connection_terminated(address, "EOF", 1012.0)
+    assert maker.plan(1012.0, [], [], US) == []
+    assert 1012.0 + INITIAL_INTERVAL / 2 <= maker.next_wakeup() < 1012.0 + 1.5 * INITIAL_INTERVAL
+    assert maker.plan(maker.next_wakeup(), [], [], US) == [address]
+
+
+def test_a_connection_that_lived_past_the_reset_time_is_redialled_at_once() -> None:
+    maker, address = _connected_direct_target(1000.0)
+    maker.connection_terminated(address, "EOF", 1000.0 + RESET_AFTER + 1)
+    assert maker.plan(1000.0 + RESET_AFTER + 1, [], [], US) == [address]

@@ -37,6 +37,8 @@ class TargetState(Enum):
 class Target(msgspec.Struct):
     address: str
     state: TargetState = TargetState.WAITING
+    # when it may be dialled; a new target's is its creation (mesh's nextTryNow), from
+    # which RESET_AFTER is counted: a connection that ends sooner backs off
     try_after: float = 0.0
     try_interval: float = INITIAL_INTERVAL
     last_error: str | None = None
@@ -112,14 +114,14 @@ class ConnectionMaker(msgspec.Struct):
         valid: set[str] = set()
         for address in self.direct.values():
             if not self._already_inbound(address, inbound_ips):
-                self._add_target(address, connected_addrs, valid)
+                self._add_target(address, connected_addrs, valid, now)
         if self.discovery and not self._at_limit(len(ours)):
             for remote_name, remote_address, outbound in known:
                 if remote_name == us or remote_name in connected_peers:
                     continue
                 address = self._discovered_address(remote_address, outbound)
                 fresh = address not in self.targets
-                self._add_target(address, connected_addrs, valid)
+                self._add_target(address, connected_addrs, valid, now)
                 if fresh and address in self.targets and us > remote_name:
                     self.targets[address].try_after = now + DISCOVERY_DEFER * (
                         1 + self.rng.random()
@@ -139,11 +141,12 @@ class ConnectionMaker(msgspec.Struct):
         # the remote end of an inbound connection is an ephemeral port: use the mesh port
         return join_host_port(host_of(remote_address), self.port)
 
-    def _add_target(self, address: str, connected: set[str], valid: set[str]) -> None:
+    def _add_target(self, address: str, connected: set[str], valid: set[str], now: float) -> None:
         if address in connected:
             return
         valid.add(address)
-        self.targets.setdefault(address, Target(address))
+        if address not in self.targets:
+            self.targets[address] = Target(address, try_after=now)
 
     def _due_targets(self, now: float, valid: set[str], direct: set[str]) -> list[str]:
         due = []
