@@ -113,6 +113,10 @@ bench-scale: $(STAMP) ## N=20,50,100 routers with the data plane, chain-started 
 bench-startup: $(STAMP) ## `weave launch` -> /status, one router alone: CPU-s of CLI + router (BENCH_STARTUP_ARGS=--runs 10 --strace)
 	$(BIN)/python bench/startup.py $(BENCH_STARTUP_ARGS)
 
+.PHONY: bench-fastdp-observe
+bench-fastdp-observe: $(STAMP) ## fastdp's drift detection: CPU of observing the kernel per round and per minute at N fake peers
+	$(BIN)/python bench/fastdp_observe.py $(BENCH_FASTDP_OBSERVE_ARGS)
+
 .PHONY: bench-dns
 bench-dns: $(STAMP) ## WeaveDNS, 2 hosts: dnsperf qps/core and p99 at 20k qps (BENCH_DNS_ARGS=--realtime)
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="dnsperf util-linux"
