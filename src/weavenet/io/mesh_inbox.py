@@ -75,6 +75,8 @@ class Inbox:
 
     def _run(self) -> None:
         self._scheduled = False
+        if not self._queued:  # taken meanwhile (a close, or the shell stopped): no effects
+            return
         end = self._clock() + SLICE
         try:
             while self._queued:
