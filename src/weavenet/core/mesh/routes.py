@@ -180,8 +180,10 @@ class Routes:
         if except_name in counts:
             order = [hop for hop in order if hop != except_name]
         needed = int(min(2 * math.log2(len(self.unicast_all)), len(order)))
-        weights = {hop: counts[hop] for hop in order} if not equal else {}
-        if equal or len(set(weights.values())) <= 1:  # e.g. a full mesh: plain sample
+        if not equal:  # without except_name the rest may still weigh the same
+            weights = {hop: counts[hop] for hop in order}
+            equal = len(set(weights.values())) <= 1
+        if equal:  # e.g. a full mesh: plain sample
             return rng.sample(order, needed)
         total = sum(weights.values())
         chosen: list[int] = []
