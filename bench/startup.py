@@ -66,7 +66,9 @@ def weave_argv(src: Path | None) -> list[str]:
     """The `weave` CLI: the venv's, or (--baseline) the one of another source tree."""
     if src is None:
         return [str(venv_bin() / "weave")]
-    return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "weavenet.cli.main"]
+    # as the `weave` console script does (-m weavenet.cli.main would leave out its entry)
+    entry = "from weavenet.cli.entry import main; main()"
+    return ["env", f"PYTHONPATH={src}", sys.executable, "-c", entry]
 
 
 def launch_once(host: Host, src: Path | None = None) -> dict[str, float]:
