@@ -170,7 +170,10 @@ class SimNet:
             or j in self.unreachable
             or self.rng.random() < self.drop
         ):
-            self.routers[i].dial_failed(dial.address, "connection refused", self.now)
+            # no router at the address is a refusal; an unreachable host times out
+            refused = j is None
+            error = "connection refused" if refused else "i/o timeout"
+            self.routers[i].dial_failed(dial.address, error, self.now, refused)
             self._effects(i)
             return
         if j in self.dying:

@@ -9,6 +9,7 @@ from weavenet.core.mesh.connection_maker import (
     DISCOVERY_DEFER,
     INITIAL_INTERVAL,
     MAX_INTERVAL,
+    REFUSED_INTERVAL,
     RESET_AFTER,
     ConnectionMaker,
     OurConnection,
@@ -102,3 +103,37 @@ def test_a_connection_that_lived_past_the_reset_time_is_redialled_at_once() -> N
     maker, address = _connected_direct_target(1000.0)
     maker.connection_terminated(address, "EOF", 1000.0 + RESET_AFTER + 1)
     assert maker.plan(1000.0 + RESET_AFTER + 1, [], [], US) == [address]
+
+
+def _dial_times(refused: bool, until: float) -> list[float]:
+    """When a direct target that every dial fails for is dialled, from t=1000."""
+    maker = _maker()
+    maker.connect(["10.0.0.1"], False)
+    now, dials = 1000.0, []
+    while now < 1000.0 + until:
+        for address in maker.plan(now, [], [], US):
+            dials.append(now)
+            maker.dial_failed(address, "connect: connection refused", now, refused=refused)
+        now = max(now + 0.01, maker.next_wakeup())
+    return dials
+
+
+def test_a_refused_dial_is_retried_sooner_until_the_usual_backoff_catches_up() -> None:
+    refused = _dial_times(refused=True, until=120)
+    other = _dial_times(refused=False, until=120)
+    first = [b - a for a, b in itertools.pairwise(refused)][:3]
+    assert all(REFUSED_INTERVAL / 2 - 0.02 <= gap < INITIAL_INTERVAL for gap in first)
+    assert all(b - a >= INITIAL_INTERVAL / 2 for a, b in itertools.pairwise(other))
+    assert len([t for t in refused if t < 1005]) > len([t for t in other if t < 1005])
+    # then the usual backoff: a host that keeps refusing is not dialled much more often
+    late = [b - a for a, b in itertools.pairwise(refused)][-3:]
+    assert all(gap >= INITIAL_INTERVAL for gap in late)
+    assert len(refused) <= len(other) + 5
+
+
+def test_a_long_lived_connection_restarts_the_refused_backoff() -> None:
+    maker, address = _connected_direct_target(1000.0)
+    target = maker.targets[address]
+    target.refused_interval = INITIAL_INTERVAL  # used up by earlier refusals
+    maker.connection_terminated(address, "EOF", 1000.0 + RESET_AFTER + 1)
+    assert target.refused_interval == REFUSED_INTERVAL

@@ -180,7 +180,8 @@ class MeshShell:
             )
         except (OSError, TimeoutError) as exc:
             reason = f"dial tcp4 {dial.address}: connect: {_describe(exc)}"
-            self.router.dial_failed(dial.address, reason, self.now())
+            refused = isinstance(exc, ConnectionRefusedError)
+            self.router.dial_failed(dial.address, reason, self.now(), refused)
             self.run_effects()
 
     # ---- the control API ----------------------------------------------------------

@@ -186,9 +186,10 @@ class Router:
     ) -> None:
         self._lifecycle.open(conn_id, outbound, local, remote, target, now)
 
-    def dial_failed(self, address: str, error: str, now: float) -> None:
+    def dial_failed(self, address: str, error: str, now: float, refused: bool = False) -> None:
+        """A dial failed; ``refused``: the host refused it (no router listening yet)."""
         log.info("->[%s] error during connection attempt: %s", address, error)
-        self.maker.dial_failed(address, error, now)
+        self.maker.dial_failed(address, error, now, refused)
 
     def data_received(self, conn_id: int, data: bytes, now: float) -> None:
         conn = self._table.get(conn_id)
