@@ -40,7 +40,7 @@ def main() -> None:
 def finish(code: object) -> NoReturn:
     """Exit with ``code`` (as ``sys.exit`` reads it) without the interpreter's teardown."""
     if threading.active_count() > 1:
-        sys.exit(code)  # the usual way waits for non-daemon threads
+        raise SystemExit(code)  # the usual way waits for non-daemon threads
     status = _exit_status(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
