@@ -33,7 +33,7 @@ from weavenet.io.identity import resolve_peer_name
 from weavenet.io.ipam_config import parse_ipam_flags
 from weavenet.io.ipam_shell import start_ipam
 from weavenet.io.logs import setup_logging
-from weavenet.io.mesh_tcp import MeshShell
+from weavenet.io.mesh_tcp import MeshShell, ReportSection
 from weavenet.io.pidfile import PidFile
 from weavenet.io.store import Store
 from weavenet.launch_ready import notify_ready
@@ -173,7 +173,7 @@ async def _start_dns(
 ) -> tuple[DnsShell | None, DnsListeners | None]:
     if opts.no_dns:
         return None, None
-    from weavenet.api.dns_report import dns_section
+    from weavenet.api.dns_report import dns_section, dns_status_section
     from weavenet.io.dns_listeners import DnsListeners, KernelBridge
     from weavenet.io.dns_shell import DnsSettings, start_dns
 
@@ -190,7 +190,9 @@ async def _start_dns(
     dns = await start_dns(
         router, settings, shell.run_effects, shell.wall_offset, add_ticker=shell.add_ticker
     )
-    shell.sections.append(("DNS", lambda: dns_section(dns)))  # after IPAM: Go's order
+    shell.sections.append(  # after IPAM: Go's order
+        ReportSection("DNS", lambda: dns_section(dns), lambda: dns_status_section(dns))
+    )
     listeners = (
         DnsListeners(dns, ipam, KernelBridge(opts.weave_bridge)) if opts.weave_bridge else None
     )

@@ -14,11 +14,12 @@ from typing import Any
 from weavenet.api.dns_report import (
     dns_entries_metric,
     dns_section,
+    dns_status_section,
     status_dns_text,
     status_section_text,
 )
 from weavenet.api.metrics import weave_metrics
-from weavenet.api.status_text import render_dns, render_status
+from weavenet.api.status_text import render_dns, render_status, status_summary
 from weavenet.core.dns.codec import encode_gossip
 from weavenet.core.dns.entries import Entry
 from weavenet.core.mesh.gossip import Gossiper
@@ -87,6 +88,20 @@ def test_status_texts_match_go_directly_and_through_the_report(tmp_path: Path) -
         block = status_section_text(shell)
         assert block in status and block in render_status(report)
         assert block.startswith("\n        Service: dns\n")
+
+    with_shell(tmp_path, check)
+
+
+def test_status_section_counts_what_the_report_section_lists(tmp_path: Path) -> None:
+    def check(shell: DnsShell, port: int) -> None:
+        def expected() -> Any:
+            return status_summary({"DNS": dns_section(shell)})["DNS"]
+
+        assert dns_status_section(shell) == expected()
+        assert expected()["EntryCount"] == 2
+        shell.delete_entries("anc-c1")  # a tombstone: listed in the report, not counted
+        assert dns_status_section(shell) == expected()
+        assert expected()["EntryCount"] == 1
 
     with_shell(tmp_path, check)
 

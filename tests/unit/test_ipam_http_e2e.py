@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from weavenet.api.http import make_app
+from weavenet.api.status_text import render_status
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import Consensus, InitMode, Seed
 from weavenet.core.mesh.router import Router, RouterConfig
@@ -146,6 +147,39 @@ def test_disconnect_cancels_an_allocation_waiting_for_consensus(tmp_path: Path) 
         await wait_until(lambda: not pending())
 
     run(tmp_path, scenario, init=Consensus(2))
+
+
+def test_status_prints_what_the_full_report_renders_to(tmp_path: Path) -> None:
+    """GET /status comes from the status report (IPAM's status hook): it must print what
+    rendering /report did, awaiting consensus with a target not connected, then ready."""
+
+    async def scenario(client: Client, ipam: IpamShell, mesh: MeshShell) -> None:
+        async def same() -> str:
+            status, text = await call(client, "GET", "/status")
+            assert status == 200 and text == render_status(mesh.report(routes=False))
+            return text
+
+        assert mesh.connect(["127.0.0.9:6783"], False) == []  # never dialled: not started
+        request = asyncio.ensure_future(client.post("/ip/c1"))
+        await wait_until(lambda: bool(mesh.report(routes=False)["IPAM"]["PendingAllocates"]))
+        text = await same()
+        assert "awaiting consensus" in text and "127.0.0.9:6783 (connecting)" in text
+        assert "    Connections: 1 (1 connecting)\n" in text
+        request.cancel()
+        await wait_until(lambda: not mesh.report(routes=False)["IPAM"]["PendingAllocates"])
+        await same()
+
+    run(tmp_path, scenario, init=Consensus(2))
+
+
+def test_status_when_ready_prints_what_the_full_report_renders_to(tmp_path: Path) -> None:
+    async def scenario(client: Client, ipam: IpamShell, mesh: MeshShell) -> None:
+        assert await call(client, "POST", "/ip/c1") == (200, "10.32.0.1/12")
+        status, text = await call(client, "GET", "/status")
+        assert status == 200 and text == render_status(mesh.report(routes=False))
+        assert "         Status: ready\n" in text
+
+    run(tmp_path, scenario)
 
 
 async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:

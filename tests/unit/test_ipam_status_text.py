@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec.structs
 
-from weavenet.api.ipam_report import ipam_report
+from weavenet.api.ipam_report import ipam_report, ipam_status_section
 from weavenet.api.metrics import weave_metrics
-from weavenet.api.status_text import render_ipam, render_status
+from weavenet.api.status_text import render_ipam, render_status, status_summary
 from weavenet.core.ipam.address import CIDR, parse_address
 from weavenet.core.ipam.allocator import IpamStatus, RingEntryInfo
 from weavenet.core.ipam.paxos import PaxosInfo
@@ -115,6 +115,18 @@ def test_without_a_ring_we_say_what_is_awaited_where_go_prints_nothing() -> None
     assert render_ipam(go) == ""
     idle = our_report(msgspec.structs.replace(AWAITING, status="idle", awaiting="", paxos=None))
     assert render_ipam(idle) == "         Status: idle\n"
+
+
+def test_status_section_is_what_status_reads_of_the_report_section() -> None:
+    unreachable = msgspec.structs.replace(
+        READY, entries=tuple(msgspec.structs.replace(e, is_known_peer=False) for e in READY.entries)
+    )
+    waiting = msgspec.structs.replace(READY, status="waiting for IP(s) to become available")
+    idle = msgspec.structs.replace(AWAITING, status="idle", awaiting="", paxos=None)
+    for status in (READY, AWAITING, unreachable, waiting, idle):
+        expected = status_summary(our_report(status))["IPAM"]
+        assert ipam_status_section(status) == expected
+        assert expected["Status"] == status.status and expected["Awaiting"] == status.awaiting
 
 
 def metrics(report: dict[str, Any]) -> dict[str, float]:

@@ -16,7 +16,9 @@ from weavenet.api.status_text import (
     render_ipam,
     render_peers,
     render_status,
+    render_status_report,
     render_targets,
+    status_summary,
     version_check_text,
 )
 from weavenet.api.testing import sample_report
@@ -64,9 +66,12 @@ def test_encrypted_connection_attrs_are_concatenated_in_key_order() -> None:
 # -- router section ------------------------------------------------------------
 
 
+def router_lines_of(text: str) -> dict[str, str]:
+    return {ln[:15].strip(): ln[17:] for ln in text.splitlines() if ln[15:17] == ": "}
+
+
 def router_lines(report: dict[str, Any]) -> dict[str, str]:
-    lines = render_status(report).splitlines()
-    return {ln[:15].strip(): ln[17:] for ln in lines if ln[15:17] == ": "}
+    return router_lines_of(render_status(report))
 
 
 def conn(state: str, outbound: bool = True, **attrs: Any) -> dict[str, Any]:
@@ -108,6 +113,23 @@ def test_peer_counts_include_pending() -> None:
     assert router_lines(report)["Peers"] == "2 (with 1 established, 1 pending connections)"
     report["Router"]["Peers"][0]["Connections"][0]["Established"] = False
     assert router_lines(report)["Peers"] == "2 (with 2 pending connections)"
+
+
+def test_status_report_counts_of_zero_are_not_printed() -> None:
+    # the router's status report counts every state, zeros included; the summary of a
+    # full report only has the states that occur: both print alike
+    report = sample_report()
+    report["Router"]["Peers"][1]["Connections"][0]["Established"] = False
+    summary = status_summary(report)
+    router = summary["Router"]
+    assert router["PeerConnectionCounts"] == {"established": 1, "pending": 1}
+    assert router["ConnectionCounts"] == {"established": 1}
+    router["ConnectionCounts"] = {"established": 1, "pending": 0, "failed": 0}
+    assert render_status_report(summary) == render_status(report)
+    router["PeerConnectionCounts"] = {"established": 0, "pending": 2}
+    assert router_lines_of(render_status_report(summary))["Peers"] == (
+        "2 (with 2 pending connections)"
+    )
 
 
 def test_protocol_single_version_and_other_router_fields() -> None:

@@ -33,6 +33,21 @@ class RouterControl(Protocol):
         """
         ...
 
+    def status_report(self) -> dict[str, Any]:
+        """What ``GET /status`` prints, built without /report's lists: polled every second
+        by scripts and monitoring, it must not cost O(peers x connections) in dicts.
+
+        Shape: ``Ready``, ``Version`` and ``VersionCheck`` as in :meth:`report`;
+        ``Router`` {Protocol, ProtocolMinVersion, ProtocolMaxVersion, Encryption,
+        PeerDiscovery, Name, NickName, TrustedSubnets as in the report; TargetCount;
+        ConnectionCounts: our connections by State (e.g. {"established": 3}); PeerCount;
+        PeerConnectionCounts: every peer's connections, {"established": n, "pending": m}};
+        ``IPAM`` {Status, Awaiting, Range, DefaultSubnet} and ``DNS`` {Domain, Upstream,
+        TTL, EntryCount: live entries}, absent when disabled. A zero count means none.
+        ``weavenet.api.status_text.status_summary`` makes the same from a full report.
+        """
+        ...
+
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:
         """Add ``peers`` (host[:port]) to the targets, or make them the whole
         target set when ``replace``; return one message per bad address."""

@@ -3,9 +3,10 @@
 The shapes come from weavenet.core.dns.status (Go nameserver/status.go and the
 templates of prog/weaver/http.go). ``dns_section`` is the "DNS" key of /report; the
 existing renderers of api.status_text and api.metrics already read that key, so mounting
-the section is all the router needs. The direct functions here (``status_section_text``,
-``status_dns_text``, ``dns_entries_metric``) give the same texts and metric straight from a
-running DnsShell, for callers that have no report at hand.
+the section (with ``dns_status_section``, its /status form) is all the router needs. The
+direct functions here (``status_section_text``, ``status_dns_text``, ``dns_entries_metric``)
+give the same texts and metric straight from a running DnsShell, for callers that have no
+report at hand.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ def dns_section(source: DnsReportSource) -> dict[str, Any]:
     if not section["Entries"]:
         section["Entries"] = None  # Go's nil slice
     return section
+
+
+def dns_status_section(source: DnsReportSource) -> dict[str, Any]:
+    """The "DNS" part of the /status report (``RouterControl.status_report``): what
+    ``weave status`` prints, the entries counted rather than each made a dict."""
+    return {
+        "Domain": source.domain,
+        "Upstream": list(source.upstream_servers()),
+        "TTL": source.ttl,
+        "EntryCount": live_count(source.entries()),
+    }
 
 
 def _line(label: str, value: object) -> str:

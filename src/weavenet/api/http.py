@@ -23,7 +23,7 @@ from weavenet.api.status_text import (
     render_dns,
     render_ipam,
     render_peers,
-    render_status,
+    render_status_report,
     render_targets,
 )
 from weavenet.api.template import TemplateError, parse
@@ -63,8 +63,8 @@ def _control(request: web.Request) -> RouterControl:
 
 
 async def handle_status(request: web.Request) -> web.Response:
-    report = _control(request).report(routes=False)
-    return _text(render_status(report), 200 if report.get("Ready") else 503)
+    status = _control(request).status_report()
+    return _text(render_status_report(status), 200 if status.get("Ready") else 503)
 
 
 async def handle_status_view(request: web.Request) -> web.Response:

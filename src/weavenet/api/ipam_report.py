@@ -46,6 +46,17 @@ def ipam_report(status: IpamStatus) -> dict[str, Any]:
     }
 
 
+def ipam_status_section(status: IpamStatus) -> dict[str, Any]:
+    """The ``IPAM`` part of the /status report (``RouterControl.status_report``): the lines
+    ``weave status`` prints, without formatting the ring's entries."""
+    return {
+        "Status": status.status,
+        "Awaiting": status.awaiting,
+        "Range": str(status.universe),
+        "DefaultSubnet": str(status.default_subnet),
+    }
+
+
 def with_unconnected_targets(
     section: dict[str, Any], targets: list[dict[str, object]]
 ) -> dict[str, Any]:

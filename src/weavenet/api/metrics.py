@@ -257,7 +257,12 @@ class LoopCollector(Collector):
 
 
 class WeaveCollector(Collector):
-    """Reads ``control.report()`` on every scrape."""
+    """Reads ``control.report()`` on every scrape.
+
+    Not ``status_report()``, as /status does: these families need what only the full
+    report has (our connections' overlay attributes, the IPAM ring's owners, pending
+    claims, datapath and byte counters, DNS entries by origin); they never walk the
+    peers' connection lists, the O(N^2) part of /status that its report avoids."""
 
     def __init__(self, control: RouterControl) -> None:
         self.control = control

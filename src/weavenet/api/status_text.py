@@ -1,7 +1,10 @@
 """Text views of the router report: ``weave status`` and its sub-commands.
 
 Byte-compatible with the templates in Weave Net 2.8 ``prog/weaver/http.go``.
-Every function takes the ``/report`` document (see :mod:`weavenet.api.control`).
+The views take the ``/report`` document (see :mod:`weavenet.api.control`);
+``render_status_report`` takes the smaller /status report (``RouterControl.status_report``:
+counts where the template only counts /report's lists), which ``status_summary`` makes
+from a full report, so ``render_status(report)`` prints the same for either source.
 
 One addition: when our IPAM report says what the allocator is waiting for (its
 ``Awaiting`` field, e.g. the peers a consensus still needs), ``weave status`` shows it
@@ -35,7 +38,8 @@ def _print_list(items: Iterable[Any] | None) -> str:
 
 
 def _print_counts(counts: dict[str, int], keys: Iterable[str]) -> str:
-    return ", ".join(f"{counts[k]} {k}" for k in keys if k in counts)
+    """Go ranges over a map of the states that occur: a state counted 0 is not shown."""
+    return ", ".join(f"{counts[k]} {k}" for k in keys if counts.get(k))
 
 
 def _go_time(stamp: Any) -> str:
@@ -57,23 +61,16 @@ def version_check_text(check: dict[str, Any] | None) -> str:
 
 
 def _connection_counts(router: dict[str, Any]) -> str:
-    conns = router.get("Connections") or []
-    counts: dict[str, int] = {}
-    for conn in conns:
-        counts[conn.get("State", "")] = counts.get(conn.get("State", ""), 0) + 1
+    counts = router.get("ConnectionCounts") or {}
+    total = sum(counts.values())
     summary = _print_counts(counts, ALL_CONNECTION_STATES)
-    return f"{len(conns)} ({summary})" if summary else str(len(conns))
+    return f"{total} ({summary})" if summary else str(total)
 
 
 def _peer_counts(router: dict[str, Any]) -> str:
-    peers = router.get("Peers") or []
-    counts: dict[str, int] = {}
-    for peer in peers:
-        for conn in peer.get("Connections") or []:
-            key = "established" if conn.get("Established") else "pending"
-            counts[key] = counts.get(key, 0) + 1
-    summary = _print_counts(counts, ("established", "pending"))
-    return f"{len(peers)} (with {summary} connections)" if summary else str(len(peers))
+    peers = router.get("PeerCount", 0)
+    summary = _print_counts(router.get("PeerConnectionCounts") or {}, ("established", "pending"))
+    return f"{peers} (with {summary} connections)" if summary else str(peers)
 
 
 def _router_section(router: dict[str, Any]) -> str:
@@ -86,7 +83,7 @@ def _router_section(router: dict[str, Any]) -> str:
         + _line("Name", f"{router.get('Name')}({router.get('NickName')})")
         + _line("Encryption", _print_state(router.get("Encryption")))
         + _line("PeerDiscovery", _print_state(router.get("PeerDiscovery")))
-        + _line("Targets", len(router.get("Targets") or []))
+        + _line("Targets", router.get("TargetCount", 0))
         + _line("Connections", _connection_counts(router))
         + _line("Peers", _peer_counts(router))
         + _line("TrustedSubnets", _print_list(router.get("TrustedSubnets")))
@@ -123,7 +120,7 @@ def _ipam_section(ipam: dict[str, Any]) -> str:
     return (
         "\n"
         + _line("Service", "ipam")
-        + _line("Status", ipam_status(ipam))
+        + _line("Status", ipam.get("Status"))
         + _awaiting(ipam)
         + _line("Range", ipam.get("Range"))
         + _line("DefaultSubnet", ipam.get("DefaultSubnet"))
@@ -146,7 +143,7 @@ def _dns_section(dns: dict[str, Any]) -> str:
         + _line("Domain", dns.get("Domain"))
         + _line("Upstream", _print_list(dns.get("Upstream")))
         + _line("TTL", dns.get("TTL"))
-        + _line("Entries", count_dns_entries(dns.get("Entries")))
+        + _line("Entries", dns.get("EntryCount", 0))
     )
 
 
@@ -166,17 +163,86 @@ def _extra_sections(report: dict[str, Any]) -> str:
     return out
 
 
-def render_status(report: dict[str, Any]) -> str:
-    """The ``GET /status`` body (``weave status``)."""
+def render_status_report(status: dict[str, Any]) -> str:
+    """The ``GET /status`` body (``weave status``) from the /status report."""
     version = _line(
-        "Version", f"{report.get('Version')} ({version_check_text(report.get('VersionCheck'))})"
+        "Version", f"{status.get('Version')} ({version_check_text(status.get('VersionCheck'))})"
     )
-    out = version + _router_section(report.get("Router") or {})
-    if report.get("IPAM"):
-        out += _ipam_section(report["IPAM"])
-    if report.get("DNS"):
-        out += _dns_section(report["DNS"])
-    return out + _extra_sections(report)
+    out = version + _router_section(status.get("Router") or {})
+    if status.get("IPAM"):
+        out += _ipam_section(status["IPAM"])
+    if status.get("DNS"):
+        out += _dns_section(status["DNS"])
+    return out + _extra_sections(status)
+
+
+def render_status(report: dict[str, Any]) -> str:
+    """The ``GET /status`` body (``weave status``) from a full /report."""
+    return render_status_report(status_summary(report))
+
+
+# -- the /status report of a full /report -------------------------------------
+
+# the fields of Router that /status prints as they are (the rest it counts)
+_ROUTER_FIELDS = (
+    "Protocol",
+    "ProtocolMinVersion",
+    "ProtocolMaxVersion",
+    "Encryption",
+    "PeerDiscovery",
+    "Name",
+    "NickName",
+    "TrustedSubnets",
+)
+
+
+def _tally(states: Iterable[Any]) -> dict[Any, int]:
+    counts: dict[Any, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _router_summary(router: dict[str, Any]) -> dict[str, Any]:
+    peers = router.get("Peers") or []
+    peer_states = (
+        "established" if conn.get("Established") else "pending"
+        for peer in peers
+        for conn in peer.get("Connections") or []
+    )
+    return {
+        **{key: router[key] for key in _ROUTER_FIELDS if key in router},
+        "TargetCount": len(router.get("Targets") or []),
+        "ConnectionCounts": _tally(c.get("State", "") for c in router.get("Connections") or []),
+        "PeerCount": len(peers),
+        "PeerConnectionCounts": _tally(peer_states),
+    }
+
+
+def status_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The /status report (shape: ``RouterControl.status_report``) of a full /report."""
+    summary: dict[str, Any] = {
+        key: report[key] for key in ("Ready", "Version", "VersionCheck") if key in report
+    }
+    summary["Router"] = _router_summary(report.get("Router") or {})
+    ipam = report.get("IPAM")
+    if ipam:
+        summary["IPAM"] = {
+            "Status": ipam_status(ipam),
+            "Awaiting": ipam.get("Awaiting"),
+            "Range": ipam.get("Range"),
+            "DefaultSubnet": ipam.get("DefaultSubnet"),
+        }
+    dns = report.get("DNS")
+    if dns:
+        summary["DNS"] = {
+            "Domain": dns.get("Domain"),
+            "Upstream": dns.get("Upstream"),
+            "TTL": dns.get("TTL"),
+            "EntryCount": count_dns_entries(dns.get("Entries")),
+        }
+    summary |= {key: report[key] for key in ("Proxy", "Plugin") if report.get(key)}
+    return summary
 
 
 def render_targets(report: dict[str, Any]) -> str:

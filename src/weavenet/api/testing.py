@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from weavenet.api.http import start_http
+from weavenet.api.status_text import status_summary
 
 
 def sample_report() -> dict[str, Any]:
@@ -123,6 +124,11 @@ class FakeRouterControl:
     def report(self, *, routes: bool = True) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self.state)
+
+    def status_report(self) -> dict[str, Any]:
+        """Made from ``report()`` (which subclasses may extend), as the real router's
+        must come out."""
+        return status_summary(self.report())
 
     def _targets(self) -> list[str]:
         router = self.state.setdefault("Router", {})

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from weavenet.api.control import IpamCancelled, IpamRequestFailed
-from weavenet.api.ipam_report import ipam_report, with_unconnected_targets
+from weavenet.api.ipam_report import ipam_report, ipam_status_section, with_unconnected_targets
 from weavenet.core.ipam.address import CIDR
 from weavenet.core.ipam.allocator import (
     IPAM_CHANNEL,
@@ -43,7 +43,7 @@ from weavenet.core.ipam.allocator import (
 )
 from weavenet.core.mesh.gossip import Gossip, GossipData
 from weavenet.io.ipam_config import IpamSettings
-from weavenet.io.mesh_tcp import MeshShell
+from weavenet.io.mesh_tcp import MeshShell, ReportSection
 from weavenet.io.store import Store
 
 log = logging.getLogger("weavenet.ipam")
@@ -314,6 +314,9 @@ class IpamShell:
     def report(self) -> dict[str, Any]:
         return ipam_report(self.status())
 
+    def status_section(self) -> dict[str, Any]:
+        return ipam_status_section(self.status())
+
     def close(self) -> None:
         """At shutdown: finish the write under way, write what is queued, and cancel
         whatever still waits."""
@@ -379,7 +382,11 @@ async def start_ipam(
     shell = IpamShell(allocator, store, mesh.run_effects, settings.default_subnet, sends)
     router.on_peer_gone(allocator.peer_gone)
     mesh.sections.append(
-        ("IPAM", lambda: with_unconnected_targets(shell.report(), router.maker.status(0.0)))
+        ReportSection(
+            "IPAM",
+            lambda: with_unconnected_targets(shell.report(), router.maker.status(0.0)),
+            lambda: with_unconnected_targets(shell.status_section(), router.maker.status(0.0)),
+        )
     )
     mesh.add_ticker(shell)
     return shell

@@ -12,10 +12,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from weavenet.core.effects import Close, Dial, PersistTargets, Send
-from weavenet.core.mesh.report import datapath_report, full_report
+from weavenet.core.mesh.report import datapath_report, full_report, status_report
 from weavenet.core.mesh.router import Router
 from weavenet.core.overlay.datapath import Datapath
 from weavenet.io.mesh_inbox import Inbox
@@ -34,6 +34,16 @@ class Ticker(Protocol):
     def tick(self, now: float) -> None: ...
     def next_wakeup(self) -> float: ...
     def run_effects(self) -> None: ...
+
+
+class ReportSection(NamedTuple):
+    """A report section after "Router" (e.g. "IPAM"): ``report`` gives it for /report,
+    ``status`` only what ``weave status`` prints of it (RouterControl.status_report),
+    without building its entry lists."""
+
+    key: str
+    report: Callable[[], dict[str, Any]]
+    status: Callable[[], dict[str, Any]]
 
 
 def _addr(sockaddr: Any) -> str:
@@ -75,8 +85,8 @@ class MeshShell:
         self.post_effects: list[Callable[[], None]] = []  # e.g. the datapath's sends
         self.datapath: Datapath | None = None  # set when a bridge is in use
         self.tickers: list[Ticker] = []
-        # optional report sections after "Router", e.g. ("IPAM", ipam_shell.report)
-        self.sections: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        # optional report sections after "Router" (IPAM, then DNS: Go's order)
+        self.sections: list[ReportSection] = []
         # bytes sent, by what sent them ("mesh": this shell's TCP; overlays add theirs)
         self.sent_bytes = 0
         self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
@@ -189,9 +199,15 @@ class MeshShell:
         report = full_report(self.router, self.wall_offset(), routes=routes)
         if self.datapath is not None:
             report["Router"].update(datapath_report(self.datapath, self.router, self.wall_offset()))
-        for key, section in self.sections:
-            report[key] = section()
+        for section in self.sections:
+            report[section.key] = section.report()
         report["Router"]["SentBytes"] = {k: count() for k, count in self.sent_counters.items()}
+        return report
+
+    def status_report(self) -> dict[str, Any]:
+        report = status_report(self.router)
+        for section in self.sections:
+            report[section.key] = section.status()
         return report
 
     def connect(self, peers: Sequence[str], replace: bool) -> list[str]:

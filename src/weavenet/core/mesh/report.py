@@ -11,6 +11,7 @@ from weavenet.core.peername import format_peer_name
 
 if TYPE_CHECKING:
     from weavenet.core.mesh.conn import MeshConn
+    from weavenet.core.mesh.peers import Peers
     from weavenet.core.mesh.router import Router
     from weavenet.core.overlay.datapath import Datapath
 
@@ -40,13 +41,9 @@ def connection_status(router: Router, conn: MeshConn) -> dict[str, Any]:
     }
 
 
-def router_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
-    """``wall_offset`` turns the core's monotonic ``now`` into Unix time for display."""
-    connections = [connection_status(router, c) for c in router.by_peer.values()]
-    for row in router.maker.status(wall_offset):
-        connections.append({**row, "Attrs": None})
-    targets = router.maker.direct_peers()
-    report: dict[str, Any] = {
+def _identity(router: Router) -> dict[str, Any]:
+    """The first fields of ``Router``, shared by /report and /status (Go's field order)."""
+    return {
         "Protocol": "weave",
         "ProtocolMinVersion": PROTOCOL_MIN_SUPPORTED,
         "ProtocolMaxVersion": PROTOCOL_MAX_VERSION,
@@ -54,6 +51,17 @@ def router_report(router: Router, wall_offset: float, routes: bool = True) -> di
         "PeerDiscovery": router.config.discovery,
         "Name": format_peer_name(router.name),
         "NickName": router.config.nickname,
+    }
+
+
+def router_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
+    """``wall_offset`` turns the core's monotonic ``now`` into Unix time for display."""
+    connections = [connection_status(router, c) for c in router.by_peer.values()]
+    for row in router.maker.status(wall_offset):
+        connections.append({**row, "Attrs": None})
+    targets = router.maker.direct_peers()
+    report: dict[str, Any] = {
+        **_identity(router),
         "Port": router.config.port,
         "Peers": router.peers.peer_status_list(),
         "Connections": connections,
@@ -77,7 +85,7 @@ def router_report(router: Router, wall_offset: float, routes: bool = True) -> di
     return ordered
 
 
-def full_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
+def _preamble() -> dict[str, Any]:
     return {
         "Ready": True,
         "Version": __version__,
@@ -87,8 +95,56 @@ def full_report(router: Router, wall_offset: float, routes: bool = True) -> dict
             "NewVersion": "",
             "NextCheckAt": "0001-01-01T00:00:00Z",
         },
-        "Router": router_report(router, wall_offset, routes),
     }
+
+
+def full_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
+    return {**_preamble(), "Router": router_report(router, wall_offset, routes)}
+
+
+def peer_connection_counts(peers: Peers) -> tuple[int, int]:
+    """(established, pending) over every known peer's connections, ours included: the
+    ``Peers:`` line of ``weave status``.
+
+    Counted on the topology's adjacency (per peer, remote -> established), which each
+    peer's entry change rebuilds and route computation keeps current anyway: no row of
+    /report is made, and the sums over N^2 booleans run in C."""
+    established = total = 0
+    for adjacent in peers.adjacency().values():
+        total += len(adjacent)
+        established += sum(adjacent.values())
+    return established, total - established
+
+
+def _our_connection_states(router: Router) -> dict[str, int]:
+    """Our connections (registered ones and targets without one) by ``State``, as the
+    ``Connections`` rows of /report give them."""
+    counts = {"established": 0, "pending": 0}
+    for conn in router.by_peer.values():
+        counts["established" if conn.established else "pending"] += 1
+    for row in router.maker.status(0.0):  # the wall clock only shows in Info
+        state = str(row["State"])
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def router_status(router: Router) -> dict[str, Any]:
+    """The ``Router`` part of the /status report (``RouterControl.status_report``): the
+    fields ``weave status`` prints, and counts where it only counts /report's lists."""
+    established, pending = peer_connection_counts(router.peers)
+    return {
+        **_identity(router),
+        "TargetCount": len(router.maker.direct_peers()),
+        "ConnectionCounts": _our_connection_states(router),
+        "PeerCount": len(router.peers),
+        "PeerConnectionCounts": {"established": established, "pending": pending},
+        "TrustedSubnets": [str(net) for net in router.config.trusted_subnets],
+    }
+
+
+def status_report(router: Router) -> dict[str, Any]:
+    """What ``GET /status`` needs of the mesh, without the lists of :func:`full_report`."""
+    return {**_preamble(), "Router": router_status(router)}
 
 
 def datapath_report(datapath: Datapath, router: Router, wall_offset: float) -> dict[str, Any]:
