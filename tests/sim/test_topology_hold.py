@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.slow_overlay import run_to_full_view, slow_chain
+from tests.sim.simnet import SimNet
+from tests.sim.slow_overlay import full_view, run_to_full_view, slow_chain
 from weavenet.core.mesh import router as router_module
 from weavenet.core.mesh.peers import Peers
 
@@ -38,3 +39,38 @@ def test_forming_connections_hold_versions_without_slowing_convergence(
     free_time, free_versions = _chain_start(seed, monkeypatch)
     assert held_versions <= 0.7 * free_versions, (held_versions, free_versions)
     assert held_time <= free_time + 1.0, (held_time, free_time)
+
+
+def _route_lags(net: SimNet, n: int, spread: float) -> list[float]:
+    """For each router: seconds from its first established connection until another
+    router sees that in its entry (the first moment anyone has a route to it)."""
+    established: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    while not (net.now > spread and full_view(net, n)):
+        assert net.now < 60.0, "the chain-started mesh did not converge"
+        net.run_for(0.05)
+        for k, router in enumerate(net.routers):
+            if k not in established and router.peers.routable():
+                established[k] = net.now
+            if k in established and k not in seen and _seen_routable(net, k):
+                seen[k] = net.now
+    return [seen[k] - established[k] for k in established]
+
+
+def _seen_routable(net: SimNet, k: int) -> bool:
+    name = net.routers[k].name
+    for j, other in enumerate(net.routers):
+        entry = other.peers.get(name) if j != k else None
+        if entry is not None and any(c.established for c in entry.connections.values()):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_joining_router_is_routable_soon_although_its_versions_are_held(seed: int) -> None:
+    """The hold never delays the first version with an established connection: it goes
+    out within QUICK + DELAY (2.5 s), plus gossip's latency."""
+    lags = _route_lags(slow_chain(N, seed, SPREAD), N, SPREAD)
+    assert len(lags) == N
+    limit = router_module.TOPOLOGY_UPDATE_QUICK + router_module.TOPOLOGY_UPDATE_DELAY + 0.5
+    assert max(lags) <= limit, sorted(lags)[-3:]
