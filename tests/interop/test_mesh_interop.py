@@ -68,7 +68,12 @@ def test_three_host_mixed_mesh_completes_by_discovery(
         g2 = go(c, 1, peers=[h1.ip])
         h3.launch(h2.ip)
         routers = [h1, g2, h3]
-    wait_mesh(routers, peers=3, est=[2, 2, 2])
+    # Two Go weavers that find each other at once both dial; each end may drop the
+    # connection the other keeps ("Multiple connections"), then both back off 1-3 s,
+    # x1.5, and can collide again (seen once in CI, unreconnected after 40 s). Ours
+    # avoid this (the higher name waits); the Go pair gets longer.
+    timeout = 90.0 if layout == "go-ours-go" else 40.0
+    wait_mesh(routers, peers=3, est=[2, 2, 2], timeout=timeout)
     table = wait_tables_agree(routers)
     assert len(table) == 3
     for peer in table:
