@@ -44,7 +44,9 @@ lint: $(STAMP) ## ruff check + format check
 typecheck: $(STAMP) ## mypy (strict on weavenet.core)
 	$(BIN)/mypy
 
+# test-fast: the proxy's wait-program tests need a static busybox (as the Docker and CNI tiers)
 test-fast: $(STAMP) ## unit, property, simulation and loopback integration tests, with coverage
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) busybox-static"
 	$(BIN)/pytest -q -n 2 -m 'not netns' --ignore=tests/netns --ignore=tests/interop --ignore=tests/docker \
 	  $(COV_ARGS) $(PYTEST_ARGS)
 
@@ -112,6 +114,10 @@ bench-scale: $(STAMP) ## N=20,50,100 routers with the data plane, chain-started 
 .PHONY: bench-startup
 bench-startup: $(STAMP) ## `weave launch` -> /status, one router alone: CPU-s of CLI + router (BENCH_STARTUP_ARGS=--runs 10 --strace)
 	$(BIN)/python bench/startup.py $(BENCH_STARTUP_ARGS)
+
+.PHONY: bench-forming-hold
+bench-forming-hold: $(STAMP) ## simulated chain start per topology forming hold: versions, updates, routability (BENCH_HOLD_ARGS=--routers 100 --spread 30 --overlay 2,15)
+	$(BIN)/python bench/forming_hold.py $(BENCH_HOLD_ARGS)
 
 .PHONY: bench-fastdp-observe
 bench-fastdp-observe: $(STAMP) ## fastdp's drift detection: CPU of observing the kernel per round and per minute at N fake peers
