@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.sim.simnet import SimNet
-from tests.sim.slow_overlay import SlowOverlay, full_view
+from tests.sim.slow_overlay import RouteLags, SlowOverlay, full_view
 
 from weavenet.core.mesh import router as router_module
 from weavenet.core.mesh.peers import Peers
@@ -52,16 +52,6 @@ class Counts:
         return publish, apply
 
 
-def route_seen(net: SimNet, k: int) -> bool:
-    """Whether some other router sees an established connection in router k's entry."""
-    name = net.routers[k].name
-    for j, other in enumerate(net.routers):
-        entry = other.peers.get(name) if j != k else None
-        if entry is not None and any(c.established for c in entry.connections.values()):
-            return True
-    return False
-
-
 def run(args: argparse.Namespace, hold: float, seed: int) -> str:
     router_module.TOPOLOGY_FORMING_HOLD = hold
     low, high = args.overlay
@@ -73,7 +63,7 @@ def run(args: argparse.Namespace, hold: float, seed: int) -> str:
     )
     for k in range(1, args.routers):
         net.at(args.spread * k / args.routers, functools.partial(net.connect, k, [k - 1]))
-    counts, established, seen = Counts(), {}, {}
+    counts, watch = Counts(), RouteLags()
     saved = counts.install()
     started = time.process_time()
     try:
@@ -81,15 +71,11 @@ def run(args: argparse.Namespace, hold: float, seed: int) -> str:
             if net.now > args.limit:
                 return f"hold {hold:g} s, seed {seed}: not converged after {args.limit:g} s"
             net.run_for(0.1)
-            for k, router in enumerate(net.routers):
-                if k not in established and router.peers.routable():
-                    established[k] = net.now
-                if k in established and k not in seen and route_seen(net, k):
-                    seen[k] = net.now
+            watch.observe(net)
     finally:
         Peers.publish, Peers.apply_update = saved  # type: ignore[method-assign]
     n = args.routers
-    lag = max(seen[k] - established[k] for k in seen)
+    lag = max(watch.lags())
     return (
         f"hold {hold:g} s, seed {seed}: converged {net.now:.1f} s, per router "
         f"{counts.published / n:.1f} versions, {counts.updates / n:.0f} updates received "

@@ -83,3 +83,34 @@ def run_to_full_view(net: SimNet, n: int, spread: float, limit: float = 60.0) ->
         assert net.now < limit, "the chain-started mesh did not converge"
         net.run_for(0.1)
     return net.now
+
+
+def route_seen(net: SimNet, k: int) -> bool:
+    """Whether some other router sees an established connection in router k's entry:
+    from then on someone has a route to k."""
+    name = net.routers[k].name
+    for j, other in enumerate(net.routers):
+        entry = other.peers.get(name) if j != k else None
+        if entry is not None and any(c.established for c in entry.connections.values()):
+            return True
+    return False
+
+
+class RouteLags:
+    """Per router, from its first established connection until another router sees one
+    in its entry; ``observe`` after every step of the simulation."""
+
+    def __init__(self) -> None:
+        self.established: dict[int, float] = {}
+        self.seen: dict[int, float] = {}
+
+    def observe(self, net: SimNet) -> None:
+        for k, router in enumerate(net.routers):
+            if k not in self.established and router.peers.routable():
+                self.established[k] = net.now
+            if k in self.established and k not in self.seen and route_seen(net, k):
+                self.seen[k] = net.now
+
+    def lags(self) -> list[float]:
+        """One per router that had an established connection (inf: never seen)."""
+        return [self.seen.get(k, float("inf")) - t for k, t in self.established.items()]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.simnet import SimNet
-from tests.sim.slow_overlay import full_view, run_to_full_view, slow_chain
+from tests.sim.slow_overlay import RouteLags, full_view, run_to_full_view, slow_chain
 from weavenet.core.mesh import router as router_module
 from weavenet.core.mesh.peers import Peers
 
@@ -44,26 +44,12 @@ def test_forming_connections_hold_versions_without_slowing_convergence(
 def _route_lags(net: SimNet, n: int, spread: float) -> list[float]:
     """For each router: seconds from its first established connection until another
     router sees that in its entry (the first moment anyone has a route to it)."""
-    established: dict[int, float] = {}
-    seen: dict[int, float] = {}
+    watch = RouteLags()
     while not (net.now > spread and full_view(net, n)):
         assert net.now < 60.0, "the chain-started mesh did not converge"
         net.run_for(0.05)
-        for k, router in enumerate(net.routers):
-            if k not in established and router.peers.routable():
-                established[k] = net.now
-            if k in established and k not in seen and _seen_routable(net, k):
-                seen[k] = net.now
-    return [seen[k] - established[k] for k in established]
-
-
-def _seen_routable(net: SimNet, k: int) -> bool:
-    name = net.routers[k].name
-    for j, other in enumerate(net.routers):
-        entry = other.peers.get(name) if j != k else None
-        if entry is not None and any(c.established for c in entry.connections.values()):
-            return True
-    return False
+        watch.observe(net)
+    return watch.lags()
 
 
 @pytest.mark.parametrize("seed", [1, 2])
