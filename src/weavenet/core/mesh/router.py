@@ -57,7 +57,7 @@ TOPOLOGY_UPDATE_QUICK = 0.5
 # QUICK after the last connection is established, and so does the first version with an
 # established connection (until others see one, nobody has a route to us). At 100 routers
 # every version of an entry reaches every router ~13 times, so versions are what a
-# forming mesh costs (simulation: 16 s instead of 8 s, 27% fewer updates; BENCHMARKS.md).
+# forming mesh costs (simulation, 100 routers: 16 s, not 8, 23% fewer updates; BENCHMARKS.md).
 TOPOLOGY_FORMING_HOLD = 16.0
 GC_DELAY = 1.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
