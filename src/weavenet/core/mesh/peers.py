@@ -183,10 +183,11 @@ class Peers:
         """Whether one of our connections is not established yet."""
         return not all(conn.established for conn in self._ourself.connections.values())
 
-    def routable(self) -> bool:
-        """Whether one of our connections is established: what others need to see in our
-        entry before they have a route to us."""
-        return any(conn.established for conn in self._ourself.connections.values())
+    def routable(self, published: bool = False) -> bool:
+        """Whether one of our connections is established (``published``: in the entry
+        gossip last carried): what others need to see before they have a route to us."""
+        entry = self._published if published else self._ourself
+        return any(conn.established for conn in entry.connections.values())
 
     def delete_local_connection(self, remote: int) -> None:
         """Forget our connection to ``remote``; bumps our Version if there was one.

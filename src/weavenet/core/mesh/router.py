@@ -69,7 +69,6 @@ _OVERLAY_TAGS = (Tag.RESERVED1, Tag.RESERVED2, Tag.RESERVED3, Tag.OVERLAY_CONTRO
 class _Timers(msgspec.Struct):
     topology_update_at: float = float("inf")
     published_at: float = float("-inf")
-    published_routable: bool = False  # our last published entry had an established connection
     gc_at: float = float("inf")
     gossip_at: float = 0.0
     accept_tokens: float = ACCEPT_TOKENS
@@ -260,14 +259,14 @@ class Router:
     def _hold_while_forming(self) -> bool:
         """Hold our next version while connections form, unless it is the first to show
         an established one: until others see that, nobody has a route to us."""
-        first_route = not self.timers.published_routable and self.peers.routable()
-        return self.peers.forming() and not first_route
+        if not self.peers.forming():
+            return False
+        return self.peers.routable(published=True) or not self.peers.routable()
 
     def _send_topology_update(self, now: float) -> None:
         names, self.timers.pending_names = self.timers.pending_names, set()
         self.timers.topology_update_at = float("inf")
         self.timers.published_at = now
-        self.timers.published_routable = self.peers.routable()
         self.peers.publish()
         data = TopologyGossipData(self.peers, names)
         neighbours = self._routes.get(now).random_neighbours(self.name, self.rng)
