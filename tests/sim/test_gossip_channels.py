@@ -14,6 +14,7 @@ from tests.sim.test_convergence import chain
 from weavenet.core.effects import Send
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.gossip import BytesGossipData, Gossip, GossipData
+from weavenet.core.mesh.router import GC_DELAY, GC_GRACE
 
 
 @dataclass
@@ -162,13 +163,29 @@ def test_on_peer_gone_fires_with_name_and_now_at_gc() -> None:
     gone: list[tuple[int, float, float]] = []
     net.routers[0].on_peer_gone(lambda name, now: gone.append((name, now, net.now)))
     conn_id = next(iter(net.routers[0].by_peer.values())).id
+    net.unreachable.add(1)  # r1 departs: it never comes back
+    net.routers[1].forget([net.address(0)], net.now)
     closed_at = net.now
     net.routers[0].connection_closed(conn_id, "test", net.now)
     net.flush(0)
-    assert net.run_until(lambda: bool(gone), limit=10)
+    assert net.run_until(lambda: bool(gone), limit=GC_DELAY + GC_GRACE + 1)
     [(name, now, sim_now)] = gone
     assert name == net.routers[1].name
-    assert now == sim_now and now > closed_at  # at GC time, which comes after the close
+    assert now == sim_now and now >= closed_at + GC_GRACE  # at GC time, held until then
+
+
+def test_a_peer_back_within_the_gc_grace_is_never_collected() -> None:
+    net = chain(2)
+    gone: list[int] = []
+    net.routers[0].on_peer_gone(lambda name, now: gone.append(name))
+    conn_id = next(iter(net.routers[0].by_peer.values())).id
+    net.routers[0].connection_closed(conn_id, "test", net.now)  # r1 redials at once
+    net.flush(0)
+    r0, r1 = net.routers
+    assert net.run_until(lambda: not r0.is_reachable(r1.name), limit=5)
+    assert net.run_until(lambda: r0.is_reachable(r1.name), limit=GC_GRACE)
+    net.run_for(2 * GC_GRACE)
+    assert gone == [] and r1.name in r0.known_peers()
 
 
 def test_known_peers_and_is_reachable() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.peer import encode_peers
 from weavenet.core.mesh.peers import ConnectionSummary, Peer, Peers, TopologyError
+from weavenet.core.mesh.topology_gossip import TopologyGossipData
 from weavenet.core.peername import format_peer_name, parse_peer_name
 
 A = parse_peer_name("aa:bb:cc:dd:ee:ff")
@@ -366,6 +367,78 @@ def test_gc_follows_one_sided_connections() -> None:
     peers.add_local_connection(A, "x:1", True, True)
     peers.apply_update(encode_peers([make_peer(A, conns={C: False})]))  # C never lists A
     assert peers.garbage_collect() == []
+
+
+def _decoded_names(payload: bytes) -> set[int]:
+    listener = new_table()
+    received, _ = listener.apply_update(payload)
+    return received
+
+
+def test_an_unreachable_peer_is_held_out_of_gossip_until_its_grace_ends() -> None:
+    peers = new_table()
+    peers.add_local_connection(A, "x:1", True, False)
+    peers.apply_update(encode_peers([make_peer(A, conns={B: True}), make_peer(B)]))
+    peers.delete_local_connection(A)  # A and B are now unreachable
+    assert peers.garbage_collect(10.0, grace=5.0) == []
+    assert peers.names() == {US, A, B} and peers.held_since() == 10.0
+    assert _decoded_names(peers.encode()) == {US}  # as if collected
+    assert peers.encode({A, B}) == b""  # a relay of only them sends nothing
+    # copies of the entries still arriving merge to nothing: no news to relay
+    _, changed = peers.apply_update(encode_peers([make_peer(A, conns={B: True}), make_peer(B)]))
+    assert changed == set()
+    assert peers.garbage_collect(14.9, grace=5.0) == []
+    assert [p.name for p in peers.garbage_collect(15.0, grace=5.0)] == sorted([A, B])
+    assert peers.names() == {US} and peers.held_since() == float("inf")
+
+
+def test_topology_gossip_about_only_held_or_unknown_peers_sends_no_message() -> None:
+    peers = new_table()
+    peers.apply_update(encode_peers([make_peer(A)]))
+    peers.garbage_collect(0.0, grace=5.0)  # A held
+    assert TopologyGossipData(peers, {A, D}).encode() == []
+    assert len(TopologyGossipData(peers, {A, US}).encode()) == 1
+
+
+@settings(max_examples=200)
+@given(
+    found=st.floats(0, 1e7, allow_nan=False),
+    grace=st.floats(0.001, 100, allow_nan=False),
+)
+def test_a_held_peer_goes_exactly_when_the_collection_it_announces_is_due(
+    found: float, grace: float
+) -> None:
+    peers = new_table()
+    peers.apply_update(encode_peers([make_peer(A)]))
+    assert peers.garbage_collect(found, grace) == []
+    due = peers.held_since() + grace  # what the router sets its GC timer to
+    assert [p.name for p in peers.garbage_collect(due, grace)] == [A]
+
+
+def test_a_held_peer_reached_again_is_gossiped_and_its_grace_starts_over() -> None:
+    peers = new_table()
+    peers.apply_update(encode_peers([make_peer(A)]))
+    assert peers.garbage_collect(0.0, grace=5.0) == []
+    peers.add_local_connection(A, "x:1", True, True)
+    assert peers.garbage_collect(4.0, grace=5.0) == []
+    assert peers.held_since() == float("inf")
+    assert _decoded_names(peers.encode()) == {US, A}
+    peers.delete_local_connection(A)
+    assert peers.garbage_collect(6.0, grace=5.0) == []  # unreachable again: a new grace
+    assert [p.name for p in peers.garbage_collect(11.0, grace=5.0)] == [A]
+
+
+def test_a_referenced_peer_is_neither_held_nor_collected() -> None:
+    peers = new_table()
+    peers.apply_update(encode_peers([make_peer(A)]))
+    assert peers.garbage_collect(0.0, grace=5.0) == []
+    peers.add_ref(A)
+    assert peers.garbage_collect(1.0, grace=5.0) == []
+    assert peers.held_since() == float("inf") and A in _decoded_names(peers.encode())
+    assert peers.garbage_collect(100.0, grace=5.0) == []
+    peers.release_ref(A)
+    assert peers.garbage_collect(100.0, grace=5.0) == []
+    assert [p.name for p in peers.garbage_collect(105.0, grace=5.0)] == [A]
 
 
 # --- short IDs ----------------------------------------------------------------------

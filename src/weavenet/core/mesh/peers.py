@@ -21,6 +21,7 @@ from weavenet.core.mesh.peer import (
     TopologyError,
     supersedes,
 )
+from weavenet.core.mesh.peer_status import PeerStatusRows
 from weavenet.core.mesh.routes import Adjacency, compute_routes
 from weavenet.core.mesh.topology_codec import EncodedPeers, decode_update
 from weavenet.core.peername import format_peer_name
@@ -51,13 +52,12 @@ class Peers:
         self._rng = rng
         self._by_name: dict[int, Peer] = {ourself.name: ourself}
         self._refs: dict[int, int] = {}
+        self._unreachable_since: dict[int, float] = {}  # held from collection, see garbage_collect
         self._short_index: dict[int, Peer] | None = None
         self._encoded = EncodedPeers()
         self._published = self._snapshot()
         self._adjacent: dict[int, dict[int, bool]] = {}  # per peer, until its entry changes
-        # /report's Peers rows, per peer, with what each was built from (see peer_status_list)
-        self._status_rows: dict[int, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
-        self._status_nicks: tuple[tuple[int, str], ...] = ()
+        self._status_rows = PeerStatusRows()
 
     # --- lookup -------------------------------------------------------------
 
@@ -231,16 +231,17 @@ class Peers:
     # --- gossip -------------------------------------------------------------------
 
     def encode(self, names: Iterable[int] | None = None) -> bytes:
-        """Topology payload for ``names`` (None: every peer); unknown names skipped."""
+        """Topology payload for ``names`` (None: every peer); unknown names, and the
+        unreachable ones held from collection, skipped (Go would have collected them);
+        b"" if that leaves none."""
         wanted = self._by_name.keys() if names is None else set(names)
-        us = self._ourself.name
-        return self._encoded.encode(
-            [
-                self._published if n == us else self._by_name[n]
-                for n in sorted(wanted)
-                if n in self._by_name
-            ]
-        )
+        us, held = self._ourself.name, self._unreachable_since
+        entries = [
+            self._published if n == us else self._by_name[n]
+            for n in sorted(wanted)
+            if n in self._by_name and n not in held
+        ]
+        return self._encoded.encode(entries) if entries else b""
 
     def apply_update(self, data: bytes) -> tuple[set[int], set[int]]:
         """Merge a received topology payload (§5.2).
@@ -303,18 +304,36 @@ class Peers:
 
     # --- housekeeping ---------------------------------------------------------------
 
-    def garbage_collect(self) -> list[Peer]:
-        """Remove peers unreachable from us (over any connection) and unreferenced."""
+    def garbage_collect(self, now: float = 0.0, grace: float = 0.0) -> list[Peer]:
+        """Remove peers unreachable from us (over any connection) and unreferenced since
+        ``grace`` seconds before ``now``.
+
+        Until then such a peer is held: left out of what we gossip, as if collected, but
+        its entry kept, so that the copies of it still on their way merge to nothing.
+        While a mesh forms, peers are often unreachable for a moment; collected at once,
+        each was learnt again, as news, and relayed again (BENCHMARKS.md, "Scale")."""
         _, reached = compute_routes(self, self._ourself.name, None, False)
+        refs, since = self._refs, self._unreachable_since
+        unreached = {n for n in self._by_name if n not in reached and not refs.get(n)}
+        for name in [n for n in since if n not in unreached]:
+            del since[name]
         removed = [
-            peer for peer in self if peer.name not in reached and self._refs.get(peer.name, 0) == 0
+            peer
+            for peer in self
+            if peer.name in unreached and since.setdefault(peer.name, now) + grace <= now
         ]
         for peer in removed:
+            del since[peer.name]
             del self._by_name[peer.name]
             self._entry_changed(peer.name)
         if removed:
             self._short_index = None
         return removed
+
+    def held_since(self) -> float:
+        """When the longest-held unreachable peer was found unreachable (inf: none is).
+        Its collection is due at ``held_since() + grace``, the sum garbage_collect tests."""
+        return min(self._unreachable_since.values(), default=float("inf"))
 
     def check_short_id_collision(self) -> bool:
         """Move off our ShortID if a lower-named peer holds it (``peers.go:addByShortID``).
@@ -350,49 +369,5 @@ class Peers:
     # --- status ----------------------------------------------------------------------
 
     def peer_status_list(self) -> list[dict[str, Any]]:
-        """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``).
-
-        Building it is O(peers x connections) and every ``/status`` asks for it, polled
-        by tools while the mesh converges, when some entry changes all the time: each
-        peer's row is rebuilt only when its own entry changed (its connections change only
-        with its Version), and all of them when some peer's nickname did (rows show the
-        remotes' nicknames). Each call gets its own row dicts; their ``Connections`` lists
-        are shared."""
-        nicks = tuple((p.name, p.nickname) for p in self._by_name.values())
-        if nicks != self._status_nicks:
-            self._status_rows, self._status_nicks = {}, nicks
-        rows = []
-        for peer in self:
-            key = (peer.uid, peer.version, peer.short_id, len(peer.connections))
-            cached = self._status_rows.get(peer.name)
-            if cached is None or cached[0] != key:
-                cached = self._status_rows[peer.name] = (key, self._peer_status_row(peer))
-            rows.append(dict(cached[1]))
-        if len(self._status_rows) > len(rows):  # rows of peers that are gone
-            self._status_rows = {n: r for n, r in self._status_rows.items() if n in self._by_name}
-        return rows
-
-    def _peer_status_row(self, peer: Peer) -> dict[str, Any]:
-        return {
-            "Name": format_peer_name(peer.name),
-            "NickName": peer.nickname,
-            "UID": peer.uid,
-            "ShortID": peer.short_id,
-            "Version": peer.version,
-            "Connections": self._connection_status(peer) or None,
-        }
-
-    def _connection_status(self, peer: Peer) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = []
-        for remote, conn in sorted(peer.connections.items()):
-            remote_peer = self._by_name.get(remote)
-            result.append(
-                {
-                    "Name": format_peer_name(remote),
-                    "NickName": remote_peer.nickname if remote_peer is not None else "",
-                    "Address": conn.remote_tcp_addr,
-                    "Outbound": conn.outbound,
-                    "Established": conn.established,
-                }
-            )
-        return result
+        """The /report ``Peers`` array (Go ``mesh:status.go:PeerStatus``)."""
+        return self._status_rows.rows(self)

@@ -60,6 +60,10 @@ TOPOLOGY_UPDATE_QUICK = 0.5
 # forming mesh costs (simulation, 100 routers: 16 s, not 8, 23% fewer updates; BENCHMARKS.md).
 TOPOLOGY_FORMING_HOLD = 16.0
 GC_DELAY = 1.0
+# A peer found unreachable is collected only if it still is GC_GRACE later (Peers.
+# garbage_collect holds it until then): while a mesh forms, peers are often unreachable
+# for a moment, and each collected one came back as news, decoded and relayed again.
+GC_GRACE = 5.0
 ACCEPT_TOKENS, ACCEPT_TOKEN_DELAY = 100, 0.1  # mesh router.go: a 100-token bucket, 10/s
 PLAN_DELAY = 0.25  # coalesce connection planning after topology news
 SWEEP_INTERVAL = 1.0  # granularity of connection deadlines and heartbeats
@@ -275,11 +279,12 @@ class Router:
 
     def _garbage_collect(self, now: float) -> None:
         self.timers.gc_at = float("inf")
-        for peer in self.peers.garbage_collect():
+        for peer in self.peers.garbage_collect(now, GC_GRACE):
             self._routes.invalidate()
             log.info("Removed unreachable peer %s(%s)", format_peer_name(peer.name), peer.nickname)
             for callback in self._peer_gone:  # e.g. the datapath forgets the peer's MACs
                 callback(peer.name, now)
+        self.timers.gc_at = min(self.timers.gc_at, self.peers.held_since() + GC_GRACE)
 
     def _plan_connections(self, now: float) -> None:
         self.timers.plan_at = float("inf")

@@ -19,7 +19,8 @@ class TopologyGossipData(msgspec.Struct):
     names: set[int]
 
     def encode(self) -> list[bytes]:
-        return [self.peers.encode(self.names)]
+        payload = self.peers.encode(self.names)
+        return [payload] if payload else []  # nothing left to say about these names
 
     def merge(self, other: GossipData) -> GossipData:
         assert isinstance(other, TopologyGossipData)
