@@ -7,6 +7,7 @@ import random
 
 from weavenet.core.mesh.connection_maker import (
     DISCOVERY_DEFER,
+    HANDSHAKE_WAIT,
     INITIAL_INTERVAL,
     MAX_INTERVAL,
     REFUSED_INTERVAL,
@@ -72,6 +73,27 @@ def test_discovery_targets_peers_of_peers_and_defers_the_higher_name() -> None:
     # towards 3 we are the higher end: wait DISCOVERY_DEFER..2*DISCOVERY_DEFER first
     assert maker.plan(DISCOVERY_DEFER - 0.1, ours, known, US) == []
     assert maker.plan(DISCOVERY_DEFER * 2 + 0.1, ours, known, US) == ["10.0.0.3:6783"]
+
+
+def test_a_host_whose_inbound_connection_is_in_its_handshake_is_not_dialled_meanwhile() -> None:
+    maker = _maker()
+    ours = [OurConnection(9, "10.0.0.9:6783", True)]
+    known = [(7, "10.0.0.7:41234", False), (8, "10.0.0.8:6783", True)]
+    calling = ["10.0.0.7:50123"]  # 7 is dialling us: its handshake is not done yet
+    assert maker.plan(0.0, ours, known, US, calling) == ["10.0.0.8:6783"]
+    assert maker.next_wakeup() == HANDSHAKE_WAIT  # looks again then
+    assert maker.plan(HANDSHAKE_WAIT, ours, known, US, calling) == []
+    # the handshake failed: 7 is dialled at once
+    assert maker.plan(2 * HANDSHAKE_WAIT, ours, known, US) == ["10.0.0.7:6783"]
+
+
+def test_a_handshaking_host_defers_only_dials_to_the_mesh_port() -> None:
+    maker = _maker()
+    maker.connect(["10.0.0.7:7000", "10.0.0.7"], False)  # another router on that host
+    due = maker.plan(0.0, [], [], US, ["10.0.0.7:50123"])
+    assert due == ["10.0.0.7:7000"]
+    ours = [OurConnection(7, "10.0.0.7:50123", False)]  # it completed: nothing left to dial
+    assert maker.plan(HANDSHAKE_WAIT, ours, [], US) == []
 
 
 def test_no_discovery_means_only_direct_targets() -> None:

@@ -30,6 +30,11 @@ NEVER = float("inf")
 # higher name waits a little before dialling, so that normally only the lower end dials:
 # no duplicate connections to resolve, and still a connection when only one end can dial.
 DISCOVERY_DEFER = 5.0
+# A target whose host has an inbound connection still in its handshake is probably that
+# very peer dialling us: wait this long and look again rather than dial it too (on a
+# starved machine a handshake takes seconds, and each dial made meanwhile became a
+# duplicate connection, torn down by the tie-break after both handshakes).
+HANDSHAKE_WAIT = 1.0
 
 
 class TargetState(Enum):
@@ -120,9 +125,15 @@ class ConnectionMaker(msgspec.Struct):
         return list(self.direct)
 
     def plan(
-        self, now: float, ours: Sequence[OurConnection], known: Iterable[KnownConnection], us: int
+        self,
+        now: float,
+        ours: Sequence[OurConnection],
+        known: Iterable[KnownConnection],
+        us: int,
+        handshaking: Iterable[str] = (),
     ) -> list[str]:
-        """Recompute the target table and return the addresses to dial now."""
+        """Recompute the target table and return the addresses to dial now;
+        ``handshaking``: the remote addresses of inbound connections in their handshake."""
         self._wakeup = None
         connected_peers = {c.remote_name for c in ours}
         connected_addrs = {c.remote_address for c in ours}
@@ -142,7 +153,8 @@ class ConnectionMaker(msgspec.Struct):
                     self.targets[address].try_after = now + DISCOVERY_DEFER * (
                         1 + self.rng.random()
                     )
-        return self._due_targets(now, valid, set(self.direct.values()))
+        calling = {host_of(address) for address in handshaking}
+        return self._due_targets(now, valid, set(self.direct.values()), calling)
 
     def _already_inbound(self, address: str, inbound_ips: set[str]) -> bool:
         host, port = split_host_port(address, self.port)
@@ -164,7 +176,9 @@ class ConnectionMaker(msgspec.Struct):
         if address not in self.targets:
             self.targets[address] = Target(address, try_after=now)
 
-    def _due_targets(self, now: float, valid: set[str], direct: set[str]) -> list[str]:
+    def _due_targets(
+        self, now: float, valid: set[str], direct: set[str], calling: set[str]
+    ) -> list[str]:
         due = []
         for address, target in list(self.targets.items()):
             if target.state not in (TargetState.WAITING, TargetState.SUSPENDED):
@@ -175,11 +189,12 @@ class ConnectionMaker(msgspec.Struct):
                 else:
                     del self.targets[address]
                 continue
-            if target.try_after <= now:
+            target.state = TargetState.WAITING
+            if target.try_after <= now and self._already_inbound(address, calling):
+                target.try_after = now + HANDSHAKE_WAIT
+            elif target.try_after <= now:
                 target.state = TargetState.ATTEMPTING
                 due.append(address)
-            else:
-                target.state = TargetState.WAITING
         return due
 
     def next_wakeup(self) -> float:

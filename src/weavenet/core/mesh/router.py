@@ -300,7 +300,9 @@ class Router:
             for remote, summary in peer.connections.items()
             if remote != us and remote not in connected
         }
-        for address in self.maker.plan(now, ours, known, self.name):
+        conns = self._table.by_id.values()
+        calling = [c.remote_addr for c in conns if not c.outbound and not c.registered]
+        for address in self.maker.plan(now, ours, known, self.name, calling):
             host, port = split_host_port(address, self.config.port)
             log.info("->[%s] attempting connection", address)
             self._effects.append(Dial(address, host, port))
