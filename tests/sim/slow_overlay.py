@@ -28,6 +28,9 @@ class SlowConnection:
     def take_control_messages(self) -> list[tuple[int, bytes]]:
         return []
 
+    def peer_heard(self, now: float) -> None:
+        return None
+
     def tick(self, now: float) -> float:
         if now >= self.ready_at:
             self.established = True

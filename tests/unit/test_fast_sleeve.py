@@ -160,6 +160,7 @@ def test_forwarder_health_follows_acks() -> None:
     assert fwd.state is State.PROBING and fwd.take_heartbeats()
     fwd.control_message(OVERLAY_CONTROL_TAG, bytes((1, HEARTBEAT_ACK)), 1.0)
     assert fwd.healthy and fwd.established
+    fwd.peer_heard(ACK_TIMEOUT)  # the peer is alive over TCP
     fwd.tick(1.0 + ACK_TIMEOUT)
     assert fwd.state is State.UNHEALTHY and "UDP 6785 blocked?" in fwd.why
     fwd.control_message(OVERLAY_CONTROL_TAG, bytes((1, HEARTBEAT_ACK)), 30.0)
@@ -177,6 +178,7 @@ def _switch(fastdp: bool = True, fast: bool = True) -> OverlaySwitch:
 
 
 def _ack(conn: SwitchConnection, index: int, now: float, tag: int = HEARTBEAT_ACK) -> None:
+    conn.peer_heard(now)  # as the router does for every message on the connection
     conn.control_message(OVERLAY_CONTROL_TAG, bytes((index, tag)), now)
 
 
@@ -197,7 +199,8 @@ def test_three_overlays_in_preference_order() -> None:
     _ack(conn, 1, 10.0)
     conn.tick(0.3 + ACK_TIMEOUT)  # fastdp silent, the fast sleeve acked at 10 s
     assert conn.using == FAST_SLEEVE and "fastdp: no heartbeat ack" in conn.attrs()["reason"]
-    conn.tick(10.0 + ACK_TIMEOUT)  # both silent: the sleeve carries
+    conn.peer_heard(10.0 + ACK_TIMEOUT - 1)  # both silent, the peer alive: the sleeve carries
+    conn.tick(10.0 + ACK_TIMEOUT)
     assert conn.using == "sleeve"
     _ack(conn, 0, 30.0)
     assert conn.using == "fastdp"

@@ -106,6 +106,7 @@ def test_silence_makes_it_unhealthy_and_an_ack_heals_it() -> None:
     fwd = _forwarder()
     fwd.confirm(0.0)
     fwd.control_message(OVERLAY_CONTROL_TAG, bytes((0, HEARTBEAT_ACK)), 1.0)
+    fwd.peer_heard(1.0 + ACK_TIMEOUT - 1)  # the peer talks over TCP: it is alive
     fwd.tick(1.0 + ACK_TIMEOUT - 0.1)
     assert fwd.healthy
     fwd.tick(1.0 + ACK_TIMEOUT)
@@ -113,6 +114,21 @@ def test_silence_makes_it_unhealthy_and_an_ack_heals_it() -> None:
     assert fwd.established and fwd.error is None  # on hold, never fatal
     fwd.control_message(OVERLAY_CONTROL_TAG, bytes((0, HEARTBEAT_ACK)), 40.0)
     assert fwd.healthy
+
+
+def test_no_verdict_while_the_peer_is_not_heard_at_all() -> None:
+    fwd = _forwarder()
+    fwd.confirm(0.0)
+    fwd.control_message(OVERLAY_CONTROL_TAG, bytes((0, HEARTBEAT_ACK)), 1.0)
+    fwd.peer_heard(1.0)
+    for now in (1.0 + ACK_TIMEOUT, 30.0, 60.0):  # starved peer (or we): nothing arrives
+        fwd.tick(now)
+        assert fwd.healthy
+    fwd.peer_heard(61.0)  # it talks again, and still no ack: the path is at fault
+    fwd.tick(61.0)
+    assert fwd.healthy  # judged at the next look, within PROBE_INTERVAL_MAX
+    fwd.tick(60.0 + PROBE_INTERVAL_MAX)
+    assert fwd.state is State.UNHEALTHY and "no heartbeat ack" in fwd.why
 
 
 def test_every_received_heartbeat_is_acknowledged_over_tcp() -> None:

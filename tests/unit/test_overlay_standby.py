@@ -14,6 +14,7 @@ from weavenet.core.overlay.probe import (
     ACK_TIMEOUT,
     HEARTBEAT_ACK,
     OVERLAY_CONTROL_TAG,
+    PROBE_INTERVAL_MAX,
     PROMOTION_GRACE,
     SLOW_HEARTBEAT,
     STANDBY_ACK_TIMEOUT,
@@ -42,6 +43,7 @@ class Paths:
     def __init__(self) -> None:
         self.conn = _connection()
         self.working = {0, 1}
+        self.peer_alive = True  # its mesh messages arrive (whatever the UDP paths do)
         self.beats: dict[int, list[float]] = {0: [], 1: []}
         self.now = 0.0
         self.conn.confirm(self.now)
@@ -64,6 +66,8 @@ class Paths:
     def run_until(self, end: float) -> None:
         while self.now < end - 1e-9:
             self.now = round(self.now + STEP, 6)
+            if self.peer_alive:
+                self.conn.peer_heard(self.now)
             self.conn.tick(self.now)
             self._deliver()
 
@@ -125,3 +129,18 @@ def test_a_promoted_standby_with_a_dead_path_gives_way_within_the_grace() -> Non
     paths.working = set()  # both paths break at once
     paths.run_until(20.0 + ACK_TIMEOUT + PROMOTION_GRACE + 2 * STEP)
     assert not paths.probed(0).healthy and not paths.probed(1).healthy
+
+
+def test_a_peer_that_is_not_heard_at_all_keeps_its_carrier() -> None:
+    paths = Paths()
+    paths.run_until(5.0)
+    assert paths.conn.using == "fastdp"
+    paths.working, paths.peer_alive = set(), False  # starved: no ack, no other message
+    paths.run_until(5.0 + 3 * STANDBY_ACK_TIMEOUT)
+    assert paths.conn.using == "fastdp" and paths.probed(0).healthy
+    paths.peer_alive = True  # it talks again, fastdp's acks still missing: its path's fault
+    paths.working = {1}
+    paths.run_until(paths.now + PROBE_INTERVAL_MAX + 2 * STEP)
+    assert not paths.probed(0).healthy
+    paths.run_until(paths.now + PROMOTION_GRACE + 2 * STEP)
+    assert paths.conn.using == FAST_SLEEVE

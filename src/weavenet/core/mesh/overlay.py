@@ -39,6 +39,11 @@ class OverlayConnection(Protocol):
 
     def take_control_messages(self) -> list[tuple[int, bytes]]: ...
 
+    def peer_heard(self, now: float) -> None:
+        """The mesh connection delivered a message from the peer: it is alive and being
+        served, so an acknowledgement missing meanwhile is the path's fault."""
+        ...
+
     def tick(self, now: float) -> float:
         """Run timers; return when to be called again."""
         ...
@@ -71,6 +76,9 @@ class NullOverlayConnection(msgspec.Struct):
 
     def take_control_messages(self) -> list[tuple[int, bytes]]:
         return []
+
+    def peer_heard(self, now: float) -> None:
+        return None
 
     def tick(self, now: float) -> float:
         return float("inf")

@@ -206,6 +206,8 @@ class Router:
             bodies = conn.receive(data, now)
             if conn.handshake_done:
                 bodies = self._lifecycle.handshake_completed(conn, now)
+            if bodies and conn.overlay is not None:
+                conn.overlay.peer_heard(now)  # a missing ack is then the path's fault
             for body in bodies:
                 if self._table.get(conn_id) is not conn:
                     return

@@ -11,7 +11,10 @@ doubling up to :data:`PROBE_INTERVAL_MAX`, until the first ack, then every
 :data:`SLOW_HEARTBEAT` (a starved peer acks late, and a constant 0.5 s probe on every
 forming connection made it later still); no ack for :data:`ACK_TIMEOUT` makes the
 forwarder unhealthy (traffic moves to the next overlay), the next ack makes it healthy
-again. Subclasses say what a heartbeat looks like (:meth:`ProbedForwarder.heartbeat`).
+again, but only if the peer was heard on the mesh connection within :data:`HEARD_WITHIN`
+(``peer_heard``, any message): a peer, or a router, starved of CPU acks late without its
+path being at fault, and until it is heard again the verdict waits. Subclasses say what
+a heartbeat looks like (:meth:`ProbedForwarder.heartbeat`).
 
 A forwarder on *standby* (the switch carries the peer on a healthy, more preferred one)
 heartbeats every :data:`STANDBY_HEARTBEAT` and allows :data:`STANDBY_ACK_TIMEOUT`: it only
@@ -38,6 +41,9 @@ ACK_TIMEOUT = 16.0
 STANDBY_HEARTBEAT = 16.0
 STANDBY_ACK_TIMEOUT = 3 * STANDBY_HEARTBEAT
 PROMOTION_GRACE = 2.0
+# A missing ack is the path's fault only if the peer was heard (any mesh message) this
+# recently; otherwise the peer, or we, were starved, and the verdict waits.
+HEARD_WITHIN = ACK_TIMEOUT / 2
 HEARTBEAT_ACK = 0  # the control sub-tag of an ack (weave-wire §6.2, fastdp's)
 OVERLAY_CONTROL_TAG = 7
 
@@ -95,6 +101,7 @@ class ProbedForwarder(msgspec.Struct):
     ready: ReadyList[ProbedForwarder] | None = None  # the overlay's: we have heartbeats
     standby: bool = False  # behind a healthy, more preferred forwarder (see the module doc)
     _last_ack: float = float("-inf")
+    _heard: float = float("-inf")  # the last message from the peer on the mesh connection
     _last_beat: float = float("-inf")
     _probe_interval: float = FAST_HEARTBEAT
     _next_heartbeat: float = float("inf")
@@ -142,6 +149,9 @@ class ProbedForwarder(msgspec.Struct):
         out, self._control = self._control, []
         return out
 
+    def peer_heard(self, now: float) -> None:
+        self._heard = now
+
     def take_heartbeats(self) -> list[Heartbeat]:
         out, self._heartbeats = self._heartbeats, []
         return out
@@ -149,7 +159,9 @@ class ProbedForwarder(msgspec.Struct):
     def tick(self, now: float) -> float:
         if self.state in (State.IDLE, State.STOPPED):
             return float("inf")
-        if now >= self._ack_deadline:
+        if now >= self._ack_deadline and now - self._heard > HEARD_WITHIN:
+            self._ack_deadline = now + PROBE_INTERVAL_MAX  # starved, not silent: look again
+        elif now >= self._ack_deadline:
             self._ack_deadline = now + self._ack_timeout()
             gap = f"no heartbeat ack for {self._ack_timeout():g}s (UDP {self.port} blocked?)"
             self._fire(Event.SILENCE, gap)

@@ -144,6 +144,9 @@ class SleeveConnection(msgspec.Struct):
         out, self._control = self._control, []
         return out
 
+    def peer_heard(self, now: float) -> None:
+        return None  # its health is Go's: heartbeats received over UDP
+
     def take_datagrams(self) -> list[Datagram]:
         out, self._datagrams = self._datagrams, []
         return out

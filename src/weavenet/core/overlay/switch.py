@@ -54,6 +54,8 @@ class Forwarder(Protocol):
 
     def take_control_messages(self) -> list[tuple[int, bytes]]: ...
 
+    def peer_heard(self, now: float) -> None: ...
+
     def tick(self, now: float) -> float: ...
 
     def set_standby(self, standby: bool, now: float) -> float:
@@ -153,6 +155,10 @@ class SwitchConnection(msgspec.Struct):
         for fwd in self.forwarders:
             out.extend(fwd.take_control_messages())
         return out
+
+    def peer_heard(self, now: float) -> None:
+        for fwd in self.forwarders:
+            fwd.peer_heard(now)
 
     def tick(self, now: float) -> float:
         wake = min((fwd.tick(now) for fwd in self.forwarders), default=float("inf"))
