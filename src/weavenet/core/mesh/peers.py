@@ -305,8 +305,8 @@ class Peers:
     # --- housekeeping ---------------------------------------------------------------
 
     def garbage_collect(self, now: float = 0.0, grace: float = 0.0) -> list[Peer]:
-        """Remove peers unreachable from us (over any connection) and unreferenced since
-        ``grace`` seconds before ``now``.
+        """Remove the peers that have been unreachable from us (over any connection) and
+        unreferenced for ``grace`` seconds at ``now``.
 
         Until then such a peer is held: left out of what we gossip, as if collected, but
         its entry kept, so that the copies of it still on their way merge to nothing.
