@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weavenet.core.mesh.connection_maker import (
     DISCOVERY_DEFER,
@@ -159,3 +163,38 @@ def test_a_long_lived_connection_restarts_the_refused_backoff() -> None:
     target.refused_interval = INITIAL_INTERVAL  # used up by earlier refusals
     maker.connection_terminated(address, "EOF", 1000.0 + RESET_AFTER + 1)
     assert target.refused_interval == REFUSED_INTERVAL
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["plan", "refused", "failed", "added", "ended"]),
+            st.integers(0, 3),
+            st.floats(0, 5, allow_nan=False),
+        ),
+        max_size=40,
+    )
+)
+def test_state_counts_count_the_status_rows_by_state(
+    ops: list[tuple[str, int, float]],
+) -> None:
+    maker = _maker()
+    addresses = [f"10.0.0.{i + 1}:6783" for i in range(4)]
+    maker.connect([a.split(":")[0] for a in addresses[:2]], False)
+    known = [(7 + i, a, True) for i, a in enumerate(addresses[2:])]
+    ours = [OurConnection(9, "10.0.0.9:6783", True)]
+    now = 0.0
+    for op, index, step in ops:
+        now += step
+        address = addresses[index]
+        if op == "plan":
+            maker.plan(now, ours, known, US)
+        elif op in ("refused", "failed"):
+            maker.dial_failed(address, "connect: connection refused", now, op == "refused")
+        elif op == "added":
+            maker.connection_added(address, True)
+        else:
+            maker.connection_terminated(address, "EOF", now)
+        rows = collections.Counter(str(row["State"]) for row in maker.status(0.0))
+        assert maker.state_counts() == dict(rows)

@@ -252,22 +252,38 @@ class ConnectionMaker(msgspec.Struct):
                 rows.append({"Address": address, "Outbound": True, "State": state, "Info": info})
         return rows
 
+    def state_counts(self) -> dict[str, int]:
+        """How many of :meth:`status`'s rows are in each ``State``, without building
+        them (each failed one formats its retry time)."""
+        counts: dict[str, int] = {}
+        for target in self.targets.values():
+            state = _target_state(target)
+            if state:
+                counts[state] = counts.get(state, 0) + 1
+        return counts
+
+
+def _target_state(target: Target) -> str:
+    """Weave's ``State`` of a target without a live connection ("" for a connected one)."""
+    if target.state == TargetState.WAITING:
+        return "connecting" if target.last_error is None else "failed"
+    if target.state == TargetState.ATTEMPTING:
+        return "connecting" if target.last_error is None else "retrying"
+    return ""
+
 
 def _target_status(target: Target, wall_clock_offset: float) -> tuple[str, str]:
-    if target.state == TargetState.WAITING:
-        if target.last_error is None:
-            return "connecting", ""
+    state = _target_state(target)
+    if state == "failed":
         when = (
             "never"
             if target.try_after == NEVER
             else _format_time(target.try_after + wall_clock_offset)
         )
-        return "failed", f"{target.last_error}, retry: {when}"
-    if target.state == TargetState.ATTEMPTING:
-        if target.last_error is None:
-            return "connecting", ""
-        return "retrying", target.last_error
-    return "", ""
+        return state, f"{target.last_error}, retry: {when}"
+    if state == "retrying":
+        return state, str(target.last_error)
+    return state, ""
 
 
 def _format_time(epoch: float) -> str:

@@ -122,9 +122,8 @@ def _our_connection_states(router: Router) -> dict[str, int]:
     counts = {"established": 0, "pending": 0}
     for conn in router.by_peer.values():
         counts["established" if conn.established else "pending"] += 1
-    for row in router.maker.status(0.0):  # the wall clock only shows in Info
-        state = str(row["State"])
-        counts[state] = counts.get(state, 0) + 1
+    for state, count in router.maker.state_counts().items():
+        counts[state] = counts.get(state, 0) + count
     return counts
 
 
