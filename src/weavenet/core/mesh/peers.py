@@ -318,9 +318,9 @@ class Peers:
         for name in [n for n in since if n not in unreached]:
             del since[name]
         removed = [
-            peer
-            for peer in self
-            if peer.name in unreached and since.setdefault(peer.name, now) + grace <= now
+            self._by_name[name]
+            for name in sorted(unreached)
+            if since.setdefault(name, now) + grace <= now
         ]
         for peer in removed:
             del since[peer.name]
