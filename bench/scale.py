@@ -18,6 +18,11 @@ that all talk to each other need 100 x 99 underlay entries. Permanent entries do
 against gc_thresh3, so the bench gives every host a permanent entry for every other host's
 underlay address (one `ip -batch` per host) before anything starts.
 
+Machine speed: the times are the routers' total CPU over the cores, and this machine's
+speed varies from day to day, so each run first measures, alone, a fixed Python loop and
+a process importing what a router imports, and prints the floor those imports set on the
+chain launch (bench/machine_ref.py).
+
 Exit status: 0 all targets met, 1 a target missed, 2 the run failed.
 """
 
@@ -39,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import machine_ref
 from netbench import BenchError, cpu_seconds, peak_rss_mb, progress
 from scale_probe import (
     http_get,
@@ -367,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"bench-scale: Go weaver skipped: {reason}", file=sys.stderr)
     compile_weavenet()
+    machine = machine_ref.measure()  # alone, before any router: see bench/machine_ref.py
+    progress(machine_ref.describe(machine, args.sizes), final=True)
     results = []
     try:
         for kind, n in runs:
@@ -379,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     ok = print_results(results)
+    print(machine_ref.describe(machine, args.sizes))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": machine, "runs": results}, indent=2) + "\n")
     if any("failed" in r for r in results):
         return 2
     return 0 if ok else 1
