@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.crypto import MessageCodec
-from weavenet.core.mesh.handshake import FEATURES_TYPE, Handshake, HandshakeConfig
+from weavenet.core.mesh.features import FEATURES_TYPE
+from weavenet.core.mesh.handshake import Handshake, HandshakeConfig
 from weavenet.core.mesh.protocol import GossipMessage, Tag, decode_gossip, encode_gossip
 from weavenet.core.wire.framing import FrameDecoder, encode_frame
 from weavenet.core.wire.gob import encode_value

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from weavenet.core.mesh.conn import MeshConn
 from weavenet.core.mesh.connections import ConnectionTable
 from weavenet.core.mesh.crypto import MessageCodec
-from weavenet.core.mesh.handshake import Handshake, RemoteFeatures
+from weavenet.core.mesh.features import RemoteFeatures
+from weavenet.core.mesh.handshake import Handshake
 from weavenet.core.mesh.overlay import OverlayConnection
 
 INF = float("inf")

@@ -6,16 +6,13 @@ import pytest
 
 from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.crypto import DecryptError, MessageCodec, public_key_of
-from weavenet.core.mesh.handshake import (
+from weavenet.core.mesh.features import (
     FEATURES_TYPE,
-    Handshake,
-    HandshakeConfig,
     HandshakeError,
-    HandshakeResult,
     build_features,
     decode_features,
-    encode_header,
 )
+from weavenet.core.mesh.handshake import Handshake, HandshakeConfig, HandshakeResult, encode_header
 from weavenet.core.wire.framing import encode_frame
 from weavenet.core.wire.gob import STRING, encode_value
 

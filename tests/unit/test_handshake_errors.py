@@ -6,12 +6,8 @@ import pytest
 
 from weavenet.core.errors import LocalProtocolError, RemoteProtocolError
 from weavenet.core.mesh.crypto import public_key_of
-from weavenet.core.mesh.handshake import (
-    FEATURES_TYPE,
-    Handshake,
-    HandshakeConfig,
-    HandshakeError,
-)
+from weavenet.core.mesh.features import FEATURES_TYPE, HandshakeError
+from weavenet.core.mesh.handshake import Handshake, HandshakeConfig
 from weavenet.core.wire.framing import FrameTooLarge, encode_frame
 from weavenet.core.wire.gob import encode_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from weavenet.core.mesh.handshake import (
+from weavenet.core.mesh.features import (
     HandshakeError,
     PeerNameCollision,
     RemoteFeatures,

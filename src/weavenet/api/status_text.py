@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from weavenet.api.gofmt import go_str
+from weavenet.core.mesh.report import IDENTITY_FIELDS
 
 ALL_CONNECTION_STATES = ("established", "pending", "retrying", "failed", "connecting")
 LABEL_WIDTH = 15
@@ -184,16 +185,7 @@ def render_status(report: dict[str, Any]) -> str:
 # -- the /status report of a full /report -------------------------------------
 
 # the fields of Router that /status prints as they are (the rest it counts)
-_ROUTER_FIELDS = (
-    "Protocol",
-    "ProtocolMinVersion",
-    "ProtocolMaxVersion",
-    "Encryption",
-    "PeerDiscovery",
-    "Name",
-    "NickName",
-    "TrustedSubnets",
-)
+_ROUTER_FIELDS = (*IDENTITY_FIELDS, "TrustedSubnets")
 
 
 def _tally(states: Iterable[Any]) -> dict[Any, int]:

@@ -6,8 +6,9 @@ import msgspec
 
 from weavenet.core.errors import LocalProtocolError
 from weavenet.core.mesh.crypto import MessageCodec
+from weavenet.core.mesh.features import RemoteFeatures
 from weavenet.core.mesh.gossip import GossipData, PendingGossip
-from weavenet.core.mesh.handshake import Handshake, RemoteFeatures
+from weavenet.core.mesh.handshake import Handshake
 from weavenet.core.mesh.overlay import OverlayConnection
 from weavenet.core.peername import format_peer_name
 

@@ -8,13 +8,12 @@ sending its part without waiting for the peer:
 3. first framed message: ``gob(map[string]string)`` features, sealed as
    sequence number 0 when a password is configured.
 
-:func:`parse_features` / :func:`build_features` give the feature map its
-meaning (§3.4, §3.7 steps 1-2).
+``weavenet.core.mesh.features`` gives the feature map its meaning (§3.4, §3.7 steps
+1-2) and holds the errors the handshake raises.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import msgspec
@@ -27,29 +26,20 @@ from weavenet.core.mesh.crypto import (
     derive_session_key,
     generate_keypair,
 )
-from weavenet.core.peername import PEER_NAME_FLAVOUR, format_peer_name, parse_peer_name
-from weavenet.core.wire.gob import STRING, Decoder, Map, encode_value
+from weavenet.core.mesh.features import (
+    FEATURES_TYPE,
+    HandshakeError,
+    decode_features,
+)
+from weavenet.core.wire.gob import encode_value
 
 PROTOCOL_HEADER = b"weave"
 PROTOCOL_MIN_VERSION = 1
 PROTOCOL_MAX_VERSION = 2
 HEADER_SIZE = len(PROTOCOL_HEADER) + 2
-FEATURES_TYPE = Map(STRING, STRING)
 
 _FLAG_PLAIN = 0x00
 _FLAG_ENCRYPTED = 0x01
-
-
-class HandshakeError(RemoteProtocolError):
-    """The peer's handshake was unacceptable; close the connection."""
-
-
-class SelfConnection(HandshakeError):
-    """We connected to ourselves ("cannot connect to ourself"); never retry."""
-
-
-class PeerNameCollision(HandshakeError):
-    """Another peer uses our name with a different UID; never retry that address."""
 
 
 def encode_header(min_version: int, max_version: int) -> bytes:
@@ -273,129 +263,3 @@ class Handshake:
             codec=self._codec,
             leftover=bodies[1:],
         )
-
-
-def decode_features(body: bytes) -> dict[str, str]:
-    """Decode the gob(map[string]string) features message (trailing data ignored)."""
-    value = Decoder(body).decode(FEATURES_TYPE)
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise HandshakeError("features message is not a map[string]string")
-    return dict(value)
-
-
-# -- feature map (§3.4, §3.7) ------------------------------------------------
-
-_REQUIRED_FEATURES = ("PeerNameFlavour", "Name", "NickName", "UID", "ConnID")
-_DIGITS = re.compile(r"[0-9]+")
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-SHORT_ID_BITS = 12
-
-
-class RemoteFeatures(msgspec.Struct, frozen=True):
-    """The validated feature map of the remote peer."""
-
-    name: int
-    nickname: str
-    uid: int
-    conn_id: int
-    short_id: int | None
-    trusted: bool
-    overlays: list[str] | None
-
-
-def _parse_uint(key: str, text: str, bits: int) -> int:
-    """Go ``strconv.ParseUint(text, 10, bits)``."""
-    if _DIGITS.fullmatch(text) is None:
-        raise HandshakeError(f"invalid {key} feature {text!r}: not a decimal unsigned integer")
-    value = int(text)
-    if value >= 1 << bits:
-        raise HandshakeError(f"invalid {key} feature {text!r}: out of range for {bits} bits")
-    return value
-
-
-def _split_overlays(text: str) -> list[str]:
-    """Go ``strings.Split(text, " ")``; empty names (never an overlay) are dropped."""
-    return [name for name in text.split(" ") if name]
-
-
-def _parse_bool(key: str, text: str) -> bool:
-    """Go ``strconv.ParseBool``."""
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise HandshakeError(f"invalid {key} feature {text!r}: not a boolean")
-
-
-def parse_features(
-    features: Mapping[str, str], our_name: int, our_uid: int | None = None
-) -> RemoteFeatures:
-    """Validate the remote feature map (``mesh:connection.go:parseFeatures``).
-
-    Also applies the identity checks of §3.7 step 2 when the remote claims our
-    name: :class:`SelfConnection` if the UIDs match (or ``our_uid`` is not
-    given), else :class:`PeerNameCollision`.
-    """
-    for key in _REQUIRED_FEATURES:
-        if key not in features:
-            raise HandshakeError(f"field {key} is missing")
-    if features["PeerNameFlavour"] != PEER_NAME_FLAVOUR:
-        raise HandshakeError(
-            f"Peer name flavour mismatch (ours: {PEER_NAME_FLAVOUR!r}, "
-            f"theirs: {features['PeerNameFlavour']!r})"
-        )
-    try:
-        name = parse_peer_name(features["Name"])
-    except ValueError as exc:
-        raise HandshakeError(f"invalid Name feature: {exc}") from exc
-    short_text = features.get("ShortID")
-    overlays = features.get("Overlays")
-    remote = RemoteFeatures(
-        name=name,
-        nickname=features["NickName"],
-        uid=_parse_uint("UID", features["UID"], 64),
-        conn_id=_parse_uint("ConnID", features["ConnID"], 64),
-        short_id=None if short_text is None else _parse_uint("ShortID", short_text, SHORT_ID_BITS),
-        trusted=_parse_bool("Trusted", features.get("Trusted", "false")),
-        overlays=None if overlays is None else _split_overlays(overlays),
-    )
-    _check_identity(remote, our_name, our_uid)
-    return remote
-
-
-def _check_identity(remote: RemoteFeatures, our_name: int, our_uid: int | None) -> None:
-    if remote.name != our_name:
-        return
-    if our_uid is None or remote.uid == our_uid:
-        raise SelfConnection("cannot connect to ourself")
-    raise PeerNameCollision(
-        f"local {format_peer_name(our_name)} uid {our_uid} collides with remote uid {remote.uid}"
-    )
-
-
-def build_features(
-    name: int,
-    nickname: str,
-    uid: int,
-    conn_id: int,
-    short_id: int | None,
-    trusted: bool,
-    overlays: list[str] | None,
-) -> dict[str, str]:
-    """Our feature map (``mesh:connection.go:makeFeatures`` + overlay switch)."""
-    features = {
-        "PeerNameFlavour": PEER_NAME_FLAVOUR,
-        "Name": format_peer_name(name),
-        "NickName": nickname,
-        "UID": str(uid),
-        "ConnID": str(conn_id),
-        "Trusted": "true" if trusted else "false",
-    }
-    if short_id is not None:
-        features["ShortID"] = str(short_id)
-    if overlays is not None:
-        features["Overlays"] = " ".join(overlays)
-    return features

@@ -19,14 +19,13 @@ from weavenet.core.mesh.config import RouterConfig
 from weavenet.core.mesh.conn import HEADER_TIMEOUT, HEARTBEAT_INTERVAL, MeshConn
 from weavenet.core.mesh.connection_maker import ConnectionMaker
 from weavenet.core.mesh.connections import ConnectionTable
-from weavenet.core.mesh.handshake import (
-    Handshake,
-    HandshakeConfig,
+from weavenet.core.mesh.features import (
     PeerNameCollision,
     SelfConnection,
     build_features,
     parse_features,
 )
+from weavenet.core.mesh.handshake import Handshake, HandshakeConfig
 from weavenet.core.mesh.overlay import Overlay, OverlayParams
 from weavenet.core.mesh.peers import Peer, Peers
 from weavenet.core.mesh.routes import RouteCache

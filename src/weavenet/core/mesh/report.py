@@ -41,17 +41,29 @@ def connection_status(router: Router, conn: MeshConn) -> dict[str, Any]:
     }
 
 
+# the first fields of ``Router``, shared by /report and /status (Go's field order)
+IDENTITY_FIELDS = (
+    "Protocol",
+    "ProtocolMinVersion",
+    "ProtocolMaxVersion",
+    "Encryption",
+    "PeerDiscovery",
+    "Name",
+    "NickName",
+)
+
+
 def _identity(router: Router) -> dict[str, Any]:
-    """The first fields of ``Router``, shared by /report and /status (Go's field order)."""
-    return {
-        "Protocol": "weave",
-        "ProtocolMinVersion": PROTOCOL_MIN_SUPPORTED,
-        "ProtocolMaxVersion": PROTOCOL_MAX_VERSION,
-        "Encryption": router.config.password is not None,
-        "PeerDiscovery": router.config.discovery,
-        "Name": format_peer_name(router.name),
-        "NickName": router.config.nickname,
-    }
+    values = (
+        "weave",
+        PROTOCOL_MIN_SUPPORTED,
+        PROTOCOL_MAX_VERSION,
+        router.config.password is not None,
+        router.config.discovery,
+        format_peer_name(router.name),
+        router.config.nickname,
+    )
+    return dict(zip(IDENTITY_FIELDS, values, strict=True))
 
 
 def router_report(router: Router, wall_offset: float, routes: bool = True) -> dict[str, Any]:
