@@ -99,13 +99,16 @@ def pin_neighbours(cluster: InteropCluster) -> None:
 
 
 # ---- launching -----------------------------------------------------------------------
-def launch_ours(router: Router, peers: list[str], env: dict[str, str] | None) -> None:
+def launch_ours(
+    router: Router, peers: list[str], env: dict[str, str] | None, extra: list[str]
+) -> None:
     """`weave launch` in the router's namespace; records its wall time and the CPU of the
     CLI (wait4: the router itself is not its waited-for child) and of the router."""
     host = router.host
     # the proxy's socket in the run's own directory, not the host's /var/run/weave
     proxy = ["-H", f"unix://{host.cluster.tmpdir}/proxy-{router.index}.sock"]
-    argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *proxy, *peers]
+    argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *proxy]
+    argv += [*extra, *peers]
     started = time.monotonic()
     host.launched = True
     with open(host.cluster.tmpdir / f"launch-{router.index}.log", "wb") as out:
@@ -249,7 +252,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             launch_go(r, args.go_weaver, peers)
         else:
             env = {"WEAVENET_PROFILE": str(args.profile)} if r.index == profiled else None
-            launch_ours(r, peers, {**(env or {}), **sampling(args, n)})
+            launch_ours(r, peers, {**(env or {}), **sampling(args, n)}, args.launch_args)
 
     start(routers[0])  # alone: the start-up cost with nothing else starting
     routers[0].stats["ready_cpu_s"] = cpu_seconds(routers[0].pid or 0)
@@ -347,6 +350,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-logs", type=Path, help="copy the router logs under this dir")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--launch-args",
+        default="",
+        help="more `weave launch` flags for our routers, e.g. '--no-fast-sleeve'",
+    )
     args = parser.parse_args(argv)
     try:
         args.sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -355,6 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sizes and --go-sizes take comma-separated integers, e.g. 20,50")
     if any(not 2 <= s <= 200 for s in args.sizes + args.go_sizes):
         parser.error("router counts must be in 2..200")
+    args.launch_args = args.launch_args.split()
     args.go_weaver = args.go_weaver or Path(os.environ.get("GO_WEAVER") or default_go_weaver())
     return args
 
