@@ -199,3 +199,14 @@ def test_build_then_parse_round_trip() -> None:
         trusted=True,
         overlays=["sleeve"],
     )
+
+
+def test_topology_to_all_is_ours_and_optional() -> None:
+    """A Go weaver never sends it (its peers relay as mesh does); ours says "true"."""
+    assert parse_features(WEAVER_FEATURES, OUR_NAME).topology_to_all is False
+    assert parse_features(with_(TopologyToAll="true"), OUR_NAME).topology_to_all is True
+    with pytest.raises(HandshakeError, match="invalid TopologyToAll feature 'maybe'"):
+        parse_features(with_(TopologyToAll="maybe"), OUR_NAME)
+    built = build_features(OUR_NAME, "a", 1, 2, None, False, None, topology_to_all=True)
+    assert built["TopologyToAll"] == "true"
+    assert "TopologyToAll" not in build_features(OUR_NAME, "a", 1, 2, None, False, None)

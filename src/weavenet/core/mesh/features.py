@@ -47,6 +47,10 @@ _DIGITS = re.compile(r"[0-9]+")
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 SHORT_ID_BITS = 12
+# Ours, not Go's (Go ignores keys it does not know): "I send each version of my own entry
+# to every connection I have", so whoever gets it from me need not pass it on to them
+# (gossip_routing.GossipRouter._relay_first_hand).
+TOPOLOGY_TO_ALL = "TopologyToAll"
 
 
 class RemoteFeatures(msgspec.Struct, frozen=True):
@@ -59,6 +63,7 @@ class RemoteFeatures(msgspec.Struct, frozen=True):
     short_id: int | None
     trusted: bool
     overlays: list[str] | None
+    topology_to_all: bool = False  # TOPOLOGY_TO_ALL
 
 
 def _parse_uint(key: str, text: str, bits: int) -> int:
@@ -116,6 +121,7 @@ def parse_features(
         short_id=None if short_text is None else _parse_uint("ShortID", short_text, SHORT_ID_BITS),
         trusted=_parse_bool("Trusted", features.get("Trusted", "false")),
         overlays=None if overlays is None else _split_overlays(overlays),
+        topology_to_all=_parse_bool(TOPOLOGY_TO_ALL, features.get(TOPOLOGY_TO_ALL, "false")),
     )
     _check_identity(remote, our_name, our_uid)
     return remote
@@ -139,6 +145,7 @@ def build_features(
     short_id: int | None,
     trusted: bool,
     overlays: list[str] | None,
+    topology_to_all: bool = False,
 ) -> dict[str, str]:
     """Our feature map (``mesh:connection.go:makeFeatures`` + overlay switch)."""
     features = {
@@ -153,4 +160,6 @@ def build_features(
         features["ShortID"] = str(short_id)
     if overlays is not None:
         features["Overlays"] = " ".join(overlays)
+    if topology_to_all:
+        features[TOPOLOGY_TO_ALL] = "true"
     return features

@@ -83,6 +83,7 @@ class ConnectionLifecycle:
             p.peers.ourself.short_id,
             self.trusts(remote),
             None,
+            topology_to_all=True,  # router._send_topology_update
         )
         p.overlay.add_features(features)
         handshake = Handshake(

@@ -274,10 +274,17 @@ class Router:
         self.timers.topology_update_at = float("inf")
         self.timers.published_at = now
         self.peers.publish()
-        data = TopologyGossipData(self.peers, names)
-        neighbours = self._routes.get(now).random_neighbours(self.name, self.rng)
-        for conn in self._table.connections_to(neighbours):
-            conn.add_gossip(TOPOLOGY_CHANNEL, data)
+        # Our own entry to every connection, not to mesh's 2·log2 N random neighbours:
+        # then each has it first-hand and, knowing that we do this (features
+        # TOPOLOGY_TO_ALL), passes it on only to peers we are not connected to.
+        ours = TopologyGossipData(self.peers, {self.name})
+        for conn in list(self._table.by_peer.values()):
+            conn.add_gossip(TOPOLOGY_CHANNEL, ours)
+        if others := names - {self.name}:
+            data = TopologyGossipData(self.peers, others)
+            neighbours = self._routes.get(now).random_neighbours(self.name, self.rng)
+            for conn in self._table.connections_to(neighbours):
+                conn.add_gossip(TOPOLOGY_CHANNEL, data)
 
     def _garbage_collect(self, now: float) -> None:
         self.timers.gc_at = float("inf")

@@ -26,6 +26,12 @@ class TopologyGossipData(msgspec.Struct):
         assert isinstance(other, TopologyGossipData)
         return TopologyGossipData(self.peers, self.names | other.names)
 
+    def split(self, name: int) -> tuple[TopologyGossipData | None, TopologyGossipData | None]:
+        """(``name``'s entry alone, the rest); None for a part that would be empty."""
+        own = TopologyGossipData(self.peers, {name}) if name in self.names else None
+        rest = self.names - {name}
+        return own, (TopologyGossipData(self.peers, rest) if rest else None)
+
 
 class TopologyGossiper:
     """Applies topology updates to the peer table; ``on_change`` runs after any news."""
