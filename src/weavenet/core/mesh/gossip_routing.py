@@ -71,8 +71,8 @@ class GossipRouter:
         else:
             data = gossiper.on_gossip(msg.data, now)
             if isinstance(data, TopologyGossipData) and _sends_own_to_all(conn, msg.src):
-                data = self._relay_first_hand(msg.channel, msg.src, data, now)
-            if data is not None:
+                self._relay_first_hand(msg.channel, msg.src, data, now)
+            elif data is not None:
                 self._relay(msg.channel, msg.src, data, now)
 
     def _forward_unicast(self, dst: int, body: bytes, routes: Routes) -> bool:
@@ -89,20 +89,22 @@ class GossipRouter:
 
     def _relay_first_hand(
         self, channel: str, src: int, data: TopologyGossipData, now: float
-    ) -> TopologyGossipData | None:
-        """News of ``src``'s own entry, from ``src``, which sends each version of it to
-        every connection it has: the peers in that entry's connection list have it
-        first-hand too, so of our random neighbours only the others get it. In a full
-        mesh that is nobody, where mesh's relays bring every router each change from
-        ~2·log2 N neighbours. Returns the rest of ``data``, relayed as usual."""
+    ) -> None:
+        """News from ``src``, which sends each version of its own entry to every
+        connection it has: the peers in that entry's connection list have it first-hand
+        too, so of our random neighbours only the others get it; the rest of ``data`` goes
+        to all of them, as usual. In a full mesh ``src``'s entry then goes to nobody,
+        where mesh's relays bring every router each change from ~2·log2 N neighbours."""
         own, rest = data.split(src)
         entry = data.peers.get(src)
-        if own is not None and entry is not None:
-            told = entry.connections
-            neighbours = self._routes.get(now).random_neighbours(src, self._rng)
-            for conn in self._table.connections_to([n for n in neighbours if n not in told]):
+        told = entry.connections if entry is not None else {}
+        for conn in self._table.connections_to(
+            self._routes.get(now).random_neighbours(src, self._rng)
+        ):
+            if rest is not None:
+                conn.add_gossip(channel, rest)
+            if own is not None and conn.remote_name not in told:
                 conn.add_gossip(channel, own)
-        return rest
 
     def _relay(self, channel: str, src: int, data: GossipData, now: float) -> None:
         neighbours = self._routes.get(now).random_neighbours(src, self._rng)

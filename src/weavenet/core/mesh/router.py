@@ -278,7 +278,7 @@ class Router:
         # then each has it first-hand and, knowing that we do this (features
         # TOPOLOGY_TO_ALL), passes it on only to peers we are not connected to.
         ours = TopologyGossipData(self.peers, {self.name})
-        for conn in list(self._table.by_peer.values()):
+        for conn in self._table.by_peer.values():
             conn.add_gossip(TOPOLOGY_CHANNEL, ours)
         if others := names - {self.name}:
             data = TopologyGossipData(self.peers, others)
