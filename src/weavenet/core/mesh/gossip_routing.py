@@ -139,11 +139,34 @@ class GossipRouter:
                 conn.add_gossip(channel, data)
 
     def periodic(self, now: float) -> None:
-        """Every channel's complete state, to random neighbours."""
+        """Every channel's complete state, to random neighbours; but the topology's as
+        :meth:`_periodic_topology` says."""
         for channel, gossiper in list(self._channels.items()):
             data = _full_state(channel, gossiper, now)
-            if data is not None:
+            if isinstance(data, TopologyGossipData):
+                self._periodic_topology(channel, data, now)
+            elif data is not None:
                 self._relay(channel, self._ourself, data, now)
+
+    def _periodic_topology(self, channel: str, data: TopologyGossipData, now: float) -> None:
+        """Mesh sends the whole table to 2·log2 N neighbours every round: at 100 peers
+        up to 290 KB each, 80% of a forming router's mesh bytes. Our round repairs the
+        same losses for less. Our own entry goes to every connection, as each new
+        version of it does (router._send_topology_update); and since every neighbour
+        that said TopologyToAll in its handshake does the same with its entry, of the
+        table a random neighbour gets only the entries it may not have from their
+        owners. In a full mesh of our routers, that is none."""
+        ours = TopologyGossipData(data.peers, {self._ourself})
+        to_all = {self._ourself}
+        for name, conn in self._table.by_peer.items():
+            conn.add_gossip(channel, ours)
+            if conn.remote is not None and conn.remote.topology_to_all:
+                to_all.add(name)
+        neighbours = self._routes.get(now).random_neighbours(self._ourself, self._rng)
+        for conn in self._table.connections_to(neighbours):
+            lacking = data.lacking_first_hand(conn.remote_name, to_all)
+            if lacking is not None:
+                conn.add_gossip(channel, lacking)
 
 
 def _sends_own_to_all(conn: MeshConn, src: int) -> bool:

@@ -144,6 +144,10 @@ class Peers:
         """Our entry as gossip last carried it."""
         return self._published
 
+    def carried(self, name: int) -> Peer | None:
+        """``name``'s entry as our gossip carries it: ours as last published."""
+        return self._published if name == self._ourself.name else self._by_name.get(name)
+
     def _bump(self) -> None:
         self._ourself.version = min(self._ourself.version + 1, _UINT64_MAX)
 

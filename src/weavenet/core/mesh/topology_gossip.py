@@ -32,6 +32,22 @@ class TopologyGossipData(msgspec.Struct):
         rest = self.names - {name}
         return own, (TopologyGossipData(self.peers, rest) if rest else None)
 
+    def lacking_first_hand(self, receiver: int, to_all: set[int]) -> TopologyGossipData | None:
+        """The entries ``receiver`` may not have had from their owners; None if none.
+
+        A peer in ``to_all`` sends each version of its entry to every connection it has
+        when it publishes it, and again to each new one (TopologyToAll): if that version
+        lists ``receiver`` as a connection, ``receiver`` got it straight from the owner,
+        over TCP. ``receiver``'s own entry is its own."""
+        lacking = set()
+        for name in self.names:
+            if name == receiver:
+                continue
+            entry = self.peers.carried(name)
+            if entry is None or name not in to_all or receiver not in entry.connections:
+                lacking.add(name)
+        return TopologyGossipData(self.peers, lacking) if lacking else None
+
 
 class TopologyGossiper:
     """Applies topology updates to the peer table; ``on_change`` runs after any news."""
