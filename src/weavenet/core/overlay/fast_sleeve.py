@@ -28,6 +28,7 @@ from weavenet.core.overlay.probe import (
     ProbedForwarder,
     State,
     forget_stopped,
+    install,
     take_all_heartbeats,
 )
 from weavenet.core.overlay.ready import ReadyList
@@ -101,10 +102,7 @@ class FastSleeveOverlay(msgspec.Struct):
             session_key=params.session_key,
             ready=self.ready,
         )
-        old = self.connections.get(params.remote_name)
-        if old is not None:
-            old.stop()
-        self.connections[params.remote_name] = fwd
+        install(self.connections, fwd)
         self.unsized.add(fwd)
         return fwd
 

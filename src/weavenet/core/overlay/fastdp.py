@@ -41,6 +41,7 @@ from weavenet.core.overlay.probe import (
     ProbedForwarder,
     State,
     forget_stopped,
+    install,
     take_all_heartbeats,
 )
 from weavenet.core.overlay.ready import ReadyList
@@ -128,10 +129,7 @@ class FastdpOverlay(msgspec.Struct):
             mtu=self.mtu,
             ready=self.ready,
         )
-        old = self.connections.get(params.remote_name)
-        if old is not None:
-            old.stop()
-        self.connections[params.remote_name] = fwd
+        install(self.connections, fwd)
         return fwd
 
     def heartbeat_frame(self, frame: bytes, now: float) -> int | None:

@@ -9,7 +9,9 @@ is about; the peer judges its own direction the same way.
 Timing, deliberately faster than Go (which says 10 s / 60 s): heartbeats from 0.5 s apart,
 doubling up to :data:`PROBE_INTERVAL_MAX`, until the first ack, then every
 :data:`SLOW_HEARTBEAT` (a starved peer acks late, and a constant 0.5 s probe on every
-forming connection made it later still); no ack for :data:`ACK_TIMEOUT` makes the
+forming connection made it later still), or slower in an overlay of more than 32 peers
+(:func:`slow_heartbeat`); no ack for :data:`MISSED_ACKS` of those (:data:`ACK_TIMEOUT`
+before the first) makes the
 forwarder unhealthy (traffic moves to the next overlay), the next ack makes it healthy
 again, but only if the peer was heard on the mesh connection within :data:`HEARD_WITHIN`
 (``peer_heard``, any message): a peer, or a router, starved of CPU acks late without its
@@ -38,6 +40,12 @@ FAST_HEARTBEAT = 0.5
 SLOW_HEARTBEAT = 4.0
 PROBE_INTERVAL_MAX = 2.0
 ACK_TIMEOUT = 16.0
+# An established, active forwarder's heartbeats: every SLOW_HEARTBEAT up to 32 peers, then
+# paced so that an overlay sends at most this many a second, up to Go's 10 s. The ack
+# timeout is MISSED_ACKS heartbeats (16 s, then up to 40 s; Go allows 60 s).
+HEARTBEATS_PER_SECOND = 8.0
+MAX_SLOW_HEARTBEAT = 10.0
+MISSED_ACKS = 4
 STANDBY_HEARTBEAT = 16.0
 STANDBY_ACK_TIMEOUT = 3 * STANDBY_HEARTBEAT
 PROMOTION_GRACE = 2.0
@@ -104,6 +112,7 @@ class ProbedForwarder(msgspec.Struct):
     _heard: float = float("-inf")  # the last message from the peer on the mesh connection
     _last_beat: float = float("-inf")
     _probe_interval: float = FAST_HEARTBEAT
+    _slow_interval: float = SLOW_HEARTBEAT  # see pace()
     _next_heartbeat: float = float("inf")
     _ack_deadline: float = float("inf")
     _control: list[tuple[int, bytes]] = msgspec.field(default_factory=list)
@@ -139,7 +148,7 @@ class ProbedForwarder(msgspec.Struct):
             return
         if payload[1] == HEARTBEAT_ACK and self.state is not State.STOPPED:
             if not self.established:
-                self._next_heartbeat = min(self._next_heartbeat, now + SLOW_HEARTBEAT)
+                self._next_heartbeat = min(self._next_heartbeat, now + self._slow_interval)
             self.established = True
             self._last_ack = now
             self._ack_deadline = now + self._ack_timeout()
@@ -175,12 +184,19 @@ class ProbedForwarder(msgspec.Struct):
                 interval = self._probe_interval
                 self._probe_interval = min(2 * interval, PROBE_INTERVAL_MAX)
             else:
-                interval = STANDBY_HEARTBEAT if self.standby else SLOW_HEARTBEAT
+                interval = STANDBY_HEARTBEAT if self.standby else self._slow_interval
             self._next_heartbeat = now + interval
         return min(self._next_heartbeat, self._ack_deadline)
 
     def _ack_timeout(self) -> float:
-        return STANDBY_ACK_TIMEOUT if self.standby and self.established else ACK_TIMEOUT
+        if not self.established:
+            return ACK_TIMEOUT
+        return STANDBY_ACK_TIMEOUT if self.standby else MISSED_ACKS * self._slow_interval
+
+    def pace(self, forwarders: int) -> None:
+        """Its overlay now has ``forwarders``: heartbeat at :func:`slow_heartbeat`'s
+        interval once established (from the next heartbeat on)."""
+        self._slow_interval = slow_heartbeat(forwarders)
 
     def set_standby(self, standby: bool, now: float) -> float:
         """The switch says whether a healthy, more preferred forwarder carries the peer.
@@ -193,9 +209,9 @@ class ProbedForwarder(msgspec.Struct):
         if standby:
             self._ack_deadline = max(self._ack_deadline, self._last_ack + STANDBY_ACK_TIMEOUT)
             return float("inf")
-        self._ack_deadline = max(self._last_ack + ACK_TIMEOUT, now + PROMOTION_GRACE)
+        self._ack_deadline = max(self._last_ack + self._ack_timeout(), now + PROMOTION_GRACE)
         fresh = self._last_beat >= now  # one went in this very tick
-        self._next_heartbeat = now + SLOW_HEARTBEAT if fresh else now
+        self._next_heartbeat = now + self._slow_interval if fresh else now
         return self.tick(now)
 
     def heartbeat_received(self, now: float) -> None:
@@ -210,6 +226,32 @@ class ProbedForwarder(msgspec.Struct):
 F = TypeVar("F", bound=ProbedForwarder)
 
 
+def slow_heartbeat(forwarders: int) -> float:
+    """The heartbeat interval of an established, active forwarder in an overlay of
+    ``forwarders``: heartbeats on every overlay to every peer were ~15% of a router's
+    CPU at 100 peers, and acks from a starved peer come late whatever the pace."""
+    return min(max(SLOW_HEARTBEAT, forwarders / HEARTBEATS_PER_SECOND), MAX_SLOW_HEARTBEAT)
+
+
+def install(connections: MutableMapping[int, F], fwd: F) -> F:
+    """``fwd`` becomes its peer's forwarder in an overlay's ``connections`` (the one it
+    replaces stops); every forwarder there is paced for the new count."""
+    old = connections.get(fwd.remote)
+    if old is not None:
+        old.stop()
+    connections[fwd.remote] = fwd
+    _pace_all(connections)
+    return fwd
+
+
+def _pace_all(connections: MutableMapping[int, F]) -> None:
+    """Tell every forwarder of an overlay how many there are (see :func:`slow_heartbeat`):
+    O(peers) per new peer, not per heartbeat."""
+    count = len(connections)
+    for fwd in connections.values():
+        fwd.pace(count)
+
+
 def take_all_heartbeats(ready: ReadyList[ProbedForwarder]) -> list[Heartbeat]:
     """The heartbeats the forwarders of one overlay now want sent: only those on its
     ready list are asked (an idle forwarder costs nothing)."""
@@ -221,3 +263,4 @@ def forget_stopped(connections: MutableMapping[int, F], remote: int) -> None:
     fwd = connections.get(remote)
     if fwd is not None and fwd.state is State.STOPPED:
         del connections[remote]
+        _pace_all(connections)
