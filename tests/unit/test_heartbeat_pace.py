@@ -20,6 +20,7 @@ from weavenet.core.overlay.probe import (
     MISSED_ACKS,
     OVERLAY_CONTROL_TAG,
     SLOW_HEARTBEAT,
+    ProbedForwarder,
     State,
     slow_heartbeat,
 )
@@ -38,7 +39,7 @@ def _overlay(peers: int) -> FastdpOverlay:
     return overlay
 
 
-def _established(fwd: FastdpForwarder) -> None:
+def _established(fwd: ProbedForwarder) -> None:
     fwd.confirm(0.0)
     fwd.take_heartbeats()
     fwd.control_message(OVERLAY_CONTROL_TAG, ACK, 0.1)
@@ -114,9 +115,7 @@ def test_the_fast_sleeve_is_paced_too() -> None:
     for remote in range(2, 102):
         overlay.prepare_forwarder(_params(remote), 0)
     fwd = overlay.connections[9]
-    fwd.confirm(0.0)
-    fwd.take_heartbeats()
-    fwd.control_message(OVERLAY_CONTROL_TAG, ACK, 0.1)
+    _established(fwd)
     fwd.peer_heard(0.1 + ACK_TIMEOUT)
     fwd.tick(0.1 + ACK_TIMEOUT)
     assert fwd.healthy
