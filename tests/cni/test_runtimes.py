@@ -63,7 +63,13 @@ def test_podman_and_ctr_on_two_hosts_share_the_ring_and_ping(
     assert len({ip.ip for ip in ips.values()}) == 4, ips
     assert all(ip.network == UNIVERSE for ip in ips.values())
     assert f"inet {ips['p1']}" in rt1.podman_exec("p1", "/bin/ip", "-4", "addr").stdout
-    assert f"inet {ips['k2']}" in rt2.ctr_exec("k2", "/bin/ip", "-4", "addr").stdout
+    # `ctr tasks exec` can exit 0 before it has copied the process's output (seen once in CI,
+    # stdout ''), so the read is retried; an address that is not there still fails.
+    wait_until(
+        lambda: f"inet {ips['k2']}" in rt2.ctr_exec("k2", "/bin/ip", "-4", "addr").stdout,
+        30,
+        message=f"k2 does not show {ips['k2']}",
+    )
 
     def pings(run: Exec, name: str, dst: ipaddress.IPv4Interface) -> Callable[[], bool]:
         return lambda: run(name, "/bin/ping", "-c", "1", "-W", "2", str(dst.ip)).returncode == 0
