@@ -1,0 +1,72 @@
+"""Routes over a Peers table: the search that stops after as many names as the table has
+entries (``Routes.compute``, relying on the table being closed) finds exactly the routes of
+the search that counts every name, keys and remotes, whatever the table went through:
+merges, our own connections made and dropped, collections with or without a grace."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.property.test_topology_props import POOL, US, Key, encode, fresh, update_keys
+from weavenet.core.mesh.peers import Peers
+from weavenet.core.mesh.routes import Routes
+from weavenet.core.peername import UNKNOWN_PEER_NAME
+
+Step = tuple[int, bool, float | None]  # connect to / drop this remote, collect (grace)?
+steps = st.lists(
+    st.tuples(st.sampled_from(POOL), st.booleans(), st.sampled_from((None, 0.0, 5.0))),
+    max_size=5,
+)
+
+
+def churn(peers: Peers, step: Step, now: float) -> None:
+    remote, drop, grace = step
+    if drop:
+        if remote in peers.ourself.connections:
+            peers.delete_local_connection(remote)
+    else:
+        peers.add_local_connection(remote, f"10.1.0.{remote}:6783", True, remote % 2 == 0)
+    if grace is not None:
+        peers.garbage_collect(now, grace)
+
+
+def assert_closed_and_equal(peers: Peers) -> None:
+    computed = Routes.compute(peers)
+    counted = Routes(US, peers.adjacency())
+    assert computed.unicast_all == counted.unicast_all
+    assert computed.unicast == counted.unicast
+    for name in computed.unicast_all:  # reachable: each remote it lists has an entry
+        peer = peers.get(name)
+        assert peer is not None and all(remote in peers for remote in peer.connections)
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.integers(0, 2**16), update_keys, steps, st.randoms(use_true_random=False))
+def test_routes_of_a_closed_table_match_the_counted_search(
+    seed: int,
+    groups: list[list[Key]],
+    churn_steps: list[tuple[int, bool, float | None]],
+    rnd: random.Random,
+) -> None:
+    peers = fresh()
+    updates = [encode(seed, group) for group in groups]
+    for i, update in enumerate(updates):
+        peers.apply_update(update)
+        for step in churn_steps[i :: len(updates)]:
+            churn(peers, step, now=float(i * 3))
+        assert_closed_and_equal(peers)
+    peers.garbage_collect(1000.0, rnd.choice((0.0, 5.0)))
+    assert_closed_and_equal(peers)
+
+
+def test_an_unclosed_adjacency_is_counted() -> None:
+    """A plain adjacency whose remote has no key of its own: the counted search routes it."""
+    adjacency = {US: {1: False}, 1: {US: False, 2: False}}
+    assert Routes(US, adjacency).unicast_all == {US: UNKNOWN_PEER_NAME, 1: 1, 2: 1}
+    assert Routes(US, adjacency, closed=True).unicast_all == {
+        US: UNKNOWN_PEER_NAME,
+        1: 1,
+    }  # why it must be closed
