@@ -1,7 +1,11 @@
-"""Routes over a Peers table: the search that stops after as many names as the table has
-entries (``Routes.compute``, relying on the table being closed) finds exactly the routes of
-the search that counts every name, keys and remotes, whatever the table went through:
-merges, our own connections made and dropped, collections with or without a grace."""
+"""Routes and discovery over a Peers table, both relying on its being closed (each remote
+a reachable entry lists has an entry of its own), whatever the table went through: merges, our own
+connections made and dropped, collections with or without a grace.
+
+- The route search that stops after as many names as the table has entries
+  (``Routes.compute``) finds exactly the routes of the search that counts every name.
+- ``discovery_candidates`` finds every announced connection to a peer of the table we
+  are not connected to, as walking every entry's every connection does."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.property.test_topology_props import POOL, US, Key, encode, fresh, update_keys
+from weavenet.core.mesh.connection_maker import discovery_candidates
 from weavenet.core.mesh.peers import Peers
 from weavenet.core.mesh.routes import Routes
 from weavenet.core.peername import UNKNOWN_PEER_NAME
@@ -70,3 +75,30 @@ def test_an_unclosed_adjacency_is_counted() -> None:
         US: UNKNOWN_PEER_NAME,
         1: 1,
     }  # why it must be closed
+
+
+def every_announced(peers: Peers, connected: set[int]) -> set[tuple[int, str, bool]]:
+    """The definition: walk every entry's every connection, to a peer in the table (the
+    table is closed but for unreachable entries it holds, whose remotes may be collected:
+    Go collects such an entry at once, so it dials none of them)."""
+    return {
+        (remote, summary.remote_tcp_addr, summary.outbound)
+        for peer in peers
+        if peer.name != US
+        for remote, summary in peer.connections.items()
+        if remote != US and remote not in connected and remote in peers
+    }
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.integers(0, 2**16), update_keys, steps, st.sets(st.sampled_from(POOL)))
+def test_discovery_candidates_are_every_announced_connection_to_an_unconnected_peer(
+    seed: int, groups: list[list[Key]], churn_steps: list[Step], connected: set[int]
+) -> None:
+    peers = fresh()
+    for i, group in enumerate(groups):
+        peers.apply_update(encode(seed, group))
+        for step in churn_steps[i :: len(groups)]:
+            churn(peers, step, now=float(i * 3))
+        found = discovery_candidates(peers.unordered(), peers.names(), US, connected)
+        assert found == every_announced(peers, connected)

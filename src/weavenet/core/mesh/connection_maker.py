@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from enum import Enum
 
 import msgspec
 
 from weavenet.core.mesh.addresses import host_of, join_host_port, split_host_port
+from weavenet.core.mesh.peer import Peer
 
 INITIAL_INTERVAL = 2.0
 REFUSED_INTERVAL = 0.5
@@ -290,3 +291,34 @@ def _format_time(epoch: float) -> str:
     """Go's time.Time.String() shape, in UTC: ``2015-08-06 18:55:38.246 +0000 UTC``."""
     moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} +0000 UTC"
+
+
+def discovery_candidates(
+    entries: Iterable[Peer], names: set[int], us: int, connected: Set[int]
+) -> set[tuple[int, str, bool]]:
+    """(remote, address, outbound) of every connection the ``entries`` announce to one of
+    ``names`` (the entries' names) that we (``us``) are not ``connected`` to: only those
+    matter for discovery, and the set folds the many reports of one connection into one
+    candidate. The peers not connected are ``names`` less ours, and each entry's list is
+    matched against them from the smaller side: walking each of N peers' N-1 connections
+    made this a tenth of a converging router's core CPU at N=100 (simulated; it runs
+    after every burst of topology news). A Peers table is closed but for the unreachable
+    entries it holds before collection, whose remotes may be collected already: those
+    remotes are not dialled (Go, collecting such an entry at once, dials none of them)."""
+    unconnected = names - connected
+    unconnected.discard(us)
+    known: set[tuple[int, str, bool]] = set()
+    if not unconnected:
+        return known
+    for peer in entries:
+        connections = peer.connections
+        if peer.name == us or not connections:
+            continue
+        if len(unconnected) < len(connections):
+            remotes = [r for r in unconnected if r in connections]
+        else:
+            remotes = [r for r in connections if r in unconnected]
+        for remote in remotes:
+            summary = connections[remote]
+            known.add((remote, summary.remote_tcp_addr, summary.outbound))
+    return known

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, KeysView
+from collections.abc import Callable
 
 import msgspec
 
@@ -23,7 +23,11 @@ from weavenet.core.errors import RemoteProtocolError
 from weavenet.core.mesh.addresses import split_host_port
 from weavenet.core.mesh.config import RouterConfig
 from weavenet.core.mesh.conn import HEARTBEAT_INTERVAL, MeshConn
-from weavenet.core.mesh.connection_maker import ConnectionMaker, OurConnection
+from weavenet.core.mesh.connection_maker import (
+    ConnectionMaker,
+    OurConnection,
+    discovery_candidates,
+)
 from weavenet.core.mesh.connections import ConnectionTable
 from weavenet.core.mesh.gossip import GOSSIP_INTERVAL, Gossip, Gossiper
 from weavenet.core.mesh.gossip_routing import GOSSIP_TAGS, GossipRouter
@@ -299,32 +303,15 @@ class Router:
         self.timers.plan_at = float("inf")
         connected = self._table.by_peer
         ours = [OurConnection(c.remote_name, c.remote_addr, c.outbound) for c in connected.values()]
-        known = self._discovery_candidates(connected.keys())
+        known = discovery_candidates(
+            self.peers.unordered(), self.peers.names(), self.name, connected.keys()
+        )
         conns = self._table.by_id.values()
         calling = [c.remote_addr for c in conns if not c.outbound and not c.registered]
         for address in self.maker.plan(now, ours, known, self.name, calling):
             host, port = split_host_port(address, self.config.port)
             log.info("->[%s] attempting connection", address)
             self._effects.append(Dial(address, host, port))
-
-    def _discovery_candidates(self, connected: KeysView[int]) -> set[tuple[int, str, bool]]:
-        """(remote, address, outbound) of every announced connection to a peer we are not
-        connected to: only those matter for discovery, and the set folds the many reports
-        of one connection into one candidate. Per peer, the remotes left are a key-set
-        difference: once the mesh is nearly full, few or none, where walking each of N
-        peers' N-1 connections made this a tenth of a converging router's core CPU at
-        N=100 (simulated; it runs after every burst of topology news)."""
-        us = self.name
-        skip = connected | {us}
-        known: set[tuple[int, str, bool]] = set()
-        for peer in self.peers.unordered():
-            if peer.name == us:
-                continue
-            connections = peer.connections
-            for remote in connections.keys() - skip:
-                summary = connections[remote]
-                known.add((remote, summary.remote_tcp_addr, summary.outbound))
-        return known
 
     # ---- time ----------------------------------------------------------------------
     def tick(self, now: float) -> None:
