@@ -112,8 +112,9 @@ class Routes:
     """Routes of one peer (``ourself``) over a snapshot of the topology."""
 
     def __init__(self, ourself: int, adjacency: Adjacency, closed: bool = False) -> None:
-        """``closed``: every remote a key lists is a key too, so the names are the keys
-        (a :class:`Topology` promises it); else they are counted, keys and remotes."""
+        """``closed``: every remote that a key reachable from ``ourself`` lists is a key
+        too (a :class:`Topology` promises it), so no more names than the keys can be
+        routed; else the names are counted, keys and remotes."""
         self.ourself = ourself
         self._adj = _freeze(adjacency)
         self._closed = closed
