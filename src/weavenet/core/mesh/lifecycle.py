@@ -259,6 +259,7 @@ class ConnectionLifecycle:
         log.info("%s connection shutting down due to error%s: %s", conn.describe(), stage, reason)
         if registered:
             p.peers.delete_local_connection(conn.remote_name)
+            p.routes.invalidate()  # no route may lead through a connection we lost
             log.info("%s: connection deleted", conn.describe())
             self._hooks.topology_update(set(), now)  # our entry only, as Go
         if conn.holds_ref:

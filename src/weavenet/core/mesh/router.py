@@ -256,8 +256,12 @@ class Router:
         self.timers.plan_at = min(self.timers.plan_at, now + PLAN_DELAY)
 
     def schedule_topology_update(self, names: set[int], now: float) -> None:
-        """Our own entry changed: gossip it (and ``names``) after the coalescing delay."""
-        self._routes.invalidate()
+        """Our own entry changed: gossip it (and ``names``) after the coalescing delay.
+        Our routes follow as after news from others: a connection added or established
+        can only add routes, so routes a moment old are still usable (a lost one drops
+        them, and the lifecycle invalidates the routes then). At 100 peers, recomputing
+        for each of the ~200 changes of a router's own entry was 5% of its CPU."""
+        self._routes.topology_changed()
         self.timers.pending_names |= names | {self.name}
         t = self.timers
         due = max(now + TOPOLOGY_UPDATE_QUICK, t.published_at + TOPOLOGY_UPDATE_DELAY)
