@@ -392,6 +392,23 @@ def test_an_unreachable_peer_is_held_out_of_gossip_until_its_grace_ends() -> Non
     assert peers.names() == {US} and peers.held_since() == float("inf")
 
 
+def test_a_peer_that_a_held_peer_lists_is_kept_until_that_one_goes() -> None:
+    """B is due before A, which lists it; if B went first and A were then reached again,
+    A's entry would list a peer with no entry of its own (the table would not be closed)."""
+    peers = new_table()
+    peers.apply_update(encode_peers([make_peer(B)]))
+    assert peers.garbage_collect(0.0, grace=5.0) == []  # B held from 0
+    peers.apply_update(encode_peers([make_peer(A, conns={B: True})]))
+    assert peers.garbage_collect(3.0, grace=5.0) == []  # A held from 3
+    assert peers.garbage_collect(6.0, grace=5.0) == []  # B due, but A lists it
+    assert peers.held_since() == 3.0  # the next collection is A's, not a busy loop on B
+    peers.add_local_connection(A, "x:1", True, True)  # A reached again: B with it
+    assert B in peers and peers.garbage_collect(7.0, grace=5.0) == []
+    peers.delete_local_connection(A)
+    assert peers.garbage_collect(8.0, grace=5.0) == []  # both held again, from 8
+    assert [p.name for p in peers.garbage_collect(13.0, grace=5.0)] == sorted([A, B])
+
+
 def test_topology_gossip_about_only_held_or_unknown_peers_sends_no_message() -> None:
     peers = new_table()
     peers.apply_update(encode_peers([make_peer(A)]))

@@ -321,11 +321,11 @@ class Peers:
         unreached = {n for n in self._by_name if n not in reached and not refs.get(n)}
         for name in [n for n in since if n not in unreached]:
             del since[name]
-        removed = [
-            self._by_name[name]
-            for name in sorted(unreached)
-            if since.setdefault(name, now) + grace <= now
-        ]
+        due = {name for name in unreached if since.setdefault(name, now) + grace <= now}
+        going = self._listed_by_none_kept(set(due))
+        for name in due - going:
+            since[name] = now  # kept for a held peer: a grace of its own again, from now
+        removed = [self._by_name[name] for name in sorted(going)]
         for peer in removed:
             del since[peer.name]
             del self._by_name[peer.name]
@@ -333,6 +333,24 @@ class Peers:
         if removed:
             self._short_index = None
         return removed
+
+    def _listed_by_none_kept(self, due: set[int]) -> set[int]:  # takes ``due`` over
+        """Of the peers ``due`` for collection, those no entry that stays lists. A held
+        peer (unreachable, in its grace) keeps the peers it lists: it may become
+        reachable again, and then each of them must have an entry (the table stays
+        closed, which the routes and discovery rely on)."""
+        while due:
+            kept = {
+                remote
+                for name, peer in self._by_name.items()
+                if name not in due
+                for remote in peer.connections
+                if remote in due
+            }
+            if not kept:
+                break
+            due -= kept
+        return due
 
     def held_since(self) -> float:
         """When the longest-held unreachable peer was found unreachable (inf: none is).
