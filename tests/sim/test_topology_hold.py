@@ -60,3 +60,30 @@ def test_a_joining_router_is_routable_soon_although_its_versions_are_held(seed: 
     assert len(lags) == N
     limit = router_module.TOPOLOGY_UPDATE_QUICK + router_module.TOPOLOGY_UPDATE_DELAY + 0.5
     assert max(lags) <= limit, sorted(lags)[-3:]
+
+
+def _registered(net: SimNet, i: int, count: int) -> bool:
+    return len(net.routers[i].by_peer) == count
+
+
+def _lists(net: SimNet, viewer: int, owner: int, remote: int) -> bool:
+    entry = net.routers[viewer].peers.get(net.routers[owner].name)
+    return entry is not None and net.routers[remote].name in entry.connections
+
+
+def test_a_settled_router_publishes_a_change_at_once_not_after_the_delay() -> None:
+    """Connected to every peer it knows, none forming: its new connection goes out QUICK
+    after it is made, though its last version went out less than DELAY before (the
+    entry a mesh converges on is the last one)."""
+    net = SimNet(4, seed=3, discovery=False)
+    net.connect(1, [0])
+    assert net.run_until(lambda: _lists(net, 1, 0, 1), limit=5)
+    net.run_for(3.0)  # quiet
+    net.connect(2, [0])
+    assert net.run_until(lambda: _lists(net, 1, 0, 2), limit=5)
+    net.connect(3, [0])  # within DELAY of router 0's last version
+    assert net.run_until(lambda: _registered(net, 0, 3), limit=5)
+    made = net.now
+    quick = router_module.TOPOLOGY_UPDATE_QUICK
+    assert net.run_until(lambda: _lists(net, 1, 0, 3), limit=quick + 0.2)
+    assert net.now - made < router_module.TOPOLOGY_UPDATE_DELAY - 0.5

@@ -51,7 +51,9 @@ log = logging.getLogger("weavenet.mesh")
 # TOPOLOGY_UPDATE_DELAY (mesh coalesces over 1 s), each TOPOLOGY_UPDATE_QUICK after the
 # first change of a quiet spell: a lone change spreads at once, a router joining a big
 # mesh (two changes per connection) shows the mesh one version of itself per interval
-# (see BENCHMARKS.md, "Scale").
+# (see BENCHMARKS.md, "Scale"). A router connected to every peer it knows, none of it
+# forming, publishes QUICK after the change: that entry is the one a mesh converges on,
+# and waiting out the interval for it was most of a 50-router chain's last seconds.
 TOPOLOGY_UPDATE_DELAY = 2.0
 TOPOLOGY_UPDATE_QUICK = 0.5
 # While one of our connections is still forming (added, its overlay not established yet)
@@ -264,11 +266,18 @@ class Router:
         self._routes.topology_changed()
         self.timers.pending_names |= names | {self.name}
         t = self.timers
-        due = max(now + TOPOLOGY_UPDATE_QUICK, t.published_at + TOPOLOGY_UPDATE_DELAY)
+        due = now + TOPOLOGY_UPDATE_QUICK
+        if not self._settled():
+            due = max(due, t.published_at + TOPOLOGY_UPDATE_DELAY)
         if now < t.published_at + TOPOLOGY_FORMING_HOLD and self._hold_while_forming():
             due = t.published_at + TOPOLOGY_FORMING_HOLD
         t.topology_update_at = min(t.topology_update_at, due)
         self.timers.gc_at = min(self.timers.gc_at, now + GC_DELAY)
+
+    def _settled(self) -> bool:
+        """Connected to every peer we know of, none of it still forming: the entry we
+        would publish is likely our last for a while."""
+        return len(self._table.by_peer) == len(self.peers) - 1 and not self.peers.forming()
 
     def _hold_while_forming(self) -> bool:
         """Hold our next version while connections form, unless it is the first to show
