@@ -199,8 +199,23 @@ class ConnectionLifecycle:
         most connections, and at 100 peers those full states were over half of all
         topology bytes. A peer that gossip already reaches (over any announced
         connection, as gossip is routed) has our state but for what is in flight,
-        and the gossip brings that."""
-        return self._p.routes.get(now).lookup_all(remote) is None
+        and the gossip brings that. A neighbour's entry listing it is such a route, the
+        usual one (it is how we learnt of the peer) and cheap to see; else the routes
+        are asked with all we know now: a route is often news of the last moment, and
+        each full state sent for want of it is the whole table (at 100 peers, asked of
+        routes up to ROUTES_RECALC_DELAY old, three times as many)."""
+        if self._listed_by_a_neighbour(remote):
+            return False
+        return self._p.routes.fresh().lookup_all(remote) is None
+
+    def _listed_by_a_neighbour(self, remote: int) -> bool:
+        """A peer we are connected to lists ``remote``: gossip reaches it through them."""
+        peers = self._p.peers
+        for name in self._p.table.by_peer:
+            entry = peers.get(name)
+            if entry is not None and remote in entry.connections:
+                return True
+        return False
 
     def _start_overlay(self, conn: MeshConn, now: float) -> None:
         remote = conn.remote
