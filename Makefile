@@ -109,6 +109,7 @@ clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 bench-scale: $(STAMP) ## N=20,50,100 routers with the data plane, chain-started (vs Go at 20,50; BENCH_SCALE_ARGS=--sizes 50 --no-go)
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(INTEROP_APT)"
 	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
 .PHONY: bench-startup
