@@ -179,6 +179,7 @@ class ConnectionLifecycle:
         p.table.register(conn)
         conn.next_heartbeat = now + HEARTBEAT_INTERVAL
         p.peers.add_local_connection(conn.remote_name, conn.remote_addr, conn.outbound, False)
+        p.routes.invalidate()  # a new neighbour: gossip relayed from now on must reach it
         if conn.target is not None:
             p.maker.connection_added(conn.target, conn.outbound)
         if restarted:

@@ -259,10 +259,11 @@ class Router:
 
     def schedule_topology_update(self, names: set[int], now: float) -> None:
         """Our own entry changed: gossip it (and ``names``) after the coalescing delay.
-        Our routes follow as after news from others: a connection added or established
-        can only add routes, so routes a moment old are still usable (a lost one drops
-        them, and the lifecycle invalidates the routes then). At 100 peers, recomputing
-        for each of the ~200 changes of a router's own entry was 5% of its CPU."""
+        Our routes follow as after news from others: a connection established only
+        adds routes over established connections (the data plane's), so routes a moment
+        old are still usable; a connection added or lost changes our neighbours, and the
+        lifecycle invalidates the routes then (gossip relayed by stale routes missed a
+        new neighbour, which then lacked the news until the periodic round)."""
         self._routes.topology_changed()
         self.timers.pending_names |= names | {self.name}
         t = self.timers
