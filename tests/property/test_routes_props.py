@@ -74,9 +74,8 @@ def test_an_unclosed_adjacency_is_counted() -> None:
 
 
 def every_announced(peers: Peers, connected: set[int]) -> set[tuple[int, str, bool]]:
-    """The definition: walk every entry's every connection, to a peer in the table (the
-    table is closed but for unreachable entries it holds, whose remotes may be collected:
-    Go collects such an entry at once, so it dials none of them)."""
+    """The definition: walk every entry's every connection, to a peer in the table (a
+    closed table has each of them; the filter restates that, for the oracle's sake)."""
     return {
         (remote, summary.remote_tcp_addr, summary.outbound)
         for peer in peers

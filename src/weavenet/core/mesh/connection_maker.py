@@ -302,9 +302,9 @@ def discovery_candidates(
     candidate. The peers not connected are ``names`` less ours, and each entry's list is
     matched against them from the smaller side: walking each of N peers' N-1 connections
     made this a tenth of a converging router's core CPU at N=100 (simulated; it runs
-    after every burst of topology news). A Peers table is closed but for the unreachable
-    entries it holds before collection, whose remotes may be collected already: those
-    remotes are not dialled (Go, collecting such an entry at once, dials none of them)."""
+    after every burst of topology news). A Peers table is closed: every remote an entry
+    lists has an entry of its own (collection keeps a peer that a held entry lists), so
+    no candidate is missed by matching against ``names``."""
     unconnected = names - connected
     unconnected.discard(us)
     known: set[tuple[int, str, bool]] = set()

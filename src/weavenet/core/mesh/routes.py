@@ -30,7 +30,8 @@ class Topology(Protocol):
     A Protocol rather than an import, so that peers.py may use this module.
 
     Closed: every remote that a peer reachable from ``ourself`` lists has an entry of its
-    own (Peers makes a placeholder for each, and collects only unreachable peers). The
+    own (Peers makes a placeholder for each, and collects only unreachable peers that
+    no staying entry lists). The
     route search stops once it has routed as many names as there are entries, which the
     remotes would otherwise be counted for: a set of N*(N-1) names for every snapshot, at
     N=100 a fifth of the routes' cost."""
