@@ -75,7 +75,7 @@ class Router:
         self.host, self.index = host, index
         self.pid: int | None = None
         self.go: GoWeaver | None = None
-        self.stats: dict[str, Any] = {"latencies": []}
+        self.stats: dict[str, Any] = {"latencies": [], "asked_at": []}
         self.converged_at: float | None = None
 
     def alive(self) -> bool:
@@ -169,6 +169,7 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
                 router.stats["ready_cpu_s"] = cpu_seconds(pid or 0)
                 router.stats["ready_s"] = time.monotonic() - t0
             latencies.append(took)
+            router.stats["asked_at"].append(asked - t0)
             counts = mesh_counts(text)
             done = counts is not None and counts.converged(n)
             if done and router.converged_at is None:

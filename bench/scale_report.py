@@ -29,6 +29,7 @@ ROWS = [  # label, key in a run's summary, format
     ("mesh TCP sent per router, mean (KB)", "mesh_sent_kb_mean", "{:.0f}"),
     ("overlay sent per router, mean (KB)", "overlay_sent_kb_mean", "{:.0f}"),
     ("/status latency p50 / p99 / max (ms)", "status_ms", "{}"),
+    ("/status p99 while routers start / after the last answered (ms)", "status_phases", "{}"),
     ("/status replies sampled", "status_samples", "{}"),
     ("'Multiple connections' log lines", "multiple_connections", "{}"),
     ("longest event-loop step (ms, /metrics)", "loop_max_ms", "{}"),
@@ -39,6 +40,16 @@ ROWS = [  # label, key in a run's summary, format
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _phases(rows: list[dict[str, Any]], all_ready: float) -> str:
+    """The p99 of the replies asked before the last router answered (the launch: imports
+    keep both cores busy) and after it (the mesh forming), with their counts."""
+    pairs = [p for row in rows for p in zip(row["asked_at"], row["latencies"], strict=True)]
+    parts = []
+    for phase in ([t for a, t in pairs if a < all_ready], [t for a, t in pairs if a >= all_ready]):
+        parts.append(f"{1e3 * _pct(phase, 0.99):.0f} ({len(phase)})" if phase else "-")
+    return " / ".join(parts)
 
 
 def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,6 +83,7 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
             row["total_cpu_s"] - row["ready_cpu_s"] for row in rows
         ),
         "rss_peak_mb": f"{statistics.median(rss):.0f} / {max(rss):.0f}",
+        "status_phases": _phases(rows, max(row.get("ready_s", 0.0) for row in rest)),
         "status_p99_s": _pct(lat, 0.99) if lat else None,
         "status_ms": (
             f"{1e3 * _pct(lat, 0.5):.0f} / {1e3 * _pct(lat, 0.99):.0f} / {1e3 * max(lat):.0f}"

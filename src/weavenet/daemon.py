@@ -240,15 +240,18 @@ async def _start_http(opts: Options, run: Running) -> list[web.AppRunner]:
         from weavenet.proxy.service import add_proxy_routes
 
         add_proxy_routes(app, run.proxy)
-    runners = [await start_http(with_loop_metrics(app, run), opts.http_addr)]
+    foreground = run.shell.foreground  # requests go before the mesh's backlog
+    runners = [await start_http(with_loop_metrics(app, run), opts.http_addr, foreground)]
     log.info("Listening for HTTP control messages on %s", opts.http_addr)
     for addr in filter(None, (opts.status_addr, opts.metrics_addr)):
-        runners.append(await start_http(with_loop_metrics(make_status_app(run.shell), run), addr))
+        status_app = with_loop_metrics(make_status_app(run.shell), run)
+        runners.append(await start_http(status_app, addr, foreground))
         log.info("Listening for status+metrics requests on %s", addr)
     return runners
 
 
 async def _shutdown(run: Running, runners: list[web.AppRunner]) -> None:
+    run.shell.foreground.close()  # before the sockets it watches are closed
     if run.docker is not None:
         await run.docker.stop()
     for runner in runners:

@@ -7,9 +7,10 @@ Endpoints and responses follow Weave Net 2.8 ``prog/weaver/http.go`` and
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -31,6 +32,8 @@ from weavenet.api.template import TemplateError, parse
 CONTROL_KEY: web.AppKey[RouterControl] = web.AppKey("control", RouterControl)
 # built on the first GET /metrics (prometheus_client is imported then, not at start-up)
 REGISTRY_KEY: web.AppKey[MetricsRegistry] = web.AppKey("registry", MetricsRegistry)
+
+LISTEN_BACKLOG = 128  # aiohttp's sites' default
 
 Renderer = Callable[[dict[str, Any]], str]
 # sub-view -> (renderer, report section that must be present or None)
@@ -164,6 +167,14 @@ def split_host_port(addr: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
+class Foreground(Protocol):
+    """What the API tells the router's background work (io/foreground.py)."""
+
+    def watch(self, sock: socket.socket) -> None: ...
+    def begin(self) -> None: ...
+    def end(self) -> None: ...
+
+
 def _remove_stale_socket(path: str) -> None:
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -172,26 +183,67 @@ def _remove_stale_socket(path: str) -> None:
         pass
 
 
-async def start_http(app: web.Application, addr: str) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` or, when ``addr`` starts with "/", a unix socket.
-
-    The caller owns the returned runner and must ``await runner.cleanup()``.
-    ``runner.addresses`` gives the bound address (useful with port 0).
-    """
-    site_factory: Callable[[web.AppRunner], web.BaseSite]
+def listening_socket(addr: str) -> socket.socket:
+    """A socket listening on ``host:port`` (``:port``: every interface, IPv4 and IPv6
+    where the kernel has both) or, when ``addr`` starts with "/", a unix socket."""
     if addr.startswith("/"):
         _remove_stale_socket(addr)
-        site_factory = lambda r: web.UnixSite(r, addr)  # noqa: E731
-    else:
-        host, port = split_host_port(addr)
-        site_factory = lambda r: web.TCPSite(r, host, port, reuse_address=True)  # noqa: E731
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(addr)
+            sock.listen(LISTEN_BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    host, port = split_host_port(addr)
+    if host is None:
+        dual = socket.has_dualstack_ipv6()
+        family = socket.AF_INET6 if dual else socket.AF_INET
+        return socket.create_server(
+            ("", port), family=family, backlog=LISTEN_BACKLOG, dualstack_ipv6=dual
+        )
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return socket.create_server(sockaddr[:2], family=family, backlog=LISTEN_BACKLOG)
+
+
+def _foreground_middleware(foreground: Foreground) -> Any:
+    @web.middleware
+    async def foreground_handler(request: web.Request, handler: Any) -> web.StreamResponse:
+        foreground.begin()
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        finally:
+            foreground.end()
+
+    return foreground_handler
+
+
+async def start_http(
+    app: web.Application, addr: str, foreground: Foreground | None = None
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` or, when ``addr`` starts with "/", a unix socket.
+    With ``foreground``, the router's background work stands aside while a request is
+    arriving or handled (io/foreground.py).
+
+    The caller owns the returned runner and must ``await runner.cleanup()`` (after
+    ``foreground``'s sockets are unwatched). ``runner.addresses`` gives the bound
+    address (useful with port 0).
+    """
+    if foreground is not None:
+        app.middlewares.append(_foreground_middleware(foreground))
+    sock = listening_socket(addr)
     # handler_cancellation: a client that goes away cancels its handler, and with it
     # a blocked IPAM request (aiohttp >= 3.9 no longer does this by default)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
     try:
-        await site_factory(runner).start()
+        await runner.setup()
+        await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
     except BaseException:
+        sock.close()
         await runner.cleanup()
         raise
+    if foreground is not None:
+        foreground.watch(sock)
     return runner

@@ -7,7 +7,9 @@ machine that is seconds. Here a socket's callback only queues its bytes; one ste
 queued connections, in arrival order, until it has used :data:`SLICE` of CPU, then
 executes the core's effects once and yields: whatever else became ready runs before the
 next slice. The work is the same and happens in the same order per connection; the
-effects of many messages are executed together (fewer flushes and writes).
+effects of many messages are executed together (fewer flushes and writes). Given a
+:class:`~weavenet.io.foreground.Foreground`, a slice ends early when an API request or DNS
+query arrives, and no slice runs while one is being served (foreground.py).
 
 A connection with more than :data:`HOLD_BYTES` queued stops reading until it is fed, so
 a core that falls behind leaves the backlog in the kernel (TCP flow control), not here.
@@ -18,6 +20,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from weavenet.io.foreground import Foreground
 
 SLICE = 0.005  # thread CPU per step (measured at 1-5 ms: BENCHMARKS.md, Scale, fourth pass)
 HOLD_BYTES = 256 * 1024
@@ -30,8 +36,10 @@ class Inbox:
         feed: Callable[[int, bytes], None],
         after: Callable[[], None],
         clock: Callable[[], float] = time.thread_time,
+        foreground: Foreground | None = None,
     ) -> None:
         self._loop, self._feed, self._after, self._clock = loop, feed, after, clock
+        self._foreground = foreground
         self._queued: dict[int, list[bytes]] = {}  # insertion order: arrival order
         self._sizes: dict[int, int] = {}
         self._held: dict[int, asyncio.Transport] = {}
@@ -50,9 +58,7 @@ class Inbox:
         if size > HOLD_BYTES and conn_id not in self._held:
             transport.pause_reading()
             self._held[conn_id] = transport
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._run)
+        self._schedule()
 
     def take(self, conn_id: int) -> bytes:
         """Everything queued for ``conn_id`` (b"" if nothing), now: e.g. before its close
@@ -77,15 +83,22 @@ class Inbox:
         self._scheduled = False
         if not self._queued:  # taken meanwhile (a close, or the shell stopped): no effects
             return
+        foreground = self._foreground
+        if foreground is not None and foreground.busy():
+            self._schedule()  # the request's next turn runs first
+            return
         end = self._clock() + SLICE
         try:
             while self._queued:
                 conn_id = next(iter(self._queued))
                 self._feed(conn_id, self.take(conn_id))
-                if self._clock() >= end:
+                if self._clock() >= end or (foreground is not None and foreground.arriving()):
                     break
         finally:
-            if self._queued and not self._scheduled:
-                self._scheduled = True
-                self._loop.call_soon(self._run)
+            self._schedule()
             self._after()
+
+    def _schedule(self) -> None:
+        if self._queued and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)

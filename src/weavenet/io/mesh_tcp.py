@@ -18,6 +18,7 @@ from weavenet.core.effects import Close, Dial, PersistTargets, Send
 from weavenet.core.mesh.report import datapath_report, full_report, status_report
 from weavenet.core.mesh.router import Router
 from weavenet.core.overlay.datapath import Datapath
+from weavenet.io.foreground import Foreground
 from weavenet.io.mesh_inbox import Inbox
 
 log = logging.getLogger("weavenet.shell")
@@ -90,7 +91,9 @@ class MeshShell:
         # bytes sent, by what sent them ("mesh": this shell's TCP; overlays add theirs)
         self.sent_bytes = 0
         self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
-        self.inbox = Inbox(self.loop, self._feed, self.run_effects)  # see mesh_inbox
+        # API requests and DNS queries go before the mesh's backlog (see foreground.py)
+        self.foreground = Foreground()
+        self.inbox = Inbox(self.loop, self._feed, self.run_effects, foreground=self.foreground)
 
     def _feed(self, conn_id: int, data: bytes) -> None:
         self.router.data_received(conn_id, data, self.now())
@@ -171,6 +174,9 @@ class MeshShell:
             self._timer = self.loop.call_at(max(when, self.now()), self._on_timer)
 
     def _on_timer(self) -> None:
+        if self.foreground.busy():  # a request is being served: its next turn first
+            self._timer = self.loop.call_at(self.loop.time(), self._on_timer)
+            return
         self._timer = None
         now = self.now()
         self.router.tick(now)
