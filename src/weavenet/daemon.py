@@ -188,7 +188,12 @@ async def _start_dns(
         allowed_networks=(universe,) if universe else (),
     )
     dns = await start_dns(
-        router, settings, shell.run_effects, shell.wall_offset, add_ticker=shell.add_ticker
+        router,
+        settings,
+        shell.run_effects,
+        shell.wall_offset,
+        add_ticker=shell.add_ticker,
+        foreground=shell.foreground,  # queries go before the mesh's backlog
     )
     shell.sections.append(  # after IPAM: Go's order
         ReportSection("DNS", lambda: dns_section(dns), lambda: dns_status_section(dns))

@@ -312,3 +312,27 @@ def _drain(sock: socket.socket) -> list[int]:
         except BlockingIOError:
             return rcodes
         rcodes.append(data[3] & 0x0F)
+
+
+def test_a_query_waiting_on_the_socket_is_foreground_work(tmp_path: Path) -> None:
+    """Watched by the router's Foreground from start to close: the mesh's backlog lets a
+    waiting query go first."""
+    from weavenet.io.foreground import Foreground
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        fg = Foreground()
+        ns = Nameserver(US, "weave.local.", Peers())
+        resolver = Resolver(ResolverConfig(), ns)
+        server = DnsServer(resolver, Upstream(0.5), str(tmp_path / "r"), foreground=fg)
+        port = await server.start(HOST, 0)
+        idle = fg.arriving()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(dns.message.make_query("a.weave.local.", "A").to_wire(), (HOST, port))
+            deadline = time.monotonic() + 5
+            while not fg.arriving() and time.monotonic() < deadline:
+                time.sleep(0.001)  # the datagram's way through loopback, loop not running
+            waiting = fg.arriving()
+            await server.close()
+        return idle, waiting, fg.arriving()
+
+    assert asyncio.run(scenario()) == (False, True, False)

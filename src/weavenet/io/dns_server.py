@@ -21,6 +21,7 @@ import msgspec
 from weavenet.core.dns.resolvconf import DEFAULT_PATH, ResolvConfWatcher
 from weavenet.core.dns.resolver import Forward, Resolver, Transport
 from weavenet.core.dns.upstream import DNS_PORT, ClientReply, SendQuery, Upstream
+from weavenet.io.foreground import DNS_BUDGET, Foreground
 
 log = logging.getLogger("weavenet.dns")
 
@@ -56,8 +57,12 @@ class DnsServer:
         upstream_port: int = DNS_PORT,
         rng: random.Random | None = None,
         tcp_idle_timeout: float = TCP_IDLE_TIMEOUT,
+        foreground: Foreground | None = None,
     ) -> None:
+        """``foreground``: the router's, told of queries waiting on the UDP socket so that
+        the mesh's backlog does not go first (io/foreground.py)."""
         self.resolver = resolver
+        self.foreground = foreground
         self.upstream = upstream
         self.resolv_conf = resolv_conf
         self.upstream_port = upstream_port
@@ -103,6 +108,8 @@ class DnsServer:
             raise
         self._udp = udp
         self._loop.add_reader(udp.fileno(), self._udp_queries, udp)
+        if self.foreground is not None:
+            self.foreground.watch(udp, DNS_BUDGET)
         return bound
 
     async def close(self) -> None:
@@ -112,6 +119,8 @@ class DnsServer:
             self._drop_exchange(xid)
         if self._udp is not None:
             self._loop.remove_reader(self._udp.fileno())
+            if self.foreground is not None:
+                self.foreground.unwatch(self._udp)
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()

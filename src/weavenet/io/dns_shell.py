@@ -43,6 +43,7 @@ from weavenet.core.dns.upstream import DEFAULT_TIMEOUT, DNS_PORT, Upstream
 from weavenet.core.errors import ConfigError
 from weavenet.core.mesh.gossip import Gossip, Gossiper
 from weavenet.io.dns_server import DnsServer
+from weavenet.io.foreground import Foreground
 
 log = logging.getLogger("weavenet.dns")
 
@@ -116,6 +117,7 @@ class DnsShell:
         self._servers: dict[tuple[str, int], DnsServer] = {}
         self._subnets: dict[tuple[str, int], IpNetwork] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self.foreground: Foreground | None = None  # the router's, for its listeners
 
     # -- listen addresses --
 
@@ -131,6 +133,7 @@ class DnsShell:
             self.settings.resolv_conf,
             upstream_port=self.settings.upstream_port,
             rng=self._rng,
+            foreground=self.foreground,
         )
         bound = await server.start(host, port)
         self._servers[(host, bound)] = server
@@ -270,6 +273,7 @@ async def start_dns(
     add_ticker: Callable[[Ticker], None] | None = None,
     container_running: Callable[[str], bool | None] = lambda _c: None,
     rng: random.Random | None = None,
+    foreground: Foreground | None = None,
 ) -> DnsShell:
     """Register WeaveDNS with ``router`` and, with ``settings.listen_address``, serve there.
 
@@ -277,6 +281,7 @@ async def start_dns(
     ``DnsListeners.ensure_subnet`` for the subnet of the first container attached in it.
     """
     shell = DnsShell(router, settings, run_router_effects, wall_offset, container_running, rng)
+    shell.foreground = foreground
     if add_ticker is not None:
         add_ticker(shell)
     else:
