@@ -271,3 +271,21 @@ def test_status_views_match_sample_report() -> None:
     routes = Routes.compute(peers)
     assert routes.unicast_status() == report["UnicastRoutes"]
     assert routes.broadcast_status(peers) == report["BroadcastRoutes"]
+
+
+def test_route_cache_last_is_the_table_computed_last_however_old() -> None:
+    from weavenet.core.mesh.routes import RouteCache
+
+    peers = Peers(Peer(A, "a", 1, 0, 1, True), random.Random(1))
+    cache = RouteCache(peers)
+    assert cache.last() is None
+    first = cache.get(0.0)
+    assert cache.last() is first and first.lookup_all(B) is None
+    peers.add_local_connection(B, "10.0.0.2:6783", True, True)
+    cache.invalidate()
+    assert cache.last() is first  # asked for nothing: nothing recomputed
+    second = cache.get(0.0)
+    assert second is not first and second.lookup_all(B) == B
+    assert cache.last() is second
+    cache.topology_changed()
+    assert cache.fresh() is cache.last() is not second

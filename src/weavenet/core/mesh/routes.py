@@ -245,6 +245,7 @@ class RouteCache:
     def __init__(self, topology: Topology) -> None:
         self._topology = topology
         self._routes: Routes | None = None
+        self._last: Routes | None = None  # kept through invalidate, for last()
         self._computed_at = float("-inf")
         self._dirty = False
 
@@ -252,16 +253,22 @@ class RouteCache:
         """Routes at most ROUTES_RECALC_DELAY behind topology news."""
         due = self._dirty and now >= self._computed_at + ROUTES_RECALC_DELAY
         if self._routes is None or due:
-            self._routes = Routes.compute(self._topology)
+            self._routes = self._last = Routes.compute(self._topology)
             self._computed_at, self._dirty = now, False
         return self._routes
 
     def fresh(self) -> Routes:
         """Routes reflecting everything known now (mesh ``ensureRecalculated``)."""
         if self._routes is None or self._dirty:
-            self._routes = Routes.compute(self._topology)
+            self._routes = self._last = Routes.compute(self._topology)
             self._dirty = False
         return self._routes
+
+    def last(self) -> Routes | None:
+        """The routes computed last, however old (None before the first): for answers
+        that may lag, as Go's routes (recalculated in the background) do. Costs nothing,
+        where ``get`` after our own connection changed recomputes."""
+        return self._last
 
     def invalidate(self) -> None:
         """One of our own connections changed: recompute at the next use."""
