@@ -316,23 +316,27 @@ def _drain(sock: socket.socket) -> list[int]:
 
 def test_a_query_waiting_on_the_socket_is_foreground_work(tmp_path: Path) -> None:
     """Watched by the router's Foreground from start to close: the mesh's backlog lets a
-    waiting query go first."""
+    waiting query go first, and goes on once the query is answered."""
     from weavenet.io.foreground import Foreground
 
-    async def scenario() -> tuple[bool, bool, bool]:
-        fg = Foreground()
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        fg = Foreground(lambda: 0.0)  # a clock that never moves: only served() ends it
         ns = Nameserver(US, "weave.local.", Peers())
         resolver = Resolver(ResolverConfig(), ns)
         server = DnsServer(resolver, Upstream(0.5), str(tmp_path / "r"), foreground=fg)
         port = await server.start(HOST, 0)
-        idle = fg.arriving()
+        idle = fg.busy()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-            client.sendto(dns.message.make_query("a.weave.local.", "A").to_wire(), (HOST, port))
+            client.setblocking(False)
+            query = dns.message.make_query("a.weave.local.", "A").to_wire()
+            client.sendto(query, (HOST, port))
             deadline = time.monotonic() + 5
             while not fg.arriving() and time.monotonic() < deadline:
                 time.sleep(0.001)  # the datagram's way through loopback, loop not running
-            waiting = fg.arriving()
+            waiting = fg.busy()
+            await asyncio.wait_for(asyncio.get_running_loop().sock_recv(client, 512), 5)
+            answered = fg.busy()
             await server.close()
-        return idle, waiting, fg.arriving()
+        return idle, waiting, answered, fg.arriving()
 
-    assert asyncio.run(scenario()) == (False, True, False)
+    assert asyncio.run(scenario()) == (False, True, False, False)

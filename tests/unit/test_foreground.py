@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 
 from weavenet.api.http import listening_socket, start_http
-from weavenet.io.foreground import HTTP_BUDGET, Foreground
+from weavenet.io.foreground import DNS_BUDGET, HTTP_BUDGET, Foreground
 from weavenet.io.mesh_inbox import SLICE, Inbox
 
 
@@ -222,3 +223,28 @@ def test_listening_sockets(tmp_path: object) -> None:
         anywhere.close()
     with pytest.raises(ValueError, match="invalid listen address"):
         listening_socket("nowhere")
+
+
+def test_a_drained_datagram_socket_ends_the_wait_unless_a_handler_runs() -> None:
+    clock = Clock()
+    fg = Foreground(clock)
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        fg.watch(server, DNS_BUDGET)
+        client.sendto(b"q", server.getsockname())
+        deadline = time.monotonic() + 5
+        while not fg.arriving() and time.monotonic() < deadline:
+            time.sleep(0.001)  # loopback delivery
+        assert fg.busy()
+        server.recv(16)
+        fg.served()
+        assert not fg.busy()  # answered: no budget left to wait out
+        fg.begin()
+        fg.served()
+        assert fg.busy()  # an HTTP handler still runs
+    finally:
+        server.close()
+        client.close()

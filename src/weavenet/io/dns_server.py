@@ -150,6 +150,8 @@ class DnsServer:
             try:
                 data, addr = sock.recvfrom(MAX_UDP_READ)
             except (BlockingIOError, InterruptedError):
+                if self.foreground is not None:
+                    self.foreground.served()  # drained: the mesh's backlog may go on
                 return
             except OSError as exc:  # e.g. ICMP errors queued on the socket
                 log.debug("DNS UDP listener: %s", exc)

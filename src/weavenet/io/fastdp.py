@@ -45,6 +45,7 @@ from weavenet.core.overlay.vxlan_plan import (
 from weavenet.core.overlay.vxlan_watch import DeviceIndexes, KernelEvent, drifted
 from weavenet.dataplane import kernel_watch, vxlan
 from weavenet.dataplane.netlink import DataplaneError
+from weavenet.io.foreground import Foreground
 from weavenet.io.mesh_tcp import MeshShell
 
 log = logging.getLogger("weavenet.fastdp")
@@ -100,6 +101,7 @@ class FastdpShell:
         self._watch = self._open_watch()
         self._planned_macs = -1  # the MAC cache generation the last plan saw
         self.sent_bytes = 0
+        self.foreground: Foreground | None = None  # the mesh's: heartbeats are control work
         self._first = self.loop.create_future()
         self._task = self.loop.create_task(self._keep())
 
@@ -131,6 +133,11 @@ class FastdpShell:
     def _on_raw(self) -> None:
         raw = self.raw
         if raw is None:
+            return
+        # Only heartbeats reach this socket (the kernel forwards the containers'
+        # traffic): like the mesh's backlog they wait while an API request is served,
+        # and the kernel keeps them (the reader is called again on the next turn).
+        if self.foreground is not None and self.foreground.busy():
             return
         now = self.loop.time()
         changed: set[int] = set()
@@ -318,6 +325,7 @@ async def start_fastdp(
     assert isinstance(overlay, FastdpOverlay)
     config = VxlanConfig(bridge, tap, overlay.mtu, overlay.port)
     fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.run_effects)
+    fastdp.foreground = mesh.foreground
     await fastdp.started()
     mesh.post_effects.append(fastdp.flush)
     frames.append(fastdp.notice_macs)

@@ -20,9 +20,12 @@ aside:
   time. CPU, not wall time: a router the kernel leaves waiting for a core must not see
   its budget run out while it waits. The budget bounds what a stuck or slow request (an
   IPAM allocation waiting for consensus, a client that connects and says nothing) can
-  take from the mesh; :meth:`end` of the last request ends it at once.
+  take from the mesh; :meth:`end` of the last request ends it at once, and
+  :meth:`served` does for a DNS socket drained.
 
-Only control work yields; the data plane's sockets (sleeve, fastdp) are never delayed.
+Only control work yields: the mesh's inbox and timer, and fastdp's heartbeat socket (the
+kernel forwards fastdp's traffic). The sockets that carry containers' frames (sleeve,
+fast sleeve) are never delayed.
 """
 
 from __future__ import annotations
@@ -73,6 +76,12 @@ class Foreground:
     def end(self) -> None:
         """An HTTP handler has its response: the last one ends the yielding."""
         self._active = max(0, self._active - 1)
+        if not self._active:
+            self._until = 0.0
+
+    def served(self) -> None:
+        """A watched datagram socket was drained (its queries answered): unless an HTTP
+        handler runs, background work need not wait out the arrival's budget."""
         if not self._active:
             self._until = 0.0
 
