@@ -47,6 +47,7 @@ from typing import Any
 import machine_ref
 from netbench import BenchError, cpu_seconds, peak_rss_mb, progress
 from scale_probe import (
+    dns_query,
     http_get,
     lacking,
     mesh_counts,
@@ -66,6 +67,7 @@ from weavenet.harness.netns_thread import enter_netns
 from weavenet.harness.util import pid_alive, run_cmd, venv_bin
 
 API = "127.0.0.1:6784"
+DNS = ("127.0.0.1", 53)  # every router serves DNS here (--dns-listen-address)
 
 
 class Router:
@@ -75,7 +77,7 @@ class Router:
         self.host, self.index = host, index
         self.pid: int | None = None
         self.go: GoWeaver | None = None
-        self.stats: dict[str, Any] = {"latencies": [], "asked_at": []}
+        self.stats: dict[str, Any] = {"latencies": [], "asked_at": [], "dns": []}
         self.converged_at: float | None = None
 
     def alive(self) -> bool:
@@ -108,7 +110,7 @@ def launch_ours(
     # the proxy's socket in the run's own directory, not the host's /var/run/weave
     proxy = ["-H", f"unix://{host.cluster.tmpdir}/proxy-{router.index}.sock"]
     argv = [str(venv_bin() / "weave"), "launch", "--nickname", f"r{router.index}", *proxy]
-    argv += [*extra, *peers]
+    argv += ["--dns-listen-address", f"{DNS[0]}:{DNS[1]}", *extra, *peers]
     started = time.monotonic()
     host.launched = True
     with open(host.cluster.tmpdir / f"launch-{router.index}.log", "wb") as out:
@@ -139,7 +141,7 @@ def launch_go(router: Router, binary: Path, peers: list[str]) -> None:
         name=f"a2:00:00:00:{router.index >> 8:02x}:{router.index & 0xFF:02x}",
         nickname=f"go{router.index}",
         peers=peers,
-        args=["--ipalloc-range=10.32.0.0/12"],
+        args=["--ipalloc-range=10.32.0.0/12", f"--dns-listen-address={DNS[0]}:{DNS[1]}"],
     )
     router.go = go
     started = time.monotonic()
@@ -170,6 +172,7 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
                 router.stats["ready_s"] = time.monotonic() - t0
             latencies.append(took)
             router.stats["asked_at"].append(asked - t0)
+            router.stats["dns"].append(dns_query(DNS))  # the router answers: so does DNS
             counts = mesh_counts(text)
             done = counts is not None and counts.converged(n)
             if done and router.converged_at is None:

@@ -11,7 +11,46 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
+
+
+def _dnspython() -> object:
+    """dnspython's ``dns.message`` (this folder's dns.py, bench-dns, would shadow it)."""
+    here = Path(__file__).resolve().parent
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    try:
+        import dns.message
+
+        return dns.message
+    finally:
+        sys.path[:] = saved
+
+
+_message: object = _dnspython()
+DNS_PROBE_NAME = "scale-probe.weave.local."  # nobody's: answered NXDOMAIN by the router
+
+
+def dns_query(addr: tuple[str, int], timeout: float = 5.0) -> float | None:
+    """Seconds one A query for DNS_PROBE_NAME took to be answered at ``addr`` (this
+    thread's namespace), None if no reply came within ``timeout``."""
+    query = _message.make_query(DNS_PROBE_NAME, "A")  # type: ignore[attr-defined]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        asked = time.monotonic()
+        try:
+            sock.sendto(query.to_wire(), addr)
+            while True:
+                reply = _message.from_wire(sock.recv(4096))  # type: ignore[attr-defined]
+                if reply.id == query.id:
+                    return time.monotonic() - asked
+        except (OSError, ValueError):
+            return None
+
 
 _PEERS = re.compile(r"^\s*Peers: (\d+)(?: \(with (\d+) established)?", re.M)
 _CONNS = re.compile(r"^\s*Connections: (\d+)(?: \((\d+) established)?", re.M)

@@ -31,6 +31,7 @@ ROWS = [  # label, key in a run's summary, format
     ("/status latency p50 / p99 / max (ms)", "status_ms", "{}"),
     ("/status p99 while routers start / after the last answered (ms)", "status_phases", "{}"),
     ("/status replies sampled", "status_samples", "{}"),
+    ("DNS latency p50 / p99 / max (ms), unanswered", "dns_ms", "{}"),
     ("'Multiple connections' log lines", "multiple_connections", "{}"),
     ("longest event-loop step (ms, /metrics)", "loop_max_ms", "{}"),
     ("most CPU in one event-loop step (ms, /metrics)", "loop_cpu_max_ms", "{}"),
@@ -50,6 +51,17 @@ def _phases(rows: list[dict[str, Any]], all_ready: float) -> str:
     for phase in ([t for a, t in pairs if a < all_ready], [t for a, t in pairs if a >= all_ready]):
         parts.append(f"{1e3 * _pct(phase, 0.99):.0f} ({len(phase)})" if phase else "-")
     return " / ".join(parts)
+
+
+def _dns(rows: list[dict[str, Any]]) -> str:
+    """The DNS probes' latencies (one query after each /status reply), and how many got
+    no answer within 5 s."""
+    answered = [t for row in rows for t in row.get("dns", []) if t is not None]
+    lost = sum(t is None for row in rows for t in row.get("dns", []))
+    if not answered:
+        return f"- ({lost})"
+    pct = " / ".join(f"{1e3 * _pct(answered, q):.0f}" for q in (0.5, 0.99, 1.0))
+    return f"{pct}, {lost}"
 
 
 def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,6 +96,7 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
         ),
         "rss_peak_mb": f"{statistics.median(rss):.0f} / {max(rss):.0f}",
         "status_phases": _phases(rows, max(row.get("ready_s", 0.0) for row in rest)),
+        "dns_ms": _dns(rows),
         "status_p99_s": _pct(lat, 0.99) if lat else None,
         "status_ms": (
             f"{1e3 * _pct(lat, 0.5):.0f} / {1e3 * _pct(lat, 0.99):.0f} / {1e3 * max(lat):.0f}"
