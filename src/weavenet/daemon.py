@@ -131,7 +131,7 @@ async def _start_datapath(
     tap, fd = await asyncio.to_thread(prepare_bridge, opts.weave_bridge, fast is not None)
     datapath = Datapath.create(router.name, overlay)
     vnet = fast is not None
-    sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.run_effects, vnet)
+    sleeve = SleeveShell(router, datapath, opts.host, opts.port, fd, shell.overlay_activity, vnet)
     shell.post_effects.append(sleeve.flush)
     shell.sent_counters["sleeve"] = lambda: sleeve.sent_bytes
     shell.datapath = datapath

@@ -248,3 +248,29 @@ def test_a_drained_datagram_socket_ends_the_wait_unless_a_handler_runs() -> None
     finally:
         server.close()
         client.close()
+
+
+def test_the_overlays_news_waits_for_a_request_and_is_then_delivered_once() -> None:
+    import random
+
+    from weavenet.core.mesh.router import Router, RouterConfig
+    from weavenet.io.mesh_tcp import MeshShell
+
+    async def scenario() -> tuple[list[set[int]], list[set[int]]]:
+        router = Router(RouterConfig(name=0x0200000000AA, nickname="t"), random.Random(1), 0.0)
+        mesh = MeshShell(router, "127.0.0.1", 0, lambda targets: None)
+        heard: list[set[int]] = []
+        router.overlay_activity = lambda names, now: heard.append(set(names))  # type: ignore[method-assign]
+        mesh.foreground.begin()  # a request is being served
+        mesh.overlay_activity({1})
+        mesh.overlay_activity({2})
+        for _ in range(3):
+            await asyncio.sleep(0)
+        during = list(heard)
+        mesh.foreground.end()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return during, heard
+
+    during, after = asyncio.run(scenario())
+    assert during == [] and after == [{1, 2}]

@@ -50,10 +50,10 @@ class FastSleeveShell:
         sleeve: SleeveShell,
         tap_fd: int,
         addr: tuple[str, int],
-        after: Callable[[], None],
+        activity: Callable[[set[int]], None],
     ) -> None:
         self.router, self.vnet, self.path = router, vnet, vnet.fast
-        self.sleeve, self.tap_fd, self.after = sleeve, tap_fd, after
+        self.sleeve, self.tap_fd, self.activity = sleeve, tap_fd, activity
         self.loop = asyncio.get_running_loop()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -118,8 +118,7 @@ class FastSleeveShell:
         self.sleeve.flush()  # what went to the Weave-compatible sleeve, and its injects
         if self.path.changed:
             changed, self.path.changed = self.path.changed, set()
-            self.router.overlay_activity(changed, now)
-            self.after()
+            self.activity(changed)
             self.flush()
 
     # ---- output ---------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def start_fast_sleeve(
     sleeve, and its heartbeats go out after every mesh round."""
     vnet = VnetDatapath(datapath, FastSleevePath(router.name, overlay))
     addr = (host or "0.0.0.0", overlay.port)
-    shell = FastSleeveShell(router, vnet, sleeve, tap_fd, addr, mesh.run_effects)
+    shell = FastSleeveShell(router, vnet, sleeve, tap_fd, addr, mesh.overlay_activity)
     mesh.post_effects.append(shell.flush)
     mesh.sent_counters["fast sleeve"] = lambda: shell.sent_bytes
     router.on_peer_gone(lambda name, _now: vnet.fast.forget_peer(name))

@@ -82,10 +82,10 @@ class FastdpShell:
         overlay: FastdpOverlay,
         datapath: Datapath,
         config: VxlanConfig,
-        after: Callable[[], None],
+        activity: Callable[[set[int]], None],
     ) -> None:
         self.router, self.switch, self.overlay = router, switch, overlay
-        self.datapath, self.config, self.after = datapath, config, after
+        self.datapath, self.config, self.activity = datapath, config, activity
         self.loop = asyncio.get_running_loop()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
@@ -153,8 +153,7 @@ class FastdpShell:
             if peer is not None:
                 changed.add(peer)
         if changed:
-            self.router.overlay_activity(changed, now)
-            self.after()
+            self.activity(changed)
 
     def _open_raw(self, index: int | None) -> None:
         name = self.config.heartbeat_device().name
@@ -324,7 +323,7 @@ async def start_fastdp(
     overlay = switch.overlays[0]
     assert isinstance(overlay, FastdpOverlay)
     config = VxlanConfig(bridge, tap, overlay.mtu, overlay.port)
-    fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.run_effects)
+    fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.overlay_activity)
     fastdp.foreground = mesh.foreground
     await fastdp.started()
     mesh.post_effects.append(fastdp.flush)

@@ -23,9 +23,10 @@ aside:
   take from the mesh; :meth:`end` of the last request ends it at once, and
   :meth:`served` does for a DNS socket drained.
 
-Only control work yields: the mesh's inbox and timer, and fastdp's heartbeat socket (the
-kernel forwards fastdp's traffic). The sockets that carry containers' frames (sleeve,
-fast sleeve) are never delayed.
+Only control work yields: the mesh's inbox and timer, the overlays' news to the router
+(a forwarder established, an MTU found: MeshShell.overlay_activity), and fastdp's
+heartbeat socket (the kernel forwards fastdp's traffic). Containers' frames on the sleeve
+and the fast sleeve are never delayed.
 """
 
 from __future__ import annotations

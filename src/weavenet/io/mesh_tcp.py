@@ -94,6 +94,8 @@ class MeshShell:
         # API requests and DNS queries go before the mesh's backlog (see foreground.py)
         self.foreground = Foreground()
         self.inbox = Inbox(self.loop, self._feed, self.run_effects, foreground=self.foreground)
+        self._overlay_moved: set[int] = set()  # see overlay_activity
+        self._overlay_retry: asyncio.Handle | None = None
 
     def _feed(self, conn_id: int, data: bytes) -> None:
         self.router.data_received(conn_id, data, self.now())
@@ -183,6 +185,25 @@ class MeshShell:
         for ticker in self.tickers:
             if ticker.next_wakeup() <= now:
                 ticker.tick(now)
+        self.run_effects()
+
+    def overlay_activity(self, names: set[int]) -> None:
+        """The data plane moved these peers' forwarders (a heartbeat, an MTU result): the
+        router hears of it and sends what it now wants. That is mesh work, and like the
+        inbox it waits while an API request is served (the frames themselves do not)."""
+        self._overlay_moved |= names
+        if self._overlay_retry is None:
+            self._deliver_overlay_activity()
+
+    def _deliver_overlay_activity(self) -> None:
+        self._overlay_retry = None
+        if not self._overlay_moved:
+            return
+        if self.foreground.busy():
+            self._overlay_retry = self.loop.call_soon(self._deliver_overlay_activity)
+            return
+        names, self._overlay_moved = self._overlay_moved, set()
+        self.router.overlay_activity(names, self.now())
         self.run_effects()
 
     async def _dial(self, dial: Dial) -> None:

@@ -41,7 +41,7 @@ class SleeveShell:
         host: str,
         port: int,
         tap_fd: int,
-        after: Callable[[], None],
+        activity: Callable[[set[int]], None],
         vnet: bool = False,
     ) -> None:
         """``vnet``: the TAP has vnet headers (the fast sleeve reads it; we only inject)."""
@@ -50,7 +50,8 @@ class SleeveShell:
         self.router = router
         self.datapath = datapath
         self.tap_fd = tap_fd
-        self.after = after  # lets the mesh shell send what the forwarders now want
+        # forwarders that moved: the mesh shell tells the router and sends what they want
+        self.activity = activity
         # Run at the end of every flush, i.e. after every batch of frames in or out (ours
         # and the fast sleeve's): fastdp looks there for MACs it should pin at once.
         self.after_frames: list[Callable[[], None]] = []
@@ -130,8 +131,7 @@ class SleeveShell:
                 log.debug("sleeve: inject failed: %s", exc)
         if self.datapath.changed:
             changed, self.datapath.changed = self.datapath.changed, set()
-            self.router.overlay_activity(changed, self.loop.time())
-            self.after()
+            self.activity(changed)
         for hook in self.after_frames:
             hook()
 
