@@ -118,6 +118,10 @@ class MeshShell:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._overlay_retry is not None:  # news held for a request: nobody to tell now
+            self._overlay_retry.cancel()
+            self._overlay_retry = None
+        self._overlay_moved.clear()
         if self._server is not None:
             self._server.close()
         for task in self._dials:
