@@ -88,13 +88,6 @@ def test_a_socket_closed_while_watched_is_forgotten(listener: socket.socket) -> 
         client.close()
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 class Feeds:
     """The inbox's collaborator: records feeds and runs, costs CPU on the shared clock."""
 

@@ -7,20 +7,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from weavenet.api.metrics import LoopCollector
 from weavenet.io.loop_monitor import SLOW_LOG_INTERVAL, LoopMonitor, MonitorError
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 def _run_callbacks(loop: asyncio.AbstractEventLoop, *callbacks: object) -> None:

@@ -4,9 +4,6 @@ callbacks running between them, and reading held while a connection's backlog is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from weavenet.io.mesh_inbox import HOLD_BYTES, SLICE, Inbox
 
@@ -26,13 +23,6 @@ class FakeTransport:
 
     def is_closing(self) -> bool:
         return False
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
 
 
 class Recorder:

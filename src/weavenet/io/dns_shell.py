@@ -102,9 +102,11 @@ class DnsShell:
         wall_offset: Callable[[], float],
         container_running: Callable[[str], bool | None] = lambda _c: None,
         rng: random.Random | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         """``container_running(id)``: False when the container is known to be stopped
-        (PUT /name check-alive), None when that cannot be told."""
+        (PUT /name check-alive), None when that cannot be told. ``foreground``: the
+        router's, told of queries waiting on every listener (io/foreground.py)."""
         self.settings = settings
         self.loop = asyncio.get_running_loop()
         self.nameserver = Nameserver(router.name, settings.domain, router, wall_offset)
@@ -117,7 +119,7 @@ class DnsShell:
         self._servers: dict[tuple[str, int], DnsServer] = {}
         self._subnets: dict[tuple[str, int], IpNetwork] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self.foreground: Foreground | None = None  # the router's, for its listeners
+        self.foreground = foreground
 
     # -- listen addresses --
 
@@ -280,8 +282,9 @@ async def start_dns(
     Without a listen address, serving starts when the integrator's attach path calls
     ``DnsListeners.ensure_subnet`` for the subnet of the first container attached in it.
     """
-    shell = DnsShell(router, settings, run_router_effects, wall_offset, container_running, rng)
-    shell.foreground = foreground
+    shell = DnsShell(
+        router, settings, run_router_effects, wall_offset, container_running, rng, foreground
+    )
     if add_ticker is not None:
         add_ticker(shell)
     else:

@@ -83,6 +83,7 @@ class FastdpShell:
         datapath: Datapath,
         config: VxlanConfig,
         activity: Callable[[set[int]], None],
+        foreground: Foreground | None = None,
     ) -> None:
         self.router, self.switch, self.overlay = router, switch, overlay
         self.datapath, self.config, self.activity = datapath, config, activity
@@ -101,7 +102,7 @@ class FastdpShell:
         self._watch = self._open_watch()
         self._planned_macs = -1  # the MAC cache generation the last plan saw
         self.sent_bytes = 0
-        self.foreground: Foreground | None = None  # the mesh's: heartbeats are control work
+        self.foreground = foreground  # the mesh's: heartbeats are control work
         self._first = self.loop.create_future()
         self._task = self.loop.create_task(self._keep())
 
@@ -323,8 +324,9 @@ async def start_fastdp(
     overlay = switch.overlays[0]
     assert isinstance(overlay, FastdpOverlay)
     config = VxlanConfig(bridge, tap, overlay.mtu, overlay.port)
-    fastdp = FastdpShell(router, switch, overlay, datapath, config, mesh.overlay_activity)
-    fastdp.foreground = mesh.foreground
+    fastdp = FastdpShell(
+        router, switch, overlay, datapath, config, mesh.overlay_activity, mesh.foreground
+    )
     await fastdp.started()
     mesh.post_effects.append(fastdp.flush)
     frames.append(fastdp.notice_macs)

@@ -50,7 +50,7 @@ class Foreground:
         self._budgets: dict[int, float] = {}  # watched fd -> CPU budget on arrival
         self._until = 0.0  # background yields while the clock is below this
         self._active = 0  # HTTP handlers running
-        self.yields = 0  # turns background work gave up (a counter for tests and metrics)
+        self.yields = 0  # turns background work gave up (for tests and debugging)
 
     def watch(self, sock: socket.socket, budget: float = HTTP_BUDGET) -> None:
         """Treat pending input on ``sock`` (a listening or a datagram socket) as arriving
@@ -77,8 +77,7 @@ class Foreground:
     def end(self) -> None:
         """An HTTP handler has its response: the last one ends the yielding."""
         self._active = max(0, self._active - 1)
-        if not self._active:
-            self._until = 0.0
+        self.served()
 
     def served(self) -> None:
         """A watched datagram socket was drained (its queries answered): unless an HTTP
