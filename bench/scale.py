@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import machine_ref
+import wire_clock
 from netbench import BenchError, cpu_seconds, peak_rss_mb, progress
 from scale_probe import (
     dns_query,
@@ -67,6 +68,7 @@ from weavenet.harness.netns_thread import enter_netns
 from weavenet.harness.util import pid_alive, run_cmd, venv_bin
 
 API = "127.0.0.1:6784"
+API_ADDR = ("127.0.0.1", 6784)
 DNS = ("127.0.0.1", 53)  # every router serves DNS here (--dns-listen-address)
 
 
@@ -77,7 +79,13 @@ class Router:
         self.host, self.index = host, index
         self.pid: int | None = None
         self.go: GoWeaver | None = None
-        self.stats: dict[str, Any] = {"latencies": [], "asked_at": [], "dns": []}
+        self.stats: dict[str, Any] = {
+            "latencies": [],  # kernel-stamped (wire_clock.py)
+            "thread_latencies": [],  # as the probe thread saw them
+            "stamped": 0,
+            "asked_at": [],
+            "dns": [],
+        }
         self.converged_at: float | None = None
 
     def alive(self) -> bool:
@@ -160,11 +168,13 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
     while not stop.is_set():
         asked = time.monotonic()
         try:
-            code, text = http_get(API, "/status")
-        except OSError:
-            code, text = 0, ""
-        took = time.monotonic() - asked
-        if code == 200:
+            reply = wire_clock.http_get(*API_ADDR, "/status")
+            code, text, took = reply.status, reply.body.decode(errors="replace"), reply.seconds
+        except (OSError, ValueError):
+            code, text, took, reply = 0, "", time.monotonic() - asked, None
+        if code == 200 and reply is not None:
+            router.stats["thread_latencies"].append(reply.thread_seconds)
+            router.stats["stamped"] += reply.stamped
             router.stats["last_counts"] = mesh_counts(text)
             if "ready_cpu_s" not in router.stats:
                 pid = router.host.router_pid() if router.go is None else router.go.pid()
@@ -179,7 +189,7 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
                 router.converged_at = time.monotonic() - t0
             elif not done:
                 router.converged_at = None  # lost it again: not converged yet
-        stop.wait(max(0.0, poll - took))
+        stop.wait(max(0.0, poll - (time.monotonic() - asked)))
 
 
 def diagnose(router: Router) -> str:
@@ -287,7 +297,10 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             _keep_logs(cluster, args.keep_logs)
     for r in routers:
         r.stats["multiple_connections"] = _log(r).count("Multiple connections")
-    return summarize(kind, n, convergence, [r.stats for r in routers])
+    result = summarize(kind, n, convergence, [r.stats for r in routers])
+    probed = ("ready_s", "asked_at", "latencies", "dns")
+    result["probes"] = [{k: r.stats.get(k) for k in probed} for r in routers]  # for --json
+    return result
 
 
 def _log(r: Router) -> str:
@@ -390,12 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     progress(machine_ref.describe(machine, args.sizes), final=True)
     results = []
     try:
-        for kind, n in runs:
-            try:
-                results.append(run_size(kind, n, args))
-            except BenchError as exc:
-                print(f"\nbench-scale: {kind} N={n} failed: {exc}", file=sys.stderr)
-                results.append({"kind": kind, "n": n, "failed": str(exc)})
+        with wire_clock.keep_stamping():  # for as long as the probes run
+            for kind, n in runs:
+                try:
+                    results.append(run_size(kind, n, args))
+                except BenchError as exc:
+                    print(f"\nbench-scale: {kind} N={n} failed: {exc}", file=sys.stderr)
+                    results.append({"kind": kind, "n": n, "failed": str(exc)})
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -11,11 +11,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import wire_clock
 
 
 def _dnspython() -> object:
@@ -37,19 +37,21 @@ DNS_PROBE_NAME = "scale-probe.weave.local."  # nobody's: answered NXDOMAIN by th
 
 def dns_query(addr: tuple[str, int], timeout: float = 5.0) -> float | None:
     """Seconds one A query for DNS_PROBE_NAME took to be answered at ``addr`` (this
-    thread's namespace), None if no reply came within ``timeout``."""
+    thread's namespace; kernel-stamped, see wire_clock.py), None if no reply came within
+    ``timeout``."""
     query = _message.make_query(DNS_PROBE_NAME, "A")  # type: ignore[attr-defined]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        asked = time.monotonic()
+
+    def answers(wire: bytes) -> bool:
         try:
-            sock.sendto(query.to_wire(), addr)
-            while True:
-                reply = _message.from_wire(sock.recv(4096))  # type: ignore[attr-defined]
-                if reply.id == query.id:
-                    return time.monotonic() - asked
-        except (OSError, ValueError):
-            return None
+            return bool(_message.from_wire(wire).id == query.id)  # type: ignore[attr-defined]
+        except Exception:
+            return False
+
+    try:
+        _, seconds = wire_clock.dns_exchange(query.to_wire(), addr, timeout, answers)
+    except OSError:
+        return None
+    return seconds
 
 
 _PEERS = re.compile(r"^\s*Peers: (\d+)(?: \(with (\d+) established)?", re.M)

@@ -28,9 +28,10 @@ ROWS = [  # label, key in a run's summary, format
     ("peak RSS, median / max (MB)", "rss_peak_mb", "{}"),
     ("mesh TCP sent per router, mean (KB)", "mesh_sent_kb_mean", "{:.0f}"),
     ("overlay sent per router, mean (KB)", "overlay_sent_kb_mean", "{:.0f}"),
-    ("/status latency p50 / p99 / max (ms)", "status_ms", "{}"),
+    ("/status latency p50 / p99 / max (ms), kernel-stamped", "status_ms", "{}"),
     ("/status p99 while routers start / after the last answered (ms)", "status_phases", "{}"),
-    ("/status replies sampled", "status_samples", "{}"),
+    ("/status replies sampled, kernel-stamped", "status_samples", "{}"),
+    ("/status as the probe thread saw it, p50 / p99 / max (ms)", "thread_status_ms", "{}"),
     ("DNS latency p50 / p99 / max (ms), unanswered", "dns_ms", "{}"),
     ("'Multiple connections' log lines", "multiple_connections", "{}"),
     ("longest event-loop step (ms, /metrics)", "loop_max_ms", "{}"),
@@ -62,6 +63,15 @@ def _dns(rows: list[dict[str, Any]]) -> str:
         return f"- ({lost})"
     pct = " / ".join(f"{1e3 * _pct(answered, q):.0f}" for q in (0.5, 0.99, 1.0))
     return f"{pct}, {lost}"
+
+
+def _ms3(values: list[float]) -> str:
+    """p50 / p99 / max in ms."""
+    if not values:
+        return "-"
+    return " / ".join(
+        f"{1e3 * q:.0f}" for q in (_pct(values, 0.5), _pct(values, 0.99), max(values))
+    )
 
 
 def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,12 +108,10 @@ def summarize(kind: str, n: int, convergence: float, rows: list[dict[str, Any]])
         "status_phases": _phases(rows, max(row.get("ready_s", 0.0) for row in rest)),
         "dns_ms": _dns(rows),
         "status_p99_s": _pct(lat, 0.99) if lat else None,
-        "status_ms": (
-            f"{1e3 * _pct(lat, 0.5):.0f} / {1e3 * _pct(lat, 0.99):.0f} / {1e3 * max(lat):.0f}"
-            if lat
-            else "-"
-        ),
-        "status_samples": len(lat),
+        "status_ms": _ms3(lat),
+        "status_latencies_s": lat,  # for pooling runs (--json)
+        "thread_status_ms": _ms3([x for row in rows for x in row.get("thread_latencies", [])]),
+        "status_samples": f"{len(lat)}, {sum(row.get('stamped', 0) for row in rows)}",
         "multiple_connections": sum(row["multiple_connections"] for row in rows),
         "loop_max_ms": f"{1e3 * max(loop):.0f}" if loop else "-",
         "loop_cpu_max_ms": f"{1e3 * max(loop_cpu):.0f}" if loop_cpu else "-",
