@@ -22,6 +22,7 @@ Where the kernel gives no stamp (an old kernel, another OS) the thread's clock i
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import time
@@ -69,23 +70,45 @@ def stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     return None
 
 
-def sent_stamp(sock: socket.socket) -> float | None:
-    """When the request left, from the TX stamps on the socket's error queue: the earliest
-    (a retransmission has a later one; its wait is part of the latency)."""
-    found = None
-    blocking = sock.gettimeout()
-    sock.setblocking(False)
-    try:
+class _StampedSocket:
+    """Receives on ``sock`` until a deadline, collecting its TX stamps on the way.
+
+    A stamp waiting on the error queue makes poll() report POLLERR, so a socket with a
+    timeout (which polls, finds no data, polls again) would spin until the reply came;
+    here every wake-up drains the error queue first."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.deadline = time.monotonic() + timeout
+        self.sent: float | None = None  # the earliest TX stamp: a retransmission's is later
+        sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def recv(self, size: int) -> tuple[bytes, float | None]:
+        """(data, its RX stamp); b"" at the end of a connection; TimeoutError at the
+        deadline."""
         while True:
             try:
-                _, ancillary, _, _ = sock.recvmsg(64, ANCILLARY, socket.MSG_ERRQUEUE)
+                data, ancillary, _, _ = self.sock.recvmsg(size, ANCILLARY)
+                return data, stamp(ancillary)
             except (BlockingIOError, InterruptedError):
-                return found
+                pass
+            self.drain_errors()
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no reply")
+            self._poll.poll(1e3 * left)
+
+    def drain_errors(self) -> None:
+        while True:
+            try:
+                _, ancillary, _, _ = self.sock.recvmsg(64, ANCILLARY, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
             sent = stamp(ancillary)
-            if sent is not None and (found is None or sent < found):
-                found = sent
-    finally:
-        sock.settimeout(blocking)
+            if sent is not None and (self.sent is None or sent < self.sent):
+                self.sent = sent
 
 
 def _complete(data: bytes, eof: bool) -> tuple[int, bytes] | None:
@@ -123,10 +146,11 @@ def http_get(host: str, port: int, path: str, timeout: float = 10.0) -> Reply:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         _ask_for_stamps(sock)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        stamped = _StampedSocket(sock, timeout)
         data, arrived = b"", None
         while True:
-            chunk, ancillary, _, _ = sock.recvmsg(1 << 16, ANCILLARY)
-            arrived = stamp(ancillary) or arrived
+            chunk, rx = stamped.recv(1 << 16)
+            arrived = rx or arrived
             data += chunk
             reply = _complete(data, eof=not chunk)
             if reply is not None:
@@ -134,10 +158,15 @@ def http_get(host: str, port: int, path: str, timeout: float = 10.0) -> Reply:
             if not chunk:
                 raise ValueError("the connection closed before a whole reply")
         wall = time.monotonic() - started
-        sent = sent_stamp(sock)
+        stamped.drain_errors()
+    return Reply(*reply, *_latency(stamped.sent, arrived, wall), wall)
+
+
+def _latency(sent: float | None, arrived: float | None, wall: float) -> tuple[float, bool]:
+    """(seconds, stamped): by the stamps when there are both, else the thread's clock."""
     if sent is not None and arrived is not None and arrived >= sent:
-        return Reply(reply[0], reply[1], arrived - sent, True, wall)
-    return Reply(reply[0], reply[1], wall, False, wall)
+        return arrived - sent, True
+    return wall, False
 
 
 def dns_exchange(
@@ -147,15 +176,13 @@ def dns_exchange(
     like http_get. Raises OSError (TimeoutError) when none comes within ``timeout``."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         _ask_for_stamps(sock)
-        sock.settimeout(timeout)
         started = time.monotonic()
         sock.sendto(query, addr)
+        stamped = _StampedSocket(sock, timeout)
         while True:
-            reply, ancillary, _, _ = sock.recvmsg(4096, ANCILLARY)
+            reply, arrived = stamped.recv(4096)
             if matches(reply):
                 break
         wall = time.monotonic() - started
-        arrived, sent = stamp(ancillary), sent_stamp(sock)
-    if sent is not None and arrived is not None and arrived >= sent:
-        return reply, arrived - sent
-    return reply, wall
+        stamped.drain_errors()
+    return reply, _latency(stamped.sent, arrived, wall)[0]

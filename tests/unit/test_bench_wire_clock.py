@@ -32,13 +32,15 @@ Server = tuple[socket.socket, list[threading.Thread]]
 DELAY = 0.05  # the server's own latency, which the stamps must see
 
 
-def _serve_once(listener: socket.socket, reply: bytes, close_after: bool) -> None:
+def _serve_once(
+    listener: socket.socket, reply: bytes, close_after: bool, delay: float = DELAY
+) -> None:
     conn, _ = listener.accept()
     with conn:
         request = b""
         while b"\r\n\r\n" not in request:
             request += conn.recv(4096)
-        time.sleep(DELAY)  # the latency under test, not a synchronisation
+        time.sleep(delay)  # the latency under test, not a synchronisation
         conn.sendall(reply)
         if not close_after:
             conn.recv(1)  # until the client closes: a keep-alive server
@@ -79,6 +81,22 @@ def test_a_reply_is_read_whole_and_timed_by_the_kernel(
     assert (got.status, got.body) == (200, b"hello")
     assert got.stamped
     assert DELAY <= got.seconds <= got.thread_seconds
+
+
+def test_waiting_for_a_reply_costs_the_probe_no_cpu(server: Server) -> None:
+    # a TX stamp on the error queue makes poll() report POLLERR: a socket that polled
+    # for data without draining it would spin for the whole wait
+    listener, threads = server
+    slow = 0.3
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    thread = threading.Thread(target=_serve_once, args=(listener, reply, False, slow))
+    thread.start()
+    threads.append(thread)
+    cpu = time.thread_time()
+    with wire_clock.keep_stamping():
+        got = wire_clock.http_get(*listener.getsockname()[:2], "/", timeout=10)
+    assert got.stamped and got.seconds >= slow
+    assert time.thread_time() - cpu < slow / 3
 
 
 def test_a_reply_cut_short_is_an_error(
