@@ -211,6 +211,10 @@ def read_metrics(router: Router) -> None:
     overlay = metric_sum(text, "weavenet_overlay_sent_bytes_total")
     router.stats["overlay_sent_kb"] = (overlay or 0) / 1024
     router.stats["loop"] = metric_max(text, "weavenet_event_loop")
+    ready = metric_sum(text, "weavenet_ready_cpu_seconds")
+    if ready is not None:  # the router's own count at the moment: see below
+        router.stats["probed_ready_cpu_s"] = router.stats.get("ready_cpu_s")
+        router.stats["ready_cpu_s"] = ready
 
 
 # ---- one run -------------------------------------------------------------------------
@@ -298,7 +302,7 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
     for r in routers:
         r.stats["multiple_connections"] = _log(r).count("Multiple connections")
     result = summarize(kind, n, convergence, [r.stats for r in routers])
-    probed = ("ready_s", "asked_at", "latencies", "dns")
+    probed = ("ready_s", "asked_at", "latencies", "dns", "ready_cpu_s", "probed_ready_cpu_s")
     result["probes"] = [{k: r.stats.get(k) for k in probed} for r in routers]  # for --json
     return result
 

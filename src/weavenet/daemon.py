@@ -306,6 +306,7 @@ async def serve(opts: Options) -> None:
     _tune_gc()
     await run.shell.start()  # last: see MeshShell.start
     notify_ready()  # the launching CLI, if any, waits for this
+    run.monitor.mark_ready()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -167,6 +168,23 @@ def test_metrics_export_histogram_max_and_lag(loop: asyncio.AbstractEventLoop) -
     assert float(cpu_line.split()[1]) == monitor.stats().max_step_cpu
     assert "weavenet_event_loop_lag_seconds 0.125" in text
     assert "weavenet_event_loop_lag_max_seconds 0.125" in text
+
+
+def test_the_cpu_used_until_ready_is_exported_once_marked() -> None:
+    monitor = LoopMonitor()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LoopCollector(monitor))
+    assert "weavenet_ready_cpu_seconds" not in generate_latest(registry).decode()
+    before = os.times()
+    sum(i * i for i in range(200_000))  # some CPU of our own
+    monitor.mark_ready()
+    after = os.times()
+    ready = monitor.stats().ready_cpu
+    assert ready is not None
+    assert before.user + before.system <= ready <= after.user + after.system
+    text = generate_latest(registry).decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith("weavenet_ready_cpu_seconds "))
+    assert float(line.split()[1]) == ready
 
 
 def test_slow_steps_are_logged_at_most_every_interval_but_a_new_longest_always(

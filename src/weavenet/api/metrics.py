@@ -204,6 +204,8 @@ class LoopStepStats(Protocol):
     def lag(self) -> float: ...
     @property
     def max_lag(self) -> float: ...
+    @property
+    def ready_cpu(self) -> float | None: ...
 
     def cumulative(self) -> list[tuple[str, int]]: ...
 
@@ -216,7 +218,18 @@ def loop_metrics(stats: LoopStepStats) -> list[Metric]:
         buckets=stats.cumulative(),
         sum_value=stats.total_seconds,
     )
+    ready = []
+    if stats.ready_cpu is not None:
+        ready.append(
+            _gauge(
+                "weavenet_ready_cpu_seconds",
+                "CPU time (user and system, all threads) the router had used when it was"
+                " ready to serve (when `weave launch` returns).",
+                stats.ready_cpu,
+            )
+        )
     return [
+        *ready,
         steps,
         _gauge(
             "weavenet_event_loop_step_max_seconds",

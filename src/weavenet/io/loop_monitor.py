@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import threading
 import time
 from bisect import bisect_left
@@ -88,6 +89,7 @@ class LoopStats(msgspec.Struct, frozen=True):
     lag: float  # the latest probe's lateness
     max_lag: float
     probes: int
+    ready_cpu: float | None = None  # the process's CPU-s when it was ready (mark_ready)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """Prometheus histogram buckets: (le, steps at most that long), ending with +Inf."""
@@ -160,6 +162,7 @@ class LoopMonitor:
         self._slowest = ""
         self._lag = self._max_lag = 0.0
         self._probes = 0
+        self._ready_cpu: float | None = None
         self._logged_at = float("-inf")
         self._unlogged = 0
         self._original: Callable[[asyncio.Handle], None] | None = None
@@ -262,7 +265,16 @@ class LoopMonitor:
             lag=self._lag,
             max_lag=self._max_lag,
             probes=self._probes,
+            ready_cpu=self._ready_cpu,
         )
+
+    def mark_ready(self) -> None:
+        """The router is ready (`weave launch` returns): remember the CPU it has used, all
+        threads, so that what converging costs can be told from what starting cost
+        (bench/scale.py reads it from /metrics; a reader of /proc after the fact cannot
+        know when the moment was)."""
+        times = os.times()
+        self._ready_cpu = times.user + times.system
 
     def close(self) -> None:
         """Stop the probe and restore asyncio's own Handle._run (idempotent)."""
