@@ -29,8 +29,6 @@ from weavenet.core.overlay.fastdp import FastdpOverlay
 from weavenet.core.overlay.sleeve_overlay import SleeveOverlay
 from weavenet.core.overlay.switch import OverlaySwitch, SubOverlay
 from weavenet.core.peername import format_peer_name
-from weavenet.io.cpu_priority import AutogroupBoost
-from weavenet.io.foreground import Foreground
 from weavenet.io.identity import resolve_peer_name
 from weavenet.io.ipam_config import parse_ipam_flags
 from weavenet.io.ipam_shell import start_ipam
@@ -290,8 +288,7 @@ async def serve(opts: Options) -> None:
     router = build_router(opts, store, name, loop.time(), overlay)
     ipam_flags = (opts.ipalloc_range, opts.ipalloc_default_subnet, opts.ipalloc_init)
     ipam_settings = parse_ipam_flags(*ipam_flags, len(router.maker.direct_peers()))
-    foreground = Foreground(priority=AutogroupBoost())  # requests first: io/foreground.py
-    run = Running(MeshShell(router, opts.host, opts.port, store.save_targets, foreground), store)
+    run = Running(MeshShell(router, opts.host, opts.port, store.save_targets), store)
     run.monitor = start_loop_monitor()
     run.ipam = await start_ipam(ipam_settings, run.shell, store)
     universe = str(ipam_settings.universe) if ipam_settings else None

@@ -72,59 +72,6 @@ def test_handlers_hold_it_until_the_last_ends_within_the_budget() -> None:
     assert fg.busy()
 
 
-class Priority:
-    """Records what Foreground asks of the router's CPU priority."""
-
-    def __init__(self) -> None:
-        self.boosted = False
-        self.changes = 0
-
-    def boost(self) -> None:
-        self.changes += not self.boosted
-        self.boosted = True
-
-    def settle(self) -> None:
-        self.changes += self.boosted
-        self.boosted = False
-
-
-def test_the_priority_is_raised_while_a_handler_runs_within_its_budget() -> None:
-    clock, priority = Clock(), Priority()
-    fg = Foreground(clock, priority)
-    fg.begin()
-    fg.begin()
-    fg.end()
-    assert priority.boosted  # one handler still runs
-    fg.end()
-    assert not priority.boosted  # the last one ended
-    fg.begin()
-    clock.now += HTTP_BUDGET * 1.01
-    assert priority.boosted and not fg.busy()
-    assert not priority.boosted  # its budget spent: background work saw it settled
-    assert priority.changes == 4  # one raise and one fall per window, nothing per call
-    fg.begin()
-    fg.close()
-    assert not priority.boosted  # at shutdown
-
-
-def test_the_priority_is_raised_on_an_arrival_and_settled_when_served(
-    listener: socket.socket,
-) -> None:
-    clock, priority = Clock(), Priority()
-    fg = Foreground(clock, priority)
-    fg.watch(listener)
-    assert not fg.arriving() and not priority.boosted
-    client = _connect(listener)
-    try:
-        assert fg.arriving() and priority.boosted
-        conn, _ = listener.accept()
-        conn.close()
-        fg.served()
-        assert not priority.boosted
-    finally:
-        client.close()
-
-
 def test_a_socket_closed_while_watched_is_forgotten(listener: socket.socket) -> None:
     fg = Foreground(Clock())
     other = socket.create_server(("127.0.0.1", 0))

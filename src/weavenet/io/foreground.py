@@ -23,11 +23,6 @@ aside:
   take from the mesh; :meth:`end` of the last request ends it at once, and
   :meth:`served` does for a DNS socket drained.
 
-While foreground work is in progress (the same window), the router's event-loop thread
-also runs at a raised CPU priority when it is given a ``priority`` (io/cpu_priority.py):
-yielding orders the router's own work, the priority orders the router before the other
-processes sharing the cores, which on a busy host is most of a request's wait.
-
 Only control work yields: the mesh's inbox and timer, the overlays' news to the router
 (a forwarder established, an MTU found: MeshShell.overlay_activity), and fastdp's
 heartbeat socket (the kernel forwards fastdp's traffic). Containers' frames on the sleeve
@@ -40,7 +35,6 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 # Thread CPU that background work yields after an HTTP arrival or a handler's start: an
 # aiohttp request takes ~0.5-1 ms of its own and the data plane's callbacks run between
@@ -49,28 +43,9 @@ HTTP_BUDGET = 0.010
 DNS_BUDGET = 0.001
 
 
-class Priority(Protocol):
-    """What Foreground tells when its window opens and closes (cpu_priority.AutogroupBoost)."""
-
-    def boost(self) -> None: ...
-
-    def settle(self) -> None: ...
-
-
-class _Unchanged:
-    def boost(self) -> None:
-        pass
-
-    def settle(self) -> None:
-        pass
-
-
 class Foreground:
-    def __init__(
-        self, clock: Callable[[], float] = time.thread_time, priority: Priority | None = None
-    ) -> None:
+    def __init__(self, clock: Callable[[], float] = time.thread_time) -> None:
         self._clock = clock
-        self._priority = priority or _Unchanged()
         self._poll = select.poll()
         self._budgets: dict[int, float] = {}  # watched fd -> CPU budget on arrival
         self._until = 0.0  # background yields while the clock is below this
@@ -93,12 +68,11 @@ class Foreground:
         """Stop watching every socket (at shutdown, before they are closed)."""
         for fd in list(self._budgets):
             self._forget(fd)
-        self._priority.settle()
 
     def begin(self) -> None:
         """An HTTP handler starts."""
         self._active += 1
-        self._open(HTTP_BUDGET)
+        self._until = max(self._until, self._clock() + HTTP_BUDGET)
 
     def end(self) -> None:
         """An HTTP handler has its response: the last one ends the yielding."""
@@ -110,7 +84,6 @@ class Foreground:
         handler runs, background work need not wait out the arrival's budget."""
         if not self._active:
             self._until = 0.0
-            self._priority.settle()
 
     def arriving(self) -> bool:
         """Input waits on a watched socket (and starts its budget)."""
@@ -123,7 +96,7 @@ class Foreground:
             elif fd in self._budgets:
                 budget = max(budget, self._budgets[fd])
         if budget:
-            self._open(budget)
+            self._until = max(self._until, self._clock() + budget)
         return budget > 0
 
     def busy(self) -> bool:
@@ -131,13 +104,7 @@ class Foreground:
         if self._clock() < self._until or self.arriving():
             self.yields += 1
             return True
-        self._priority.settle()  # the window is over (its budget spent, or closed)
         return False
-
-    def _open(self, budget: float) -> None:
-        """Foreground work for up to ``budget`` more seconds of CPU from now."""
-        self._until = max(self._until, self._clock() + budget)
-        self._priority.boost()
 
     def _forget(self, fd: int) -> None:
         if self._budgets.pop(fd, None) is not None:

@@ -72,7 +72,6 @@ class MeshShell:
         host: str,
         port: int,
         persist_targets: Callable[[list[str]], None],
-        foreground: Foreground | None = None,
     ) -> None:
         self.router = router
         self.host = host
@@ -93,7 +92,7 @@ class MeshShell:
         self.sent_bytes = 0
         self.sent_counters: dict[str, Callable[[], int]] = {"mesh": lambda: self.sent_bytes}
         # API requests and DNS queries go before the mesh's backlog (see foreground.py)
-        self.foreground = foreground or Foreground()
+        self.foreground = Foreground()
         self.inbox = Inbox(self.loop, self._feed, self.run_effects, foreground=self.foreground)
         self._overlay_moved: set[int] = set()  # see overlay_activity
         self._overlay_retry: asyncio.Handle | None = None
