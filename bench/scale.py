@@ -285,10 +285,13 @@ def run_chain(cluster: InteropCluster, kind: str, args: argparse.Namespace) -> d
             progress(f"  all launched after {time.monotonic() - t0:.1f} s", final=True)
             convergence = wait_converged(routers, t0, args.timeout)
             progress(f"  converged in {convergence:.2f} s", final=True)
+            stop.set()  # latency is sampled during convergence; nor may probes disturb below
             for r in routers:
                 r.stats["total_cpu_s"] = cpu_seconds(r.pid or 0)
                 r.stats["rss_peak_mb"] = peak_rss_mb(r.pid or 0)
                 r.stats["converged_s"] = r.converged_at
+            for job in probes:
+                job.exception()  # their last replies in before the scrapes below
             if kind == "weavenet":
                 list(pool.map(read_metrics, routers))
         finally:
