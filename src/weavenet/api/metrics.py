@@ -211,7 +211,8 @@ class LoopStepStats(Protocol):
 
 
 def loop_metrics(stats: LoopStepStats) -> list[Metric]:
-    """The router's own event loop: step durations and timer lateness (ours; not in Weave)."""
+    """The router's own event loop: step durations and timer lateness, and the CPU it had
+    used when it was ready (ours; not in Weave)."""
     steps = HistogramMetricFamily(
         "weavenet_event_loop_step_seconds",
         "Time the event loop spent in one step (a callback or a task step).",
