@@ -4,6 +4,7 @@ our own connections made and dropped, collections with or without a grace.
 
 - The route search that stops after as many names as the table has entries
   (``Routes.compute``) finds exactly the routes of the search that counts every name.
+- ``Routes.reaches`` (a search that stops at its peer) answers as the data-plane table.
 - ``discovery_candidates`` finds every announced connection to a peer of the table we
   are not connected to, as walking every entry's every connection does."""
 
@@ -39,7 +40,12 @@ def churn(peers: Peers, step: Step, now: float) -> None:
 
 
 def assert_closed_and_equal(peers: Peers) -> None:
+    asked = Routes.compute(peers)  # asked one question each, its table never computed
+    reached = {name for name in (US, *POOL, UNKNOWN_PEER_NAME) if asked.reaches(name)}
+    assert "unicast" not in asked.__dict__
     computed = Routes.compute(peers)
+    assert reached == {n for n in (US, *POOL, UNKNOWN_PEER_NAME) if computed.lookup(n) is not None}
+    assert all(computed.reaches(n) == (n in reached) for n in (US, *POOL))  # from the table
     counted = Routes(US, peers.adjacency())
     assert computed.unicast_all == counted.unicast_all
     assert computed.unicast == counted.unicast
