@@ -67,8 +67,8 @@ from weavenet.harness.netns import Host
 from weavenet.harness.netns_thread import enter_netns
 from weavenet.harness.util import pid_alive, run_cmd, venv_bin
 
-API = "127.0.0.1:6784"
 API_ADDR = ("127.0.0.1", 6784)
+API = "{}:{}".format(*API_ADDR)
 DNS = ("127.0.0.1", 53)  # every router serves DNS here (--dns-listen-address)
 
 
@@ -168,14 +168,15 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
     while not stop.is_set():
         asked = time.monotonic()
         try:
-            reply = wire_clock.http_get(*API_ADDR, "/status")
-            code, text, took = reply.status, reply.body.decode(errors="replace"), reply.seconds
+            reply: wire_clock.Reply | None = wire_clock.http_get(*API_ADDR, "/status")
         except (OSError, ValueError):
-            code, text, took, reply = 0, "", time.monotonic() - asked, None
-        if code == 200 and reply is not None:
+            reply = None
+        if reply is not None and reply.status == 200:
+            text, took = reply.body.decode(errors="replace"), reply.seconds
             router.stats["thread_latencies"].append(reply.thread_seconds)
             router.stats["stamped"] += reply.stamped
-            router.stats["last_counts"] = mesh_counts(text)
+            counts = mesh_counts(text)
+            router.stats["last_counts"] = counts
             if "ready_cpu_s" not in router.stats:
                 pid = router.host.router_pid() if router.go is None else router.go.pid()
                 router.stats["ready_cpu_s"] = cpu_seconds(pid or 0)
@@ -183,7 +184,6 @@ def probe(router: Router, n: int, t0: float, poll: float, stop: threading.Event)
             latencies.append(took)
             router.stats["asked_at"].append(asked - t0)
             router.stats["dns"].append(dns_query(DNS))  # the router answers: so does DNS
-            counts = mesh_counts(text)
             done = counts is not None and counts.converged(n)
             if done and router.converged_at is None:
                 router.converged_at = time.monotonic() - t0

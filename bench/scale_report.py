@@ -61,8 +61,7 @@ def _dns(rows: list[dict[str, Any]]) -> str:
     lost = sum(t is None for row in rows for t in row.get("dns", []))
     if not answered:
         return f"- ({lost})"
-    pct = " / ".join(f"{1e3 * _pct(answered, q):.0f}" for q in (0.5, 0.99, 1.0))
-    return f"{pct}, {lost}"
+    return f"{_ms3(answered)}, {lost}"
 
 
 def _ms3(values: list[float]) -> str:

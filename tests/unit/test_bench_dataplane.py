@@ -3,34 +3,21 @@ overlay names from `weave status connections`, target verdicts and the table."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.bench_modules import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "weave28"
 
 
-def _load() -> ModuleType:
-    # bench/ is a directory of scripts, not a package: load the module from its file.
-    spec = importlib.util.spec_from_file_location(
-        "dataplane_report", ROOT / "bench" / "dataplane_report.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-dr = _load()
+dr = load_bench("dataplane_report")
 
 
 # ---- statistics -----------------------------------------------------------------------

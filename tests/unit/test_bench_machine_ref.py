@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from tests.unit.bench_modules import load_bench
 
-def _load() -> ModuleType:
-    # bench/ is a directory of scripts, not a package: load the module from its file.
-    path = Path(__file__).resolve().parents[2] / "bench" / "machine_ref.py"
-    spec = importlib.util.spec_from_file_location("machine_ref", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-machine_ref = _load()
+machine_ref = load_bench("machine_ref")
 
 
 def test_import_floor_spreads_n_minus_one_imports_over_the_cores() -> None:

@@ -3,30 +3,16 @@ servers made here, in threads)."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.unit.bench_modules import load_bench
 
-def _load() -> ModuleType:
-    # bench/ is a directory of scripts, not a package: load the module from its file.
-    path = Path(__file__).resolve().parents[2] / "bench" / "wire_clock.py"
-    spec = importlib.util.spec_from_file_location("wire_clock", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wire_clock"] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
-
-
-wire_clock = _load()
+wire_clock = load_bench("wire_clock")
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
 Server = tuple[socket.socket, list[threading.Thread]]
 DELAY = 0.05  # the server's own latency, which the stamps must see
